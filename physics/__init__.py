@@ -1,0 +1,5 @@
+"""medrecon.physics: forward models as torch LinearOperators (MRI, CT) and measurement models."""
+
+from .linop import Identity, LinearOperator
+
+__all__ = ["LinearOperator", "Identity"]

@@ -1,0 +1,122 @@
+"""Cartesian MRI forward models: sampling mask, Fourier transform, multi-coil SENSE.
+
+Shapes (2-D; 3-D adds a depth axis ``D`` before ``H`` and uses ``ndim=3``):
+
+- image ``x``: ``(B, H, W)`` complex64 or complex128
+- coil maps ``S``: ``(B or 1, C, H, W)`` complex
+- k-space ``y``: ``(B, C, H, W)`` complex, centre at ``(H // 2, W // 2)``
+- mask ``M``: any shape that broadcasts against k-space, e.g. ``(1, 1, 1, W)`` for 1-D Cartesian
+  undersampling along ``W`` (the phase-encode axis in fastMRI), ``(B, 1, H, W)`` for 2-D masks.
+
+The forward model is ``y = M ⊙ F(S ⊙ x)`` with the centred unitary FFT ``F``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..fft import fftc, ifftc
+from ..linop import LinearOperator
+
+
+def _as_complex_buffer(name: str, t: torch.Tensor) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if not t.is_complex():
+        raise TypeError(f"{name}: expected a complex tensor (complex64/complex128), got {t.dtype}")
+    return t
+
+
+def _as_mask(mask: torch.Tensor) -> torch.Tensor:
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask: expected a torch.Tensor, got {type(mask).__name__}")
+    if mask.is_complex():
+        raise TypeError(f"mask: expected a real (0/1 or weight) tensor, got {mask.dtype}")
+    return mask.to(torch.float32) if not mask.is_floating_point() else mask
+
+
+class FourierOperator(LinearOperator):
+    """Centred unitary FFT over the last ``ndim`` axes; its adjoint is the inverse FFT."""
+
+    def __init__(self, ndim: int = 2) -> None:
+        super().__init__()
+        if ndim not in (2, 3):
+            raise ValueError(f"ndim: expected 2 or 3, got {ndim}")
+        self.ndim = ndim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fftc(x, self.ndim)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return ifftc(y, self.ndim)
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class MaskOperator(LinearOperator):
+    """Multiplication by a real sampling mask (self-adjoint). ``mask`` broadcasts against the input."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", _as_mask(mask))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.mask
+
+
+class SenseOperator(LinearOperator):
+    """Multi-coil Cartesian SENSE: ``x (B, [D,] H, W) -> M ⊙ F(S ⊙ x) (B, C, [D,] H, W)``.
+
+    Args:
+        maps: coil sensitivities ``(B or 1, C, [D,] H, W)``, complex.
+        mask: real sampling mask broadcastable to k-space ``(B, C, [D,] H, W)``; ``None`` for
+            fully sampled data.
+        ndim: 2 for slice-wise, 3 for volumetric Fourier encoding.
+
+    The adjoint is ``Σ_c conj(S_c) ⊙ Fᴴ(M ⊙ y_c)``; with binary masks ``normal`` equals
+    ``Σ_c conj(S_c) ⊙ Fᴴ M F (S_c ⊙ x)``.
+    """
+
+    def __init__(self, maps: torch.Tensor, mask: torch.Tensor | None = None, ndim: int = 2) -> None:
+        super().__init__()
+        maps = _as_complex_buffer("maps", maps)
+        if ndim not in (2, 3):
+            raise ValueError(f"ndim: expected 2 or 3, got {ndim}")
+        if maps.ndim != ndim + 2:
+            raise ValueError(
+                f"maps: expected {ndim + 2} dims (B, C, {'D, ' if ndim == 3 else ''}H, W), got shape {tuple(maps.shape)}"
+            )
+        if maps.shape[1] < 1:
+            raise ValueError(f"maps: expected at least one coil, got shape {tuple(maps.shape)}")
+        self.ndim = ndim
+        self.register_buffer("maps", maps)
+        if mask is not None:
+            mask = _as_mask(mask)
+            try:
+                torch.broadcast_shapes(mask.shape, maps.shape)
+            except RuntimeError as err:
+                raise ValueError(
+                    f"mask: shape {tuple(mask.shape)} does not broadcast against k-space shape {tuple(maps.shape)}"
+                ) from err
+        self.register_buffer("mask", mask)
+
+    @property
+    def num_coils(self) -> int:
+        """Number of receive coils ``C``."""
+        return int(self.maps.shape[1])
+
+    def _maps_for(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maps if self.maps.dtype == x.dtype else self.maps.to(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = fftc(self._maps_for(x) * x.unsqueeze(1), self.ndim)
+        return k if self.mask is None else k * self.mask
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        if self.mask is not None:
+            y = y * self.mask
+        return torch.sum(torch.conj(self._maps_for(y)) * ifftc(y, self.ndim), dim=1)

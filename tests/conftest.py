@@ -1,0 +1,38 @@
+"""Shared fixtures: synthetic MRI slices and the optional ../shared/data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_file(rel: str) -> Path:
+    """Path of a file under ../shared/data; skips the test when it is absent."""
+    p = SHARED_DATA / rel
+    if not p.exists():
+        pytest.skip(f"shared data file {p} not present")
+    return p
+
+
+@pytest.fixture(scope="session")
+def phantom_mc() -> dict[str, torch.Tensor]:
+    """A 128² Shepp-Logan with smooth phase, 8 birdcage coils, fully sampled k-space (complex64)."""
+    import sigpy as sp
+    import sigpy.mri
+
+    n, c = 128, 8
+    img = sp.shepp_logan((n, n)).astype(np.complex64)
+    yy, xx = np.mgrid[:n, :n] / n
+    img = img * np.exp(1j * (0.6 * xx + 0.3 * yy)).astype(np.complex64)
+    maps = sigpy.mri.birdcage_maps((c, n, n)).astype(np.complex64)
+    x = torch.from_numpy(img)
+    s = torch.from_numpy(maps)
+    from medrecon.physics.fft import fftc
+
+    k = fftc(s * x)
+    return {"image": x, "maps": s, "kspace": k}
