@@ -1,0 +1,139 @@
+"""Reconstruction volumes in and out: NIfTI and HDF5, written atomically.
+
+In memory a reconstruction is ``(slices, rows, cols)``. In NIfTI it is stored as
+``(rows, cols, slices)`` with the affine ``diag(row_mm, col_mm, slice_mm)`` and the origin at the
+volume centre (raw k-space files carry no patient orientation, so the frame is the scanner's with
+the image centred on the isocentre). In HDF5 it is the dataset ``reconstruction`` of shape
+``(slices, rows, cols)`` float32 (the fastMRI submission layout), with optional ``std`` and
+attributes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_output
+from .errors import InputFileError
+
+
+def nifti_affine(shape_rcs: tuple[int, int, int], voxel_size_mm: tuple[float, float, float]) -> np.ndarray:
+    """4×4 affine for an array ``(rows, cols, slices)``: spacing on the diagonal, centred origin."""
+    aff = np.diag([*map(float, voxel_size_mm), 1.0])
+    aff[:3, 3] = -aff[:3, :3] @ ((np.asarray(shape_rcs, dtype=float) - 1) / 2)
+    return aff
+
+
+def write_nifti(volume: np.ndarray, path: str | Path, voxel_size_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Path:
+    """Write a ``(slices, rows, cols)`` real volume as NIfTI-1 (``.nii`` / ``.nii.gz``), float32.
+
+    Returns:
+        The written path. Nothing is left behind when writing fails.
+    """
+    import nibabel as nib
+
+    vol = np.asarray(volume)
+    if np.iscomplexobj(vol):
+        raise TypeError("volume: expected a real (magnitude) volume for NIfTI, got complex; pass np.abs(volume)")
+    if vol.ndim != 3:
+        raise ValueError(f"volume: expected (slices, rows, cols), got shape {vol.shape}")
+    data = np.ascontiguousarray(np.transpose(vol, (1, 2, 0)), dtype=np.float32)
+    img = nib.Nifti1Image(data, nifti_affine(data.shape, voxel_size_mm))
+    img.header.set_xyzt_units("mm")
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    with atomic_output(path) as tmp:
+        nib.save(img, str(tmp))
+    return Path(path)
+
+
+def write_recon_h5(volume: np.ndarray, path: str | Path, std: np.ndarray | None = None, attrs: dict | None = None) -> Path:
+    """Write ``reconstruction`` ``(slices, rows, cols)`` float32 (and ``std`` if given) to HDF5."""
+    import h5py
+
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise ValueError(f"volume: expected (slices, rows, cols), got shape {vol.shape}")
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("reconstruction", data=vol.astype(np.float32))
+            if std is not None:
+                f.create_dataset("std", data=np.asarray(std, dtype=np.float32))
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = v
+    return Path(path)
+
+
+def write_volume(volume: np.ndarray, path: str | Path, voxel_size_mm=(1.0, 1.0, 1.0), attrs: dict | None = None) -> Path:
+    """Write by suffix: ``.nii`` / ``.nii.gz`` → NIfTI, ``.h5`` → HDF5."""
+    p = Path(path)
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return write_nifti(volume, p, voxel_size_mm)
+    if name.endswith((".h5", ".hdf5")):
+        return write_recon_h5(volume, p, attrs=attrs)
+    raise InputFileError(p, "output file type", "a .nii, .nii.gz or .h5 name", f"suffix {''.join(p.suffixes) or 'none'!r}")
+
+
+def read_volume(path: str | Path) -> np.ndarray:
+    """Read a magnitude volume ``(slices, rows, cols)`` float32 for evaluation.
+
+    Accepts NIfTI (as written by :func:`write_nifti`), HDF5 with ``reconstruction``,
+    ``reconstruction_rss`` or ``reconstruction_esc``, and fastMRI / SKM-TEA / ``.npz`` raw files
+    without such a dataset, in which case their reference target (or the RSS of the fully sampled
+    k-space, centre-cropped to the recon size) is returned.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(p, "file", "an existing file", "no such file")
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        try:
+            data = np.asanyarray(nib.load(str(p)).dataobj)
+        except Exception as err:  # nibabel raises several types for corrupt files
+            raise InputFileError(p, "file", "a readable NIfTI image", f"unreadable ({err})") from None
+        if data.ndim == 2:
+            data = data[..., None]
+        if data.ndim != 3:
+            raise InputFileError(p, "image", "a 3-D (rows, cols, slices) volume", f"shape {data.shape}")
+        return np.transpose(data, (2, 0, 1)).astype(np.float32)
+    if name.endswith((".h5", ".hdf5")):
+        import h5py
+
+        try:
+            with h5py.File(p, "r") as f:
+                for key in ("reconstruction", "reconstruction_rss", "reconstruction_esc"):
+                    if key in f:
+                        return np.abs(f[key][()]).astype(np.float32)
+        except OSError as err:
+            raise InputFileError(p, "file", "a readable HDF5 file", f"unreadable ({err})") from None
+    if name.endswith((".h5", ".hdf5", ".npz")):
+        return reference_from_kspace(p)
+    raise InputFileError(p, "file type", "NIfTI, HDF5 or .npz", f"suffix {''.join(p.suffixes) or 'none'!r}")
+
+
+def reference_from_kspace(path: str | Path) -> np.ndarray:
+    """Reference magnitude volume of a raw file: its stored target, else RSS of the k-space.
+
+    The RSS is centre-cropped to the file's recon size when it has one (fastMRI convention).
+    """
+    from ..evaluation.metrics import center_crop
+    from ..physics.fft import ifftc
+    import torch
+
+    from .open_kspace import open_kspace
+
+    src = open_kspace(path)
+    out = []
+    for i in range(src.num_slices):
+        t = src.target(i)
+        if t is None:
+            coil_images = ifftc(torch.from_numpy(src.kspace(i)))
+            t = torch.sqrt(torch.sum(torch.abs(coil_images) ** 2, dim=0)).numpy()
+            if src.geometry.recon_size is not None:
+                t = center_crop(t, src.geometry.recon_size)
+        out.append(t.astype(np.float32))
+    return np.stack(out)

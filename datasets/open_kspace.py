@@ -1,0 +1,41 @@
+"""Open any supported raw MRI file by looking at its content (not only its name)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import InputFileError
+from .kspace_source import KSpaceSource
+
+
+def open_kspace(path: str | Path, echo: int = 0) -> KSpaceSource:
+    """Open fastMRI (single/multi-coil) or SKM-TEA ``.h5``, or ``.npz`` k-space.
+
+    HDF5 files whose ``kspace`` has rank 5 are read as SKM-TEA, others as fastMRI.
+
+    Raises:
+        InputFileError: missing file, unknown suffix, or any layout problem the readers find.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(p, "file", "an existing file", "no such file")
+    if p.suffix == ".npz":
+        from .npz_kspace import NpzKSpace
+
+        return NpzKSpace(p)
+    if p.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        try:
+            with h5py.File(p, "r") as f:
+                rank = f["kspace"].ndim if "kspace" in f and hasattr(f["kspace"], "ndim") else None
+        except OSError as err:
+            raise InputFileError(p, "file", "a readable HDF5 file", f"unreadable ({err.__class__.__name__}: {err})") from None
+        if rank == 5:
+            from .skmtea import SKMTEAFile
+
+            return SKMTEAFile(p, echo=echo)
+        from .fastmri import FastMRIFile
+
+        return FastMRIFile(p)
+    raise InputFileError(p, "file type", "a .h5 (fastMRI / SKM-TEA) or .npz k-space file", f"suffix {p.suffix!r}")

@@ -1,0 +1,92 @@
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from medrecon.cli.main import main, parse_slices
+
+from mri_files import multicoil_volume, write_fastmri, write_skmtea
+
+
+@pytest.fixture(scope="module")
+def fully(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    return write_fastmri(d / "fully.h5", multicoil_volume(slices=2, coils=4, h=64, w=64), recon_size=(48, 48))
+
+
+def test_simulate_reconstruct_evaluate(tmp_path, fully, capsys):
+    under = tmp_path / "under.h5"
+    assert main(["simulate", "mri", "--input", str(fully), "--mask", "equispaced_fraction", "--accel", "4",
+                 "--center-fraction", "0.15", "--seed", "0", "--out", str(under)]) == 0
+    with h5py.File(under) as f:
+        assert f["kspace"].shape == (2, 4, 64, 64) and f["mask"].shape == (64,)
+        assert f["reconstruction_rss"].shape == (2, 48, 48)
+        assert f.attrs["acceleration"] == 4 and f.attrs["num_low_frequency"] == 10
+        m = f["mask"][()]
+        assert np.all(f["kspace"][0][:, :, m == 0] == 0)
+        assert b"ISMRMRD" in f["ismrmrd_header"][()]
+    results = {}
+    for method, out in (("zf", "zf.nii.gz"), ("sense", "sense.h5"), ("cs", "cs.nii.gz")):
+        assert main(["reconstruct", "mri", str(under), "--method", method, "--quiet", "--out", str(tmp_path / out)]) == 0
+        js = tmp_path / f"{method}.json"
+        assert main(["evaluate", "--target", str(fully), "--recon", str(tmp_path / out), "--json", str(js)]) == 0
+        results[method] = json.loads(js.read_text())
+    assert "PSNR" in capsys.readouterr().out
+    assert results["sense"]["PSNR"] > results["zf"]["PSNR"] + 3
+    assert results["cs"]["PSNR"] > results["zf"]["PSNR"] + 3
+    # a slice subset, evaluated against the matching target slices
+    assert main(["reconstruct", "mri", str(under), "--method", "zf", "--slices", "1", "--quiet", "--out", str(tmp_path / "s1.h5")]) == 0
+    assert main(["evaluate", "--target", str(fully), "--recon", str(tmp_path / "s1.h5"), "--slices", "1"]) == 0
+
+
+def test_skmtea_2d_mask_roundtrip(tmp_path):
+    sk = write_skmtea(tmp_path / "MTR_001.h5", multicoil_volume(slices=2, coils=4, h=48, w=40))
+    under = tmp_path / "u.h5"
+    assert main(["simulate", "mri", "--input", str(sk), "--mask", "poisson", "--accel", "3", "--calib", "12", "--out", str(under)]) == 0
+    with h5py.File(under) as f:
+        assert f["mask"].shape == (48, 40)
+    assert main(["reconstruct", "mri", str(under), "--method", "sense", "--quiet", "--out", str(tmp_path / "r.nii")]) == 0
+    assert main(["reconstruct", "mri", str(sk), "--method", "zf", "--quiet", "--out", str(tmp_path / "z.nii")]) == 0
+
+
+def _fails(argv, capsys, match, tmp_path, out_name=None):
+    before = set(p.name for p in tmp_path.iterdir())
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and match in err, err
+    assert set(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_bad_input_errors(tmp_path, fully, capsys):
+    out = str(tmp_path / "r.nii.gz")
+    (tmp_path / "junk.h5").write_text("junk")
+    _fails(["reconstruct", "mri", str(tmp_path / "junk.h5"), "--out", out], capsys, "junk.h5: file: expected a readable HDF5 file", tmp_path)
+    _fails(["reconstruct", "mri", str(fully), "--out", str(tmp_path / "missing" / "r.nii.gz")], capsys, "missing folder", tmp_path)
+    _fails(["reconstruct", "mri", str(fully), "--device", "cuda:7", "--out", out], capsys, "--device", tmp_path) if not __import__("torch").cuda.is_available() else None
+    _fails(["reconstruct", "mri", str(fully), "--out", str(tmp_path / "r.png")], capsys, "output file type", tmp_path)
+    _fails(["reconstruct", "mri", str(fully), "--slices", "9", "--quiet", "--out", out], capsys, "out of range", tmp_path)
+    bad = multicoil_volume(slices=2, coils=4, h=64, w=64)
+    bad[0, 1, 0, 0] = np.inf
+    nanf = write_fastmri(tmp_path / "inf.h5", bad, recon_size=(48, 48))
+    _fails(["reconstruct", "mri", str(nanf), "--quiet", "--method", "zf", "--out", out], capsys, "kspace slice 0: expected finite values", tmp_path)
+    _fails(["simulate", "mri", "--input", str(fully), "--accel", "4", "--center-fraction", "0.5", "--out", str(tmp_path / "u.h5")],
+           capsys, "exceeds", tmp_path)
+    _fails(["evaluate", "--target", str(fully), "--recon", str(tmp_path / "none.nii.gz")], capsys, "no such file", tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["reconstruct", "mri", str(fully), "--method", "magic", "--out", out])
+    assert e.value.code == 2 and "invalid choice: 'magic'" in capsys.readouterr().err
+
+
+def test_parse_slices():
+    assert parse_slices("0-2,5") == [0, 1, 2, 5]
+    assert parse_slices(None) is None
+    with pytest.raises(ValueError, match="--slices"):
+        parse_slices("a-b")
+
+
+def test_console_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "medrecon", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "reconstruct" in r.stdout
