@@ -23,6 +23,21 @@ def test_sense_2d_contract(dtype, batch_maps):
     assert max(errs.values()) < (1e-5 if dtype == torch.complex64 else 1e-12)
 
 
+@pytest.mark.parametrize("shape", [(15, 9), (16, 9), (14, 12)])
+def test_sense_odd_and_even_sizes_agree_with_plain_centred_fft(shape):
+    """Even sizes use the checkerboard-folded FFT, odd sizes the fftshift path: both equal fftc."""
+    from medrecon.physics.fft import fftc, ifftc
+
+    maps = _rand((2, 3, *shape), torch.complex128, 7)
+    mask = (torch.rand(2, 1, *shape, generator=torch.Generator().manual_seed(8)) > 0.4).double()
+    x = _rand((2, *shape), torch.complex128, 9)
+    op = SenseOperator(maps, mask)
+    assert torch.allclose(op(x), fftc(maps * x[:, None]) * mask, atol=1e-12)
+    y = _rand((2, 3, *shape), torch.complex128, 10)
+    assert torch.allclose(op.adjoint(y), torch.sum(maps.conj() * ifftc(y * mask), dim=1), atol=1e-12)
+    check_operator(op, (2, *shape), torch.complex128)
+
+
 def test_sense_3d_contract_and_2d_mask():
     maps = _rand((1, 3, 6, 10, 8), torch.complex64, 3)
     mask = (torch.rand(1, 1, 1, 10, 8, generator=torch.Generator().manual_seed(4)) > 0.6).float()
