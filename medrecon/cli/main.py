@@ -59,7 +59,12 @@ def _cmd_reconstruct_mri(args: argparse.Namespace) -> int:
     from ..datasets.open_kspace import open_kspace
     from ..recon.pipeline import ClassicalConfig, reconstruct_volume
 
-    config = ClassicalConfig(method=args.method, lam=args.lam, max_iter=args.iters)
+    if args.config is not None:
+        from ..config import load_config
+
+        config = load_config(args.config, ClassicalConfig, section="recon")
+    else:
+        config = ClassicalConfig(method=args.method, lam=args.lam, max_iter=args.iters)
     check_output_path(args.out)
     if not str(args.out).lower().endswith((".nii", ".nii.gz", ".h5", ".hdf5")):
         raise InputFileError(args.out, "output file type", "a .nii, .nii.gz or .h5 name", f"{Path(args.out).name!r}")
@@ -135,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm = rec_sub.add_parser("mri", help="multi-coil MRI from fastMRI / SKM-TEA .h5 or .npz")
     rm.add_argument("input")
     rm.add_argument("--method", default="cs", choices=METHODS)
+    rm.add_argument("--config", default=None, help="YAML with a 'recon' section (see configs/); overrides --method/--lam/--iters")
     rm.add_argument("--lam", type=float, default=None, help="regularisation weight (relative; default 1e-3)")
     rm.add_argument("--iters", type=int, default=None, help="solver iterations")
     rm.add_argument("--slices", default=None, help="e.g. '0-3,7' (default: all)")

@@ -79,7 +79,7 @@ def cs_l1_wavelet(
 
     Solves ``argmin_x ½||M F S x - y||² + λ ||Ψ x||₁`` with SigPy's FISTA / proximal gradient.
     Runs on the CPU with NumPy, or on the GPU through CuPy when the input tensors are on CUDA and
-    CuPy is installed.
+    CuPy is installed (otherwise CUDA inputs are solved on the CPU and the result moved back).
 
     Returns:
         ``(B, H, W)`` complex image, same scale and device as the data.
@@ -93,12 +93,14 @@ def cs_l1_wavelet(
     y = (kspace / scale).detach()
     mask_b = torch.broadcast_to(mask, kspace.shape)[:, 0]  # (B, H, W)
     maps_b = torch.broadcast_to(maps, kspace.shape)
-    dev = sp.Device(kspace.device.index if kspace.is_cuda else -1)
+    # SigPy computes on the GPU only through CuPy; without it, CUDA inputs are solved on the CPU
+    on_gpu = kspace.is_cuda and bool(getattr(sp.config, "cupy_enabled", False))
+    dev = sp.Device(kspace.device.index or 0) if on_gpu else sp.cpu_device
     out = []
     for b in range(kspace.shape[0]):
-        yb = y[b].cpu().numpy().astype(np.complex64)
-        sb = maps_b[b].detach().cpu().numpy().astype(np.complex64)
-        wb = (mask_b[b].detach().cpu().numpy() > 0).astype(np.float32)
+        yb = sp.to_device(y[b].cpu().numpy().astype(np.complex64), dev)
+        sb = sp.to_device(maps_b[b].detach().cpu().numpy().astype(np.complex64), dev)
+        wb = sp.to_device((mask_b[b].detach().cpu().numpy() > 0).astype(np.float32), dev)
         app = sigpy.mri.app.L1WaveletRecon(
             yb, sb, lam, weights=wb, wave_name=wave_name, max_iter=max_iter, device=dev, show_pbar=False
         )

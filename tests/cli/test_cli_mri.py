@@ -90,3 +90,25 @@ def test_parse_slices():
 def test_console_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "medrecon", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "reconstruct" in r.stdout
+
+
+def test_config_file(tmp_path, fully):
+    from pathlib import Path
+
+    from medrecon.config import load_config
+    from medrecon.datasets.errors import InputFileError
+    from medrecon.recon.pipeline import ClassicalConfig
+
+    repo_cfg = Path(__file__).resolve().parents[2] / "configs" / "mri_sense.yaml"
+    assert load_config(repo_cfg, ClassicalConfig, "recon").method == "sense"
+    assert main(["reconstruct", "mri", str(fully), "--config", str(repo_cfg), "--quiet", "--out", str(tmp_path / "r.h5")]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("recon:\n  method: cs\n  lamda: 0.1\n")
+    with pytest.raises(InputFileError, match=r"unknown keys \['lamda'\]"):
+        load_config(bad, ClassicalConfig, "recon")
+    bad.write_text("recon:\n  method: tv\n")
+    with pytest.raises(ValueError, match="method"):
+        load_config(bad, ClassicalConfig, "recon")
+    bad.write_text("other: {}\n")
+    with pytest.raises(InputFileError, match="'recon' mapping"):
+        load_config(bad, ClassicalConfig, "recon")
