@@ -1,9 +1,10 @@
 """Reconstruction volumes in and out: NIfTI and HDF5, written atomically.
 
-In memory a reconstruction is ``(slices, rows, cols)``. In NIfTI it is stored as
-``(rows, cols, slices)`` with the affine ``diag(row_mm, col_mm, slice_mm)`` and the origin at the
-volume centre (raw k-space files carry no patient orientation, so the frame is the scanner's with
-the image centred on the isocentre). In HDF5 it is the dataset ``reconstruction`` of shape
+In memory a volume is ``(slices, rows, cols)``. In NIfTI it is stored as ``(cols, rows, slices)``
+(the DICOM→NIfTI convention: voxel axis i runs along a row, j down the columns, k across slices),
+and the affine maps ``(i, j, k)`` to RAS millimetres. Raw k-space files carry no patient
+orientation: :func:`nifti_affine` then gives spacing on the diagonal with the origin at the volume
+centre. CT volumes carry their DICOM-derived affine (see :mod:`medrecon.datasets.ct_volume`). In HDF5 it is the dataset ``reconstruction`` of shape
 ``(slices, rows, cols)`` float32 (the fastMRI submission layout), with optional ``std`` and
 attributes.
 """
@@ -18,15 +19,30 @@ from .atomic import atomic_output
 from .errors import InputFileError
 
 
-def nifti_affine(shape_rcs: tuple[int, int, int], voxel_size_mm: tuple[float, float, float]) -> np.ndarray:
-    """4×4 affine for an array ``(rows, cols, slices)``: spacing on the diagonal, centred origin."""
-    aff = np.diag([*map(float, voxel_size_mm), 1.0])
-    aff[:3, 3] = -aff[:3, :3] @ ((np.asarray(shape_rcs, dtype=float) - 1) / 2)
+def nifti_affine(shape_src: tuple[int, int, int], voxel_size_mm: tuple[float, float, float]) -> np.ndarray:
+    """4×4 affine for a ``(slices, rows, cols)`` volume with spacing ``(row, col, slice)`` mm and no
+    known orientation: voxel ``(i=col, j=row, k=slice)`` → mm, origin at the volume centre."""
+    s, r, c = shape_src
+    aff = np.diag([float(voxel_size_mm[1]), float(voxel_size_mm[0]), float(voxel_size_mm[2]), 1.0])
+    aff[:3, 3] = -aff[:3, :3] @ ((np.asarray([c, r, s], dtype=float) - 1) / 2)
     return aff
 
 
-def write_nifti(volume: np.ndarray, path: str | Path, voxel_size_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Path:
-    """Write a ``(slices, rows, cols)`` real volume as NIfTI-1 (``.nii`` / ``.nii.gz``), float32.
+def write_nifti(
+    volume: np.ndarray,
+    path: str | Path,
+    voxel_size_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    affine: np.ndarray | None = None,
+    dtype=np.float32,
+) -> Path:
+    """Write a ``(slices, rows, cols)`` real volume as NIfTI-1 (``.nii`` / ``.nii.gz``).
+
+    Args:
+        volume: real array ``(slices, rows, cols)``.
+        path: output name.
+        voxel_size_mm: ``(row, col, slice)`` spacing, used when ``affine`` is ``None``.
+        affine: 4×4 voxel ``(col, row, slice)`` → RAS mm matrix (e.g. from a DICOM series).
+        dtype: stored data type (float32 by default).
 
     Returns:
         The written path. Nothing is left behind when writing fails.
@@ -38,8 +54,9 @@ def write_nifti(volume: np.ndarray, path: str | Path, voxel_size_mm: tuple[float
         raise TypeError("volume: expected a real (magnitude) volume for NIfTI, got complex; pass np.abs(volume)")
     if vol.ndim != 3:
         raise ValueError(f"volume: expected (slices, rows, cols), got shape {vol.shape}")
-    data = np.ascontiguousarray(np.transpose(vol, (1, 2, 0)), dtype=np.float32)
-    img = nib.Nifti1Image(data, nifti_affine(data.shape, voxel_size_mm))
+    data = np.ascontiguousarray(np.transpose(vol, (2, 1, 0)), dtype=dtype)
+    aff = nifti_affine(vol.shape, voxel_size_mm) if affine is None else np.asarray(affine, dtype=np.float64)
+    img = nib.Nifti1Image(data, aff)
     img.header.set_xyzt_units("mm")
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
@@ -65,12 +82,14 @@ def write_recon_h5(volume: np.ndarray, path: str | Path, std: np.ndarray | None 
     return Path(path)
 
 
-def write_volume(volume: np.ndarray, path: str | Path, voxel_size_mm=(1.0, 1.0, 1.0), attrs: dict | None = None) -> Path:
+def write_volume(
+    volume: np.ndarray, path: str | Path, voxel_size_mm=(1.0, 1.0, 1.0), attrs: dict | None = None, affine: np.ndarray | None = None
+) -> Path:
     """Write by suffix: ``.nii`` / ``.nii.gz`` → NIfTI, ``.h5`` → HDF5."""
     p = Path(path)
     name = p.name.lower()
     if name.endswith((".nii", ".nii.gz")):
-        return write_nifti(volume, p, voxel_size_mm)
+        return write_nifti(volume, p, voxel_size_mm, affine=affine)
     if name.endswith((".h5", ".hdf5")):
         return write_recon_h5(volume, p, attrs=attrs)
     raise InputFileError(p, "output file type", "a .nii, .nii.gz or .h5 name", f"suffix {''.join(p.suffixes) or 'none'!r}")
@@ -98,8 +117,8 @@ def read_volume(path: str | Path) -> np.ndarray:
         if data.ndim == 2:
             data = data[..., None]
         if data.ndim != 3:
-            raise InputFileError(p, "image", "a 3-D (rows, cols, slices) volume", f"shape {data.shape}")
-        return np.transpose(data, (2, 0, 1)).astype(np.float32)
+            raise InputFileError(p, "image", "a 3-D (cols, rows, slices) volume", f"shape {data.shape}")
+        return np.transpose(data, (2, 1, 0)).astype(np.float32)
     if name.endswith((".h5", ".hdf5")):
         import h5py
 
