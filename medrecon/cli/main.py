@@ -80,7 +80,101 @@ def _cmd_reconstruct_mri(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate_ct(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..datasets.atomic import check_output_path
+    from ..datasets.ct_volume import read_ct
+    from ..simulate_ct import CTScanSpec, simulate_ct
+
+    spec = CTScanSpec(beam=args.geometry, arc_deg=args.arc, views=args.views, dose=None if args.dose <= 0 else args.dose,
+                      electronic_sigma=args.electronic_noise, seed=args.seed)
+    check_output_path(args.out)
+    device = _device(args.device)
+    vol = read_ct(args.input)
+    slices = parse_slices(args.slices)
+    n = vol.hu.shape[0] if slices is None else len(slices)
+    with tqdm(total=n, desc=f"simulate {spec.beam}", unit="slice", disable=args.quiet) as bar:
+        simulate_ct(vol, spec, args.out, slices, device=device, progress=lambda d, t: bar.update(1))
+    print(f"wrote {args.out} ({n} slices, {spec.beam}, {spec.views} views over {spec.arc_deg or 'full'} deg, dose {spec.dose})")
+    return 0
+
+
+def _cmd_reconstruct_ct(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..datasets.atomic import check_output_path
+    from ..datasets.ct_volume import CTVolume, read_ct, write_ct_nifti, write_dicom_series
+    from ..datasets.sinogram_io import read_sinogram
+    from ..recon.ct_pipeline import CTReconConfig, reconstruct_sinogram
+
+    if args.config is not None:
+        from ..config import load_config
+
+        config = load_config(args.config, CTReconConfig, section="recon")
+    else:
+        config = CTReconConfig(method=args.method, filter=args.filter, iters=args.iters, lam=args.lam)
+    out = Path(args.out)
+    as_dicom = str(args.out).endswith(("/", "\\")) or out.is_dir() or out.suffix == ""
+    if as_dicom:
+        if out.exists() and any(out.iterdir()):
+            raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing non-empty folder")
+        check_output_path(out.parent / "probe")
+    elif not out.name.lower().endswith((".nii", ".nii.gz")):
+        raise InputFileError(out, "output", "a .nii / .nii.gz file or a folder (DICOM series)", repr(out.name))
+    else:
+        check_output_path(out)
+    device = _device(args.device)
+    sf = read_sinogram(args.input)
+    with tqdm(total=sf.sino.shape[0], desc=f"{config.method} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
+        hu = reconstruct_sinogram(sf, config, device=device, progress=lambda d, t: bar.update(d - bar.n))
+    vol = CTVolume(hu, sf.affine, str(args.input))
+    if as_dicom:
+        reference = None
+        src = Path(str(sf.attrs.get("source", "")))
+        if src.is_dir():
+            try:
+                full = read_ct(src)
+                reference = CTVolume(full.hu[sf.slices], sf.affine, str(src), [full.headers[i] for i in sf.slices])
+            except InputFileError:
+                reference = None  # source moved or changed: write without references
+        write_dicom_series(hu, sf.affine, out, reference=reference, description=f"medrecon {config.method}")
+    else:
+        write_ct_nifti(vol, out)
+    print(f"wrote {out} {tuple(hu.shape)} HU")
+    return 0
+
+
+def _cmd_evaluate_ct(args: argparse.Namespace) -> int:
+    from ..datasets.atomic import atomic_output
+    from ..datasets.ct_volume import read_ct
+    from ..evaluation.ct_metrics import DEFAULT_WINDOW, hu_metrics
+
+    target = read_ct(args.target).hu
+    recon = read_ct(args.recon).hu
+    slices = parse_slices(args.slices)
+    if slices is not None:
+        target = target[slices]
+    if recon.shape != target.shape:
+        raise InputFileError(args.recon, "shape", f"{target.shape} like the target (or pass --slices)", f"{recon.shape}")
+    m = hu_metrics(target, recon, tuple(args.window) if args.window else DEFAULT_WINDOW)
+    print(f"{'metric':<14}{'value':>12}")
+    for k, v in m.items():
+        print(f"{k:<14}{v:>12.4f}")
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"target": str(args.target), "recon": str(args.recon), **m}, indent=2))
+    return 0
+
+
+def _is_ct_path(p: str) -> bool:
+    path = Path(p)
+    return path.is_dir() or path.suffix.lower() == ".dcm"
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.window is not None or _is_ct_path(args.target) or _is_ct_path(args.recon):
+        return _cmd_evaluate_ct(args)
     import numpy as np
 
     from ..datasets.atomic import atomic_output
@@ -135,6 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", required=True, help="output .h5")
     sm.set_defaults(func=_cmd_simulate_mri)
 
+    sc = sim_sub.add_parser("ct", help="project a CT volume (DICOM series / file / NIfTI in HU) into a sinogram file")
+    sc.add_argument("--input", required=True, help="DICOM series folder, DICOM file or NIfTI in HU")
+    sc.add_argument("--geometry", default="parallel", choices=("parallel", "fan"))
+    sc.add_argument("--arc", type=float, default=None, help="angular range in degrees (default: 180 parallel, 360 fan)")
+    sc.add_argument("--views", type=int, default=180, help="number of projections")
+    sc.add_argument("--dose", type=float, default=1e5, help="incident photons per detector bin (<= 0: noiseless)")
+    sc.add_argument("--electronic-noise", type=float, default=0.0, help="Gaussian electronic noise, counts")
+    sc.add_argument("--slices", default=None, help="contiguous slice range, e.g. '5-9'")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--device", default="cpu")
+    sc.add_argument("--quiet", action="store_true")
+    sc.add_argument("--out", required=True, help="output sinogram .h5")
+    sc.set_defaults(func=_cmd_simulate_ct)
+
     rec = sub.add_parser("reconstruct", help="reconstruct raw data")
     rec_sub = rec.add_subparsers(dest="modality", required=True)
     rm = rec_sub.add_parser("mri", help="multi-coil MRI from fastMRI / SKM-TEA .h5 or .npz")
@@ -150,11 +258,28 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--out", required=True, help="output .nii, .nii.gz or .h5")
     rm.set_defaults(func=_cmd_reconstruct_mri)
 
+    from ..recon.ct_fbp import FILTERS
+    from ..recon.ct_pipeline import CT_METHODS
+
+    rc = rec_sub.add_parser("ct", help="CT from a sinogram file written by 'simulate ct'")
+    rc.add_argument("input")
+    rc.add_argument("--method", default="fbp", choices=CT_METHODS)
+    rc.add_argument("--filter", default="ram-lak", choices=FILTERS)
+    rc.add_argument("--iters", type=int, default=None)
+    rc.add_argument("--lam", type=float, default=2e-4, help="TV weight (1/mm)")
+    rc.add_argument("--config", default=None, help="YAML with a 'recon' section (see configs/ct_tv.yaml)")
+    rc.add_argument("--device", default="cpu")
+    rc.add_argument("--quiet", action="store_true")
+    rc.add_argument("--out", required=True, help="output .nii / .nii.gz, or a folder (DICOM series)")
+    rc.set_defaults(func=_cmd_reconstruct_ct)
+
     ev = sub.add_parser("evaluate", help="NMSE / PSNR / SSIM of a reconstruction against a target (fastMRI conventions)")
     ev.add_argument("--target", required=True, help="fully sampled raw file or reference volume")
     ev.add_argument("--recon", required=True, help="reconstruction (.nii[.gz] or .h5)")
     ev.add_argument("--slices", default=None, help="target slices the reconstruction covers")
     ev.add_argument("--json", default=None, help="also write the metrics as JSON")
+    ev.add_argument("--window", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="CT: HU window for the metrics (default -1000 1000); implied for DICOM targets")
     ev.set_defaults(func=_cmd_evaluate)
 
     de = sub.add_parser("demo", help="reconstruct the embedded real MR slice at 4x and 8x")
