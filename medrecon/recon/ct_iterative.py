@@ -8,7 +8,7 @@
   approximate adjoint.
 - :func:`tv_pdhg`: ``argmin_{x ≥ 0} ½||A x − y||² + λ TV(x)`` (isotropic TV per 2-D slice) by the
   primal–dual hybrid gradient method (Chambolle & Pock 2011, Alg. 1), with ``||A||`` from power
-  iteration.
+  iteration (:func:`medrecon.solvers.power.operator_norm`).
 
 Images are batched ``(B, rows, cols)``; sinograms ``(B, views, det)``.
 """
@@ -21,6 +21,7 @@ import torch
 
 from ..physics.linop import LinearOperator
 from ..solvers.cg import conjugate_gradient
+from ..solvers.power import operator_norm
 
 Progress = Callable[[int, int], None] | None
 
@@ -88,19 +89,6 @@ def _div2d(p: torch.Tensor) -> torch.Tensor:
     dx[:, :, 1:-1] = px[:, :, 1:-1] - px[:, :, :-2]
     dx[:, :, -1] = -px[:, :, -2]
     return dy + dx
-
-
-def operator_norm(op: LinearOperator, like: torch.Tensor, n_iter: int = 30, generator: torch.Generator | None = None) -> float:
-    """``||A||₂`` by power iteration on ``AᵀA`` from a random start shaped like ``like`` (an image)."""
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        x = torch.rand(like.shape, generator=g, dtype=like.dtype).to(like.device)
-        s = 0.0
-        for _ in range(n_iter):
-            x = op.normal(x)
-            s = float(torch.linalg.vector_norm(x))
-            x = x / max(s, 1e-30)
-    return s**0.5
 
 
 def tv_pdhg(

@@ -12,7 +12,8 @@ from ..datasets.sinogram_io import SinogramFile
 from ..physics.ct import CTProjector
 from ..physics.ct.transmission import mu_to_hu
 from .ct_fbp import FILTERS, fbp
-from .ct_iterative import cgls, operator_norm, sirt, tv_pdhg
+from ..solvers.power import operator_norm
+from .ct_iterative import cgls, sirt, tv_pdhg
 
 CT_METHODS = ("fbp", "sirt", "cgls", "tv")
 

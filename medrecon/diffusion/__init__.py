@@ -1,0 +1,1 @@
+"""Diffusion priors, schedules, samplers and data consistency."""

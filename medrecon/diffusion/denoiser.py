@@ -1,0 +1,151 @@
+"""Diffusion priors behind one interface: ``D(x, σ, cond) -> E[x₀ | x]`` on the VE scale.
+
+``x = x₀ + σ n``. Images are complex ``(B, H, W)`` (MRI) or real ``(B, H, W)`` (CT, PET); the
+two-channel real layout for complex data exists only inside these adapters. Any matrix size works:
+the adapter pads to a multiple of the network's down-sampling factor and crops back.
+
+- :class:`EpsilonDenoiser` wraps a DDPM ε-prediction network trained on the VP process
+  ``x_t = √ᾱ x₀ + √(1−ᾱ) ε`` (Ho et al. 2020): ``x_t = x / √(1+σ²)`` at the continuous timestep
+  with ``σ_t = σ``, and ``D = x − σ ε̂``.
+- :class:`ScoreDenoiser` wraps a VE noise-conditional network trained by denoising score matching
+  with weight ``λ(σ) = σ²`` (Song et al. 2021): the network predicts ``n`` from
+  ``x / √(1+σ²)`` and a log-σ embedding, ``D = x − σ n̂`` and the score is ``(D − x) / σ²``.
+
+Conditioning images (e.g. an FBP image for DOLCE-style CT, an MR image for MR→CT) are extra real
+input channels ``(B, Cc, H, W)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .schedule import VESchedule, VPSchedule
+
+
+def to_channels(x: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W)`` complex → ``(B, 2, H, W)`` real; real ``(B, H, W)`` → ``(B, 1, H, W)``."""
+    return torch.stack((x.real, x.imag), dim=1) if x.is_complex() else x.unsqueeze(1)
+
+
+def from_channels(c: torch.Tensor, complex_data: bool) -> torch.Tensor:
+    """Inverse of :func:`to_channels`."""
+    return torch.complex(c[:, 0], c[:, 1]) if complex_data else c[:, 0]
+
+
+class UNetPrior(torch.nn.Module):
+    """A MONAI ``DiffusionModelUNet`` (2-D) plus the constructor arguments needed to rebuild it.
+
+    Args:
+        image_channels: 2 for complex images, 1 for real.
+        cond_channels: extra conditioning input channels.
+        channels, attention_levels, num_res_blocks, num_head_channels, norm_num_groups: passed to
+            MONAI's ``DiffusionModelUNet``.
+    """
+
+    def __init__(
+        self,
+        image_channels: int = 2,
+        cond_channels: int = 0,
+        channels: tuple[int, ...] = (32, 64, 64),
+        attention_levels: tuple[bool, ...] = (False, False, True),
+        num_res_blocks: int = 1,
+        num_head_channels: int = 32,
+        norm_num_groups: int = 16,
+    ) -> None:
+        super().__init__()
+        from monai.networks.nets import DiffusionModelUNet
+
+        if image_channels not in (1, 2):
+            raise ValueError(f"image_channels: expected 1 (real) or 2 (complex), got {image_channels}")
+        if cond_channels < 0:
+            raise ValueError(f"cond_channels: expected >= 0, got {cond_channels}")
+        if len(channels) != len(attention_levels):
+            raise ValueError(f"channels / attention_levels: expected equal lengths, got {len(channels)} / {len(attention_levels)}")
+        self.config = dict(
+            image_channels=image_channels, cond_channels=cond_channels, channels=list(channels),
+            attention_levels=list(attention_levels), num_res_blocks=num_res_blocks,
+            num_head_channels=num_head_channels, norm_num_groups=norm_num_groups,
+        )
+        self.image_channels = image_channels
+        self.cond_channels = cond_channels
+        self.multiple = 2 ** (len(channels) - 1)
+        self.net = DiffusionModelUNet(
+            spatial_dims=2, in_channels=image_channels + cond_channels, out_channels=image_channels,
+            num_res_blocks=num_res_blocks, channels=tuple(channels), attention_levels=tuple(attention_levels),
+            num_head_channels=num_head_channels, norm_num_groups=norm_num_groups,
+        )
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (B, image_channels, H, W)``, ``timesteps (B,)`` float, ``cond (B, cond_channels, H, W)``."""
+        if self.cond_channels:
+            if cond is None or cond.shape[1] != self.cond_channels or cond.shape[-2:] != x.shape[-2:]:
+                got = None if cond is None else tuple(cond.shape)
+                raise ValueError(f"cond: expected (B, {self.cond_channels}, {x.shape[-2]}, {x.shape[-1]}), got {got}")
+            x = torch.cat((x, cond.to(x.dtype)), dim=1)
+        elif cond is not None:
+            raise ValueError("cond: this prior was built without conditioning channels")
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.multiple, (-w) % self.multiple
+        if ph or pw:
+            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode="reflect" if min(h, w) > max(ph, pw) else "constant")
+        out = self.net(x, timesteps.to(x.dtype))
+        return out[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+
+
+class Denoiser(torch.nn.Module):
+    """Base class: ``forward(x, sigma, cond) -> x̂₀`` with ``sigma`` of shape ``(B,)``."""
+
+    complex_data: bool
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def _check(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if x.is_complex() != self.complex_data:
+            raise TypeError(f"x: this prior expects {'complex' if self.complex_data else 'real'} images, got {x.dtype}")
+        if x.ndim != 3:
+            raise ValueError(f"x: expected (B, H, W), got shape {tuple(x.shape)}")
+        sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32).reshape(-1)
+        return sigma.expand(x.shape[0]) if sigma.numel() == 1 else sigma
+
+
+class EpsilonDenoiser(Denoiser):
+    """DDPM ε-prediction network as a VE denoiser (see module docstring)."""
+
+    def __init__(self, net: UNetPrior, schedule: VPSchedule = VPSchedule()) -> None:
+        super().__init__()
+        self.net = net
+        self.schedule = schedule
+        self.complex_data = net.image_channels == 2
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        sigma = self._check(x, sigma)
+        s = sigma.to(x.real.dtype).reshape(-1, 1, 1)
+        x_t = x / torch.sqrt(1 + s**2)
+        t = self.schedule.timestep_of_sigma(sigma).float()
+        eps = from_channels(self.net(to_channels(x_t), t, cond), self.complex_data)
+        return x - s * eps
+
+
+class ScoreDenoiser(Denoiser):
+    """VE noise-conditional (score) network as a denoiser (see module docstring)."""
+
+    def __init__(self, net: UNetPrior, schedule: VESchedule = VESchedule()) -> None:
+        super().__init__()
+        self.net = net
+        self.schedule = schedule
+        self.complex_data = net.image_channels == 2
+
+    def noise_embedding(self, sigma: torch.Tensor) -> torch.Tensor:
+        """σ → a timestep-like value in [0, 1000] for the network's sinusoidal embedding (log-linear)."""
+        lo, hi = math.log(self.schedule.sigma_min), math.log(self.schedule.sigma_max)
+        return 1000.0 * (torch.log(sigma.float()) - lo) / (hi - lo)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        sigma = self._check(x, sigma)
+        s = sigma.to(x.real.dtype).reshape(-1, 1, 1)
+        n_hat = from_channels(self.net(to_channels(x / torch.sqrt(1 + s**2)), self.noise_embedding(sigma), cond), self.complex_data)
+        return x - s * n_hat

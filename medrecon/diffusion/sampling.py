@@ -1,0 +1,202 @@
+"""One sampling loop for every sampler, with data consistency on the denoised estimate.
+
+A sampler lists its network evaluations as :class:`Step` s and turns ``(x, x̂₀)`` into the next
+state; :func:`sample` is the only loop: VE view of the state → ``D(x, σ)`` → data consistency →
+``sampler.update``. Samplers never own a network.
+
+- :class:`DDPMSampler`: ancestral sampling (Ho et al. 2020, eq. 6–7), strided steps use the
+  effective ``β = 1 − ᾱ_t/ᾱ_prev``; with all ``T`` steps it equals MONAI's ``DDPMScheduler``
+  (fixed-small variance, no clipping).
+- :class:`DDIMSampler`: DDIM (Song, Meng & Ermon 2021, eq. 12 and 16) with ``η``; equals MONAI's
+  ``DDIMScheduler`` (no clipping). With data consistency it is the DDS sampler (Chung et al. 2024):
+  ε is re-derived from the corrected x̂₀.
+- :class:`VEPCSampler`: reverse-diffusion predictor + Langevin corrector on the VE SDE (Song et
+  al. 2021, Alg. 2) with signal-to-noise ratio ``snr``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .consistency import DataConsistency
+from .denoiser import Denoiser
+from .schedule import VESchedule, VPSchedule
+
+
+@dataclass(frozen=True)
+class Step:
+    """One network evaluation. ``sigma``: VE noise level; ``kind``: what :meth:`update` does."""
+
+    sigma: float
+    kind: str
+    t: int = 0
+    t_prev: int = -1
+    sigma_next: float = 0.0
+
+
+def randn_like_image(shape: tuple[int, ...], complex_data: bool, generator: torch.Generator, device) -> torch.Tensor:
+    """Standard normal noise per real channel (complex: real and imaginary parts each N(0, 1))."""
+    if complex_data:
+        re = torch.randn(shape, generator=generator, dtype=torch.float32)
+        im = torch.randn(shape, generator=generator, dtype=torch.float32)
+        return torch.complex(re, im).to(device)
+    return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+
+
+class _VPSampler:
+    """Shared VP bookkeeping: state ``x_t`` on the VP scale, VE view ``x_t / √ᾱ_t``."""
+
+    def __init__(self, schedule: VPSchedule, steps: int) -> None:
+        self.schedule = schedule
+        self.pairs = schedule.inference_timesteps(steps)
+        self.ab = schedule.alphas_cumprod().double()
+
+    def _abar(self, t: int) -> float:
+        return 1.0 if t < 0 else float(self.ab[t])
+
+    def steps(self) -> list[Step]:
+        return [Step(sigma=math.sqrt((1 - self._abar(t)) / self._abar(t)), kind="vp", t=t, t_prev=tp) for t, tp in self.pairs]
+
+    def init(self, shape, complex_data, generator, device) -> torch.Tensor:
+        return randn_like_image(shape, complex_data, generator, device)
+
+    def to_ve(self, x: torch.Tensor, step: Step) -> torch.Tensor:
+        return x / math.sqrt(self._abar(step.t))
+
+    def final(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        return x0
+
+
+class DDIMSampler(_VPSampler):
+    """DDIM with stochasticity ``eta`` (0: deterministic) over ``steps`` network evaluations."""
+
+    def __init__(self, schedule: VPSchedule = VPSchedule(), steps: int = 50, eta: float = 0.0) -> None:
+        super().__init__(schedule, steps)
+        if eta < 0:
+            raise ValueError(f"eta: expected >= 0, got {eta}")
+        self.eta = eta
+
+    def update(self, x: torch.Tensor, x0: torch.Tensor, step: Step, generator: torch.Generator) -> torch.Tensor:
+        a_t, a_p = self._abar(step.t), self._abar(step.t_prev)
+        eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
+        std = self.eta * math.sqrt((1 - a_p) / (1 - a_t) * (1 - a_t / a_p))
+        out = math.sqrt(a_p) * x0 + math.sqrt(max(1 - a_p - std**2, 0.0)) * eps
+        if self.eta > 0:
+            out = out + std * randn_like_image(x.shape, x.is_complex(), generator, x.device)
+        return out
+
+
+class DDPMSampler(_VPSampler):
+    """Ancestral DDPM sampling; ``steps = T`` is the original 1000-step sampler."""
+
+    def __init__(self, schedule: VPSchedule = VPSchedule(), steps: int | None = None) -> None:
+        super().__init__(schedule, steps or schedule.num_train_timesteps)
+
+    def update(self, x: torch.Tensor, x0: torch.Tensor, step: Step, generator: torch.Generator) -> torch.Tensor:
+        a_t, a_p = self._abar(step.t), self._abar(step.t_prev)
+        alpha = a_t / a_p
+        beta = 1 - alpha
+        mean = (math.sqrt(a_p) * beta / (1 - a_t)) * x0 + (math.sqrt(alpha) * (1 - a_p) / (1 - a_t)) * x
+        if step.t > 0:
+            var = max((1 - a_p) / (1 - a_t) * beta, 1e-20)
+            mean = mean + math.sqrt(var) * randn_like_image(x.shape, x.is_complex(), generator, x.device)
+        return mean
+
+
+class VEPCSampler:
+    """VE predictor–corrector: ``steps`` predictor steps, each preceded by ``n_corrector`` Langevin steps."""
+
+    def __init__(self, schedule: VESchedule = VESchedule(), steps: int = 100, n_corrector: int = 1, snr: float = 0.16) -> None:
+        if n_corrector < 0 or snr <= 0:
+            raise ValueError(f"n_corrector / snr: expected >= 0 / > 0, got {n_corrector} / {snr}")
+        self.schedule, self.n_corrector, self.snr = schedule, n_corrector, snr
+        self.sigmas = schedule.sigmas(steps).tolist()
+
+    def steps(self) -> list[Step]:
+        out = []
+        for i, s in enumerate(self.sigmas):
+            nxt = self.sigmas[i + 1] if i + 1 < len(self.sigmas) else 0.0
+            out += [Step(sigma=s, kind="corrector")] * self.n_corrector
+            out.append(Step(sigma=s, kind="predictor", sigma_next=nxt))
+        return out
+
+    def init(self, shape, complex_data, generator, device) -> torch.Tensor:
+        return self.sigmas[0] * randn_like_image(shape, complex_data, generator, device)
+
+    def to_ve(self, x: torch.Tensor, step: Step) -> torch.Tensor:
+        return x
+
+    def update(self, x: torch.Tensor, x0: torch.Tensor, step: Step, generator: torch.Generator) -> torch.Tensor:
+        score = (x0 - x) / step.sigma**2
+        z = randn_like_image(x.shape, x.is_complex(), generator, x.device)
+        if step.kind == "corrector":
+            dims = tuple(range(1, x.ndim))
+            zn = torch.linalg.vector_norm(z.reshape(x.shape[0], -1), dim=1)
+            gn = torch.clamp(torch.linalg.vector_norm(score.reshape(x.shape[0], -1), dim=1), min=1e-12)
+            eps = (2 * (self.snr * zn / gn) ** 2).reshape((-1,) + (1,) * len(dims))
+            return x + eps * score + torch.sqrt(2 * eps) * z
+        d = step.sigma**2 - step.sigma_next**2
+        out = x + d * score
+        return out + math.sqrt(d) * z if step.sigma_next > 0 else out
+
+    def final(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        return x0
+
+
+Sampler = DDPMSampler | DDIMSampler | VEPCSampler
+
+
+def sample(
+    denoiser: Denoiser,
+    shape: tuple[int, int, int],
+    sampler: Sampler,
+    generator: torch.Generator,
+    dc: DataConsistency | None = None,
+    cond: torch.Tensor | None = None,
+    device: str | torch.device = "cpu",
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Draw ``shape[0]`` samples ``(B, H, W)`` from the prior, conditioned on data through ``dc``.
+
+    Args:
+        denoiser: the prior ``D(x, σ, cond)``.
+        shape: ``(B, H, W)``; B independent samples (e.g. B posterior samples of one slice).
+        sampler: :class:`DDPMSampler`, :class:`DDIMSampler` or :class:`VEPCSampler`.
+        generator: explicit RNG; the result is reproducible given it.
+        dc: data consistency on x̂₀ (``None``: unconditional).
+        cond: conditioning channels ``(B, Cc, H, W)`` for conditional priors.
+        callback: called as ``callback(i, n, x0)`` after each network evaluation.
+
+    Returns:
+        The final clean estimate ``(B, H, W)`` (complex for complex priors).
+    """
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"shape: expected (B, H, W) with positive sizes, got {shape}")
+    steps = sampler.steps()
+    x = sampler.init(tuple(shape), denoiser.complex_data, generator, device)
+    x0 = x
+    with torch.no_grad():
+        for i, st in enumerate(steps):
+            x0 = denoiser(sampler.to_ve(x, st), torch.full((shape[0],), st.sigma, device=x.device), cond)
+            if dc is not None:
+                x0 = dc(x0, st.sigma)
+            x = sampler.update(x, x0, st, generator)
+            if callback is not None:
+                callback(i + 1, len(steps), x0)
+    return sampler.final(x, x0)
+
+
+def posterior_stats(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and per-pixel standard deviation of the magnitude over the sample axis 0.
+
+    Args:
+        samples: ``(N, H, W)`` samples of one slice.
+
+    Returns:
+        ``mean (H, W)`` (complex mean for complex samples), ``std (H, W)`` of ``|samples|``.
+    """
+    return samples.mean(dim=0), samples.abs().std(dim=0, unbiased=samples.shape[0] > 1)

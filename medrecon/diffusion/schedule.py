@@ -1,0 +1,97 @@
+"""Noise schedules as stateless maths (no network, no sampler state).
+
+Every schedule is expressed on one common scale, the variance-exploding (VE) noise level σ:
+``x_σ = x₀ + σ n``. A variance-preserving (DDPM) state ``x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε`` is the VE
+state ``x_t / √ᾱ_t`` with ``σ_t = √((1 − ᾱ_t) / ᾱ_t)`` (Karras et al. 2022, Table 1), so one
+``Denoiser D(x, σ)`` serves both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class VPSchedule:
+    """DDPM linear-β schedule (Ho et al. 2020), identical to MONAI's ``linear_beta``.
+
+    Attributes:
+        num_train_timesteps: ``T``.
+        beta_start, beta_end: the linear β range.
+    """
+
+    num_train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 2e-2
+
+    def __post_init__(self) -> None:
+        if self.num_train_timesteps < 2:
+            raise ValueError(f"num_train_timesteps: expected >= 2, got {self.num_train_timesteps}")
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise ValueError(f"beta_start / beta_end: expected 0 < start < end < 1, got {self.beta_start} / {self.beta_end}")
+
+    def betas(self) -> torch.Tensor:
+        """``(T,)`` float32 β_t."""
+        return torch.linspace(self.beta_start, self.beta_end, self.num_train_timesteps, dtype=torch.float32)
+
+    def alphas_cumprod(self) -> torch.Tensor:
+        """``(T,)`` float32 ᾱ_t = Π (1 − β_s)."""
+        return torch.cumprod(1.0 - self.betas(), dim=0)
+
+    def alpha_bar(self, t: int) -> float:
+        """ᾱ_t for an integer timestep, 1.0 for ``t < 0`` (the clean end, as MONAI's ``set_alpha_to_one``)."""
+        return 1.0 if t < 0 else float(self.alphas_cumprod()[t])
+
+    def sigmas(self) -> torch.Tensor:
+        """``(T,)`` VE-equivalent noise levels σ_t = √((1 − ᾱ_t)/ᾱ_t) (float64)."""
+        ab = self.alphas_cumprod().double()
+        return torch.sqrt((1 - ab) / ab)
+
+    def timestep_of_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Continuous timestep with ``σ_t = sigma`` (linear interpolation in log σ), clamped to ``[0, T−1]``."""
+        log_s = torch.log(self.sigmas()).to(sigma.device)
+        ls = torch.log(torch.clamp(sigma.double(), min=1e-12))
+        idx = torch.clamp(torch.searchsorted(log_s, ls), 1, len(log_s) - 1)
+        lo, hi = log_s[idx - 1], log_s[idx]
+        frac = torch.clamp((ls - lo) / (hi - lo), 0.0, 1.0)
+        return (idx - 1).double() + frac
+
+    def inference_timesteps(self, steps: int) -> list[tuple[int, int]]:
+        """``steps`` pairs ``(t, t_prev)`` from ``T − 1`` down to 0, as MONAI's DDIM scheduler steps.
+
+        ``t`` runs over ``round(linspace(T − 1, 0, steps))`` and ``t_prev = t − T // steps``
+        (``t_prev < 0`` means the clean end, ᾱ = 1). ``steps == T`` is plain DDPM ancestral order.
+        """
+        if not 1 <= steps <= self.num_train_timesteps:
+            raise ValueError(f"steps: expected 1..{self.num_train_timesteps}, got {steps}")
+        ts = torch.linspace(self.num_train_timesteps - 1, 0, steps).round().long().tolist()
+        ratio = self.num_train_timesteps // steps
+        return [(int(t), int(t) - ratio) for t in ts]
+
+
+@dataclass(frozen=True)
+class VESchedule:
+    """Variance-exploding SDE noise levels (Song et al. 2021): geometric from ``sigma_max`` to ``sigma_min``."""
+
+    sigma_min: float = 0.01
+    sigma_max: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"sigma_min / sigma_max: expected 0 < min < max, got {self.sigma_min} / {self.sigma_max}")
+
+    def sigmas(self, steps: int) -> torch.Tensor:
+        """``(steps,)`` float64, decreasing geometric noise levels."""
+        if steps < 1:
+            raise ValueError(f"steps: expected >= 1, got {steps}")
+        if steps == 1:
+            return torch.tensor([self.sigma_max], dtype=torch.float64)
+        return torch.exp(torch.linspace(math.log(self.sigma_max), math.log(self.sigma_min), steps, dtype=torch.float64))
+
+    def sample_training_sigma(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Training noise levels, log-uniform on ``[sigma_min, sigma_max]``, shape ``(n,)`` float32."""
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        return torch.exp(math.log(self.sigma_min) + u * (math.log(self.sigma_max) - math.log(self.sigma_min))).float()

@@ -1,0 +1,144 @@
+import math
+
+import pytest
+import torch
+
+from medrecon.diffusion.consistency import GradientGuidance, HardProjection, ProximalCG
+from medrecon.diffusion.denoiser import Denoiser
+from medrecon.diffusion.sampling import DDIMSampler, DDPMSampler, VEPCSampler, posterior_stats, sample
+from medrecon.diffusion.schedule import VESchedule, VPSchedule
+from medrecon.physics.fft import fftc
+from medrecon.physics.mri import SenseOperator
+
+schedulers = pytest.importorskip("monai.networks.schedulers")
+
+
+class GaussianPrior(Denoiser):
+    """Exact posterior mean of x₀ ~ N(0, s² I) per real channel: D(x, σ) = s²/(s²+σ²) x."""
+
+    def __init__(self, s: float, complex_data: bool = False):
+        super().__init__()
+        self.s, self.complex_data = s, complex_data
+        self.calls = 0
+
+    def forward(self, x, sigma, cond=None):
+        self.calls += 1
+        s2 = self.s**2
+        return (s2 / (s2 + sigma.reshape(-1, 1, 1) ** 2)) * x
+
+
+def _x0_from_eps(x_t, eps, ab):
+    return (x_t - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+
+
+def test_schedule_matches_monai():
+    sched = schedulers.DDPMScheduler(num_train_timesteps=1000)
+    ours = VPSchedule()
+    assert torch.allclose(ours.alphas_cumprod(), sched.alphas_cumprod)
+    sig = ours.sigmas()
+    t = ours.timestep_of_sigma(sig[[0, 10, 500, 999]].float())
+    assert torch.allclose(t, torch.tensor([0.0, 10, 500, 999], dtype=torch.float64), atol=1e-3)
+    ddim = schedulers.DDIMScheduler(num_train_timesteps=1000)
+    ddim.set_timesteps(50)
+    assert [t for t, _ in ours.inference_timesteps(50)] == ddim.timesteps.tolist()
+
+
+@pytest.mark.parametrize("t", [999, 500, 37, 1, 0])
+def test_ddpm_step_identical_to_monai(t):
+    sched = schedulers.DDPMScheduler(num_train_timesteps=1000, clip_sample=False)
+    ours = DDPMSampler(VPSchedule())
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 16, 12, generator=g)
+    eps = torch.randn(2, 16, 12, generator=g)
+    ref, ref_x0 = sched.step(eps.unsqueeze(1), t, x.unsqueeze(1), generator=torch.Generator().manual_seed(7))
+    step = next(s for s in ours.steps() if s.t == t)
+    x0 = _x0_from_eps(x, eps, float(sched.alphas_cumprod[t]))
+    got = ours.update(x, x0, step, torch.Generator().manual_seed(7))
+    assert torch.allclose(x0, ref_x0[:, 0], atol=1e-4)
+    assert torch.allclose(got, ref[:, 0], rtol=1e-3, atol=1e-3)  # MONAI computes in float32, we in float64
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_ddim_step_identical_to_monai(eta):
+    sched = schedulers.DDIMScheduler(num_train_timesteps=1000, clip_sample=False)
+    sched.set_timesteps(20)
+    ours = DDIMSampler(VPSchedule(), steps=20, eta=eta)
+    g = torch.Generator().manual_seed(4)
+    for step in ours.steps()[::6]:
+        x = torch.randn(1, 8, 8, generator=g)
+        eps = torch.randn(1, 8, 8, generator=g)
+        ref, _ = sched.step(eps.unsqueeze(1), step.t, x.unsqueeze(1), eta=eta, generator=torch.Generator().manual_seed(5))
+        x0 = _x0_from_eps(x, eps, float(sched.alphas_cumprod[step.t]))
+        got = ours.update(x, x0, step, torch.Generator().manual_seed(5))
+        assert torch.allclose(got, ref[:, 0], rtol=1e-3, atol=1e-3), step
+
+
+@pytest.mark.parametrize(
+    "sampler,tol",
+    [(DDPMSampler(VPSchedule()), 0.05), (DDIMSampler(VPSchedule(), 200, eta=1.0), 0.08), (DDIMSampler(VPSchedule(), 200, eta=0.0), 0.05),
+     (VEPCSampler(VESchedule(0.01, 20.0), 200, n_corrector=1), 0.06)],
+    ids=["ddpm1000", "ddim200-eta1", "ddim200-eta0", "ve-pc200"],
+)
+def test_samplers_reproduce_a_gaussian_prior(sampler, tol):
+    """With the exact denoiser of N(0, 0.5²), samples must have that spread (few-step samplers
+    under-disperse by their discretisation error, which shrinks with more steps)."""
+    prior = GaussianPrior(s=0.5)
+    x = sample(prior, (4, 32, 32), sampler, torch.Generator().manual_seed(0))
+    assert abs(float(x.std()) - 0.5) / 0.5 < tol
+    assert abs(float(x.mean())) < 0.05
+    assert prior.calls == len(sampler.steps())
+
+
+def test_ddim_discretisation_error_shrinks_with_steps():
+    errs = [abs(float(sample(GaussianPrior(0.5), (4, 32, 32), DDIMSampler(steps=n), torch.Generator().manual_seed(0)).std()) - 0.5)
+            for n in (20, 50, 200)]
+    assert errs[0] > errs[1] > errs[2]
+
+
+def test_sampling_is_reproducible_and_complex():
+    prior = GaussianPrior(s=1.0, complex_data=True)
+    a = sample(prior, (2, 8, 8), DDIMSampler(steps=10, eta=1.0), torch.Generator().manual_seed(1))
+    b = sample(prior, (2, 8, 8), DDIMSampler(steps=10, eta=1.0), torch.Generator().manual_seed(1))
+    assert a.is_complex() and torch.equal(a, b)
+    mean, std = posterior_stats(a)
+    assert mean.shape == (8, 8) and std.shape == (8, 8) and bool((std >= 0).all())
+
+
+def _single_coil_problem():
+    g = torch.Generator().manual_seed(0)
+    x = torch.complex(torch.randn(1, 16, 16, generator=g), torch.randn(1, 16, 16, generator=g))
+    mask = torch.zeros(1, 1, 16)
+    mask[..., ::2] = 1
+    y = fftc(x) * mask
+    return x, mask, y
+
+
+def test_hard_projection_is_consistent():
+    x, mask, y = _single_coil_problem()
+    dc = HardProjection(mask, y)
+    out = dc(torch.zeros_like(x), 1.0)
+    assert torch.allclose(fftc(out) * mask, y, atol=1e-5)
+    # posterior sampling with the projection reproduces the measured samples
+    s = sample(GaussianPrior(1.0, True), (1, 16, 16), DDIMSampler(steps=10), torch.Generator().manual_seed(0), dc=dc)
+    assert torch.allclose(fftc(s) * mask, y, atol=1e-4)
+    with pytest.raises(ValueError, match="binary"):
+        HardProjection(mask * 0.5, y)
+
+
+def test_proximal_cg_and_gradient_guidance_reduce_the_residual():
+    x, mask, y = _single_coil_problem()
+    op = SenseOperator(torch.ones(1, 1, 16, 16, dtype=torch.complex64), mask[None])
+    yy = op(x)
+    x0 = torch.zeros_like(x)
+
+    def res(v):
+        return float(torch.linalg.vector_norm(op(v) - yy))
+
+    assert res(ProximalCG(op, yy, n_iter=3)(x0, 1.0)) < 1e-3 * res(x0)
+    prox = ProximalCG(op, yy, n_iter=20, lam=1.0)(x0, 1.0)
+    assert 0.1 * res(x0) < res(prox) < 0.9 * res(x0)  # pulled toward x0 by λ
+    gg = GradientGuidance(op, yy, step=1.0, n_steps=3)
+    assert gg.lipschitz == pytest.approx(1.0, rel=1e-3)
+    assert res(gg(x0, 1.0)) < 0.01 * res(x0)
+    with pytest.raises(ValueError, match="step"):
+        GradientGuidance(op, yy, step=3.0)
