@@ -1,0 +1,322 @@
+"""Training of diffusion priors (DDPM ε-prediction or VE denoising score matching), resumable.
+
+- random square crops of the training images (patch training; the network is convolutional, so
+  the prior applies to any matrix size at sampling time);
+- AdamW, gradient-norm clipping, an exponential moving average (EMA) of the weights;
+- bf16 autocast on CUDA (TF32 matmuls stay enabled); float32 on the CPU;
+- checkpoints that resume exactly: model, EMA, optimiser state, step and RNG state, stored as
+  ``safetensors`` + JSON (never pickle);
+- the final prior: EMA weights (``prior.safetensors``, fp16 or fp32) + ``prior.json`` with the
+  network's constructor arguments, the objective, the schedule, the data normalisation, the data
+  description and the number of training steps;
+- the loss curve as ``loss.csv`` and ``loss.png``.
+
+Data normalisation (inverted by reconstruction): every training image is divided by its own
+99th percentile of magnitude, so a slice's bright tissue sits near 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..datasets.atomic import atomic_output
+from ..datasets.errors import InputFileError
+from .denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser, UNetPrior, to_channels
+from .schedule import VESchedule, VPSchedule
+
+OBJECTIVES = ("ddpm", "score")
+NORMALISATION = "per-image 99th percentile of magnitude = 1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (YAML section ``train``).
+
+    Attributes:
+        objective: ``ddpm`` (ε-prediction, VP) or ``score`` (VE denoising score matching).
+        steps: optimiser steps in total (a resumed run continues up to this number).
+        batch_size: images per step.
+        crop: side of the random square training patches (``0``: whole images).
+        lr: AdamW learning rate; weight_decay: AdamW weight decay.
+        ema_decay: EMA factor per step.
+        grad_clip: max global gradient norm.
+        seed: seed of the data / noise RNG.
+        checkpoint_every: steps between checkpoints.
+        sigma_min / sigma_max: VE noise range (score objective).
+        num_train_timesteps: VP steps (ddpm objective).
+    """
+
+    objective: str = "ddpm"
+    steps: int = 1000
+    batch_size: int = 8
+    crop: int = 64
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    sigma_min: float = 0.01
+    sigma_max: float = 20.0
+    num_train_timesteps: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective: expected one of {OBJECTIVES}, got {self.objective!r}")
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if self.crop < 0 or not 0 < self.ema_decay < 1 or self.lr <= 0 or self.grad_clip <= 0:
+            raise ValueError("crop >= 0, 0 < ema_decay < 1, lr > 0 and grad_clip > 0 are required")
+
+
+def normalise_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Divide each image ``(N, H, W)`` by its 99th percentile of magnitude (see module docstring)."""
+    x = torch.as_tensor(images)
+    q = torch.quantile(x.abs().reshape(x.shape[0], -1).float(), 0.99, dim=1).clamp(min=1e-12)
+    return x / q.reshape(-1, 1, 1).to(x.real.dtype if x.is_complex() else x.dtype)
+
+
+def _random_crops(x: torch.Tensor, cond: torch.Tensor | None, crop: int, n: int, g: torch.Generator):
+    idx = torch.randint(0, x.shape[0], (n,), generator=g)
+    h, w = x.shape[-2:]
+    if crop == 0 or (crop >= h and crop >= w):
+        return x[idx], None if cond is None else cond[idx]
+    ch, cw = min(crop, h), min(crop, w)
+    ys = torch.randint(0, h - ch + 1, (n,), generator=g).tolist()
+    xs = torch.randint(0, w - cw + 1, (n,), generator=g).tolist()
+    xb = torch.stack([x[i, y : y + ch, z : z + cw] for i, y, z in zip(idx.tolist(), ys, xs)])
+    cb = None if cond is None else torch.stack([cond[i, :, y : y + ch, z : z + cw] for i, y, z in zip(idx.tolist(), ys, xs)])
+    return xb, cb
+
+
+def _loss(prior: UNetPrior, cfg: TrainConfig, x0: torch.Tensor, cond: torch.Tensor | None, g: torch.Generator) -> torch.Tensor:
+    n = x0.shape[0]
+    dev = x0.device
+    noise = torch.randn(to_channels(x0).shape, generator=g).to(dev)
+    target = noise
+    c0 = to_channels(x0)
+    if cfg.objective == "ddpm":
+        sched = VPSchedule(cfg.num_train_timesteps)
+        t = torch.randint(0, cfg.num_train_timesteps, (n,), generator=g)
+        ab = sched.alphas_cumprod()[t].to(dev).reshape(-1, 1, 1, 1)
+        inp = torch.sqrt(ab) * c0 + torch.sqrt(1 - ab) * noise
+        out = prior(inp, t.to(dev).float(), cond)
+    else:
+        sched = VESchedule(cfg.sigma_min, cfg.sigma_max)
+        sigma = sched.sample_training_sigma(n, g).to(dev)
+        s = sigma.reshape(-1, 1, 1, 1)
+        inp = (c0 + s * noise) / torch.sqrt(1 + s**2)
+        out = prior(inp, ScoreDenoiser(prior, sched).noise_embedding(sigma), cond)
+    return torch.mean((out.float() - target) ** 2)
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "state": {}}
+    for pid, st in sd["state"].items():
+        meta["state"][str(pid)] = {}
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                meta["state"][str(pid)][k] = v
+    return tensors, meta
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state = {}
+    for pid, scalars in meta["state"].items():
+        st = dict(scalars)
+        prefix = f"opt.{pid}."
+        for k, v in tensors.items():
+            if k.startswith(prefix):
+                st[k[len(prefix):]] = v
+        state[int(pid)] = st
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(out_dir: Path, step: int, prior: UNetPrior, ema: UNetPrior, opt: torch.optim.Optimizer, g: torch.Generator, losses: list, cfg: TrainConfig) -> None:
+    """Write ``checkpoint.safetensors`` + ``checkpoint.json`` (atomically, one pair)."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in prior.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
+    opt_t, opt_meta = _flatten_optimizer(opt)
+    tensors.update(opt_t)
+    tensors["rng"] = g.get_state()
+    with atomic_output(out_dir / "checkpoint.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    meta = {"step": step, "config": asdict(cfg), "prior": prior.config, "optimizer": opt_meta, "losses": losses}
+    with atomic_output(out_dir / "checkpoint.json") as tmp:
+        tmp.write_text(json.dumps(meta))
+
+
+def train_prior(
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    prior_args: dict | None = None,
+    cond: torch.Tensor | None = None,
+    data_description: str = "",
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int, float], None] | None = None,
+    fp16_weights: bool = False,
+) -> dict:
+    """Train (or resume) a prior on normalised images and write it to ``out_dir``.
+
+    Args:
+        images: ``(N, H, W)`` complex (→ 2-channel prior) or real, already normalised
+            (:func:`normalise_images`).
+        cfg: training settings.
+        out_dir: existing or new folder; a ``checkpoint.*`` pair there is resumed.
+        prior_args: :class:`UNetPrior` constructor arguments (channels, attention, ...).
+        cond: optional conditioning images ``(N, Cc, H, W)`` real.
+        data_description: recorded in ``prior.json``.
+        progress: called as ``progress(step, total, loss)``.
+        fp16_weights: store the final EMA weights as float16.
+
+    Returns:
+        ``{"steps": int, "final_loss": float, "seconds": float}``.
+    """
+    from safetensors.torch import load_file, save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if images.ndim != 3:
+        raise ValueError(f"images: expected (N, H, W), got shape {tuple(images.shape)}")
+    if cond is not None and (cond.ndim != 4 or cond.shape[0] != images.shape[0] or cond.shape[-2:] != images.shape[-2:]):
+        raise ValueError(f"cond: expected ({images.shape[0]}, Cc, {images.shape[1]}, {images.shape[2]}), got {tuple(cond.shape)}")
+    args = dict(prior_args or {})
+    args["image_channels"] = 2 if images.is_complex() else 1
+    args["cond_channels"] = 0 if cond is None else int(cond.shape[1])
+    with torch.random.fork_rng(devices=[]):  # initial weights from cfg.seed, global RNG untouched
+        torch.manual_seed(cfg.seed)
+        prior = UNetPrior(**args).to(device)
+    ema = copy.deepcopy(prior).requires_grad_(False)
+    opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    g = torch.Generator().manual_seed(cfg.seed)
+    step, losses = 0, []
+    ck = out / "checkpoint.safetensors"
+    if ck.exists():
+        meta = json.loads((out / "checkpoint.json").read_text())
+        if meta["prior"] != prior.config:
+            raise InputFileError(out / "checkpoint.json", "prior", f"the same network arguments {prior.config}", f"{meta['prior']}")
+        t = load_file(str(ck))
+        prior.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
+        _restore_optimizer(opt, {k: v.to(device) for k, v in t.items() if k.startswith("opt.")}, meta["optimizer"])
+        g.set_state(t["rng"])
+        step, losses = int(meta["step"]), list(meta["losses"])
+    use_bf16 = torch.device(device).type == "cuda"
+    t0 = time.perf_counter()
+    prior.train()
+    while step < cfg.steps:
+        xb, cb = _random_crops(images, cond, cfg.crop, cfg.batch_size, g)
+        xb = xb.to(device)
+        cb = None if cb is None else cb.to(device)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            loss = _loss(prior, cfg, xb, cb, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(prior.parameters(), cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), prior.parameters()):
+                pe.lerp_(pm, 1 - cfg.ema_decay)
+        step += 1
+        losses.append(float(loss.detach()))
+        if progress:
+            progress(step, cfg.steps, losses[-1])
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint(out, step, prior, ema, opt, g, losses, cfg)
+    # final prior: EMA weights + JSON
+    weights = {k: (v.half() if fp16_weights and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in ema.state_dict().items()}
+    with atomic_output(out / "prior.safetensors") as tmp:
+        save_file(weights, str(tmp))
+    info = {
+        "format": "medrecon-prior-1",
+        "prior": prior.config,
+        "objective": cfg.objective,
+        "schedule": asdict(VPSchedule(cfg.num_train_timesteps)) if cfg.objective == "ddpm" else asdict(VESchedule(cfg.sigma_min, cfg.sigma_max)),
+        "normalisation": NORMALISATION,
+        "data": data_description,
+        "training_steps": step,
+        "train_config": asdict(cfg),
+    }
+    with atomic_output(out / "prior.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    _write_loss_curve(out, losses)
+    return {"steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else float("nan"), "seconds": time.perf_counter() - t0}
+
+
+def _write_loss_curve(out: Path, losses: list[float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with atomic_output(out / "loss.csv") as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["step", "loss"])
+            w.writerows((i + 1, v) for i, v in enumerate(losses))
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.semilogy(np.arange(1, len(losses) + 1), losses, lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    fig.tight_layout()
+    with atomic_output(out / "loss.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+
+
+def load_prior(path: str | Path, device: str | torch.device = "cpu") -> Denoiser:
+    """Load a prior folder (``prior.safetensors`` + ``prior.json``) as a :class:`Denoiser`.
+
+    Raises:
+        InputFileError: missing files, a JSON without the expected keys, weights that are not
+            safetensors or do not match the network the JSON describes.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    wj, ws = p / "prior.json", p / "prior.safetensors"
+    for f in (wj, ws):
+        if not f.is_file():
+            raise InputFileError(f, "file", "a prior folder with prior.safetensors and prior.json", "missing")
+    try:
+        info = json.loads(wj.read_text())
+    except json.JSONDecodeError as err:
+        raise InputFileError(wj, "file", "JSON", f"unparseable ({err})") from None
+    for key in ("prior", "objective", "schedule"):
+        if key not in info:
+            raise InputFileError(wj, key, "present", "missing")
+    if info["objective"] not in OBJECTIVES:
+        raise InputFileError(wj, "objective", f"one of {OBJECTIVES}", repr(info["objective"]))
+    try:
+        net = UNetPrior(**info["prior"])
+    except TypeError as err:
+        raise InputFileError(wj, "prior", "UNetPrior constructor arguments", str(err)) from None
+    try:
+        state = load_file(str(ws))
+    except (SafetensorError, OSError) as err:
+        raise InputFileError(ws, "file", "safetensors weights", f"unreadable ({err})") from None
+    try:
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as err:
+        raise InputFileError(ws, "weights", "tensors matching prior.json's network", str(err).splitlines()[0]) from None
+    net.eval().to(device)
+    if info["objective"] == "ddpm":
+        return EpsilonDenoiser(net, VPSchedule(**info["schedule"]))
+    return ScoreDenoiser(net, VESchedule(**info["schedule"]))
