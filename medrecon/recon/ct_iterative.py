@@ -100,15 +100,20 @@ def tv_pdhg(
     op_norm: float | None = None,
     progress: Progress = None,
 ) -> torch.Tensor:
-    """TV-regularised least squares by PDHG (Chambolle & Pock 2011, Algorithm 1, θ = 1).
+    """TV-regularised least squares by diagonally preconditioned PDHG.
+
+    Chambolle & Pock 2011 (Algorithm 1, θ = 1) with the diagonal step sizes of Pock & Chambolle
+    2011 (ICCV, Lemma 2, α = 1) for ``K = [A; ∇]``: dual steps ``1 / (A 1)`` and ``1/2``, primal
+    steps ``1 / (Aᵀ1 + 4)`` — the same row / column sums SIRT uses, which makes PDHG converge at
+    SIRT-like speed on tomographic operators (scalar steps ``1/||K||`` were measured far slower).
 
     Args:
         op: projector ``A``.
         y: sinograms ``(B, views, det)``.
-        lam: TV weight (in the units of the image; e.g. 1/mm for attenuation images).
+        lam: TV weight (image units; 1/mm for attenuation images).
         n_iter: iterations.
         nonneg: project the image onto ``x >= 0``.
-        op_norm: ``||A||`` if known (else estimated by :func:`operator_norm`).
+        op_norm: unused (kept for callers that pass ``||A||``; the steps are diagonal).
 
     Returns:
         ``(B, rows, cols)`` image.
@@ -121,21 +126,21 @@ def tv_pdhg(
         x = _zeros_image(op, y)
         if x.ndim != 3:
             raise ValueError(f"tv_pdhg: expected 2-D slices (B, rows, cols), got image shape {tuple(x.shape)}")
-        a_norm = operator_norm(op, x) if op_norm is None else op_norm
-        # K = [A; ∇] with ||∇||² <= 8; balance the blocks by scaling ∇ to ||A||
-        s = a_norm / 8**0.5
-        k_norm = (a_norm**2 + (s**2) * 8) ** 0.5
-        tau = sigma = 0.99 / k_norm
+        row = op(torch.ones_like(x))
+        col = op.adjoint(torch.ones_like(y))
+        sigma_a = torch.where(row > 1e-8, 1.0 / torch.where(row > 1e-8, row, torch.ones_like(row)), torch.zeros_like(row))
+        tau = 1.0 / (col + 4.0)
+        sigma_g = 0.5
         xbar = x.clone()
         p = torch.zeros_like(y)
         q = torch.zeros_like(_grad2d(x))
         for it in range(n_iter):
-            p = (p + sigma * (op(xbar) - y)) / (1.0 + sigma)
-            q = q + sigma * s * _grad2d(xbar)
+            p = (p + sigma_a * (op(xbar) - y)) / (1.0 + sigma_a)
+            q = q + sigma_g * _grad2d(xbar)
             mag = torch.sqrt((q**2).sum(dim=1, keepdim=True))
-            q = q / torch.clamp(mag * s / max(lam, 1e-30), min=1.0) if lam > 0 else torch.zeros_like(q)  # ball of radius λ/s
+            q = q / torch.clamp(mag / max(lam, 1e-30), min=1.0) if lam > 0 else torch.zeros_like(q)
             x_old = x
-            x = x - tau * (op.adjoint(p) - s * _div2d(q))
+            x = x - tau * (op.adjoint(p) - _div2d(q))
             if nonneg:
                 x = torch.clamp(x, min=0)
             xbar = 2 * x - x_old
