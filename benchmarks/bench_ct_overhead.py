@@ -9,21 +9,11 @@ Single slice, so both run ASTRA's single-threaded CPU projector.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def best(fn, repeats: int) -> float:
-    fn()
-    t = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
+from timing import best_of  # benchmarks/timing.py: a script's own folder is on sys.path
 
 
 def main() -> None:
@@ -52,8 +42,8 @@ def main() -> None:
         op = CTProjector(g)
         xt, yt = torch.from_numpy(x)[None], torch.from_numpy(y)[None]
         with torch.no_grad():
-            t = {"astra FP": best(a_fp, args.repeats), "medrecon FP": best(lambda: op(xt), args.repeats),
-                 "astra BP": best(a_bp, args.repeats), "medrecon BP": best(lambda: op.adjoint(yt), args.repeats)}
+            t = {"astra FP": best_of(a_fp, args.repeats), "medrecon FP": best_of(lambda: op(xt), args.repeats),
+                 "astra BP": best_of(a_bp, args.repeats), "medrecon BP": best_of(lambda: op.adjoint(yt), args.repeats)}
         astra.projector.delete(pid)
         for d in ("FP", "BP"):
             rows.append((views, d, t[f"astra {d}"] * 1e3, t[f"medrecon {d}"] * 1e3))

@@ -9,21 +9,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up (FFT plans, allocations)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from timing import best_of  # benchmarks/timing.py: a script's own folder is on sys.path
 
 
 def main() -> None:
@@ -45,11 +35,11 @@ def main() -> None:
             mask = np.zeros((n, n), np.float32)
             mask[:, ::4] = 1
             sp_op = sigpy.mri.linop.Sense(maps, weights=mask)
-            t_sp = _time(lambda: [sp_op.H * (sp_op * x[b]) for b in range(batch)], args.repeats)
+            t_sp = best_of(lambda: [sp_op.H * (sp_op * x[b]) for b in range(batch)], args.repeats)
             op = SenseOperator(torch.from_numpy(maps)[None], torch.from_numpy(mask)[None, None])
             xt = torch.from_numpy(x)
             with torch.no_grad():
-                t_mr = _time(lambda: op.adjoint(op(xt)), args.repeats)
+                t_mr = best_of(lambda: op.adjoint(op(xt)), args.repeats)
             rows.append((coils, n, batch, t_sp * 1e3, t_mr * 1e3, t_sp / t_mr))
     head = (
         f"SENSE forward+adjoint, complex64, CPU ({platform.processor() or platform.machine()}, {args.threads} torch threads), "

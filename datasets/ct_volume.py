@@ -68,21 +68,13 @@ def read_ct(path: str | Path) -> CTVolume:
 
 def read_nifti_ct(path: str | Path) -> CTVolume:
     """A NIfTI volume in HU → :class:`CTVolume` (data transposed to ``(slices, rows, cols)``)."""
-    import nibabel as nib
+    from .file_access import load_nifti_volume
 
     p = Path(path)
-    try:
-        img = nib.load(str(p))
-        data = np.asanyarray(img.dataobj).astype(np.float32)
-    except Exception as err:  # nibabel raises several types for corrupt files
-        raise InputFileError(p, "file", "a readable NIfTI image", f"unreadable ({err})") from None
-    if data.ndim == 2:
-        data = data[..., None]
-    if data.ndim != 3:
-        raise InputFileError(p, "image", "a 3-D volume", f"shape {data.shape}")
-    if not np.all(np.isfinite(data)):
+    hu, affine = load_nifti_volume(p)
+    if not np.all(np.isfinite(hu)):
         raise InputFileError(p, "image", "finite HU values", "NaN or Inf")
-    return CTVolume(np.ascontiguousarray(np.transpose(data, (2, 1, 0))), img.affine.copy(), str(p))
+    return CTVolume(hu, affine, str(p))
 
 
 def _dicom_files(paths: list[Path]) -> list:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError
+from .file_access import open_h5
 from .kspace_source import KSpaceSource, SliceGeometry, check_mask_shape
 
 ISMRMRD_NS = "{http://www.ismrm.org/ISMRMRD}"
@@ -115,14 +116,8 @@ class FastMRIFile(KSpaceSource):
     """
 
     def __init__(self, path: str | Path) -> None:
-        import h5py
-
         p = Path(path)
-        try:
-            f = h5py.File(p, "r")
-        except OSError as err:
-            raise InputFileError(p, "file", "a readable HDF5 file", f"unreadable ({err.__class__.__name__}: {err})") from None
-        with f:
+        with open_h5(p) as f:
             if "kspace" not in f:
                 raise InputFileError(p, "kspace", "an HDF5 dataset 'kspace'", f"keys {sorted(f.keys())}")
             ds = f["kspace"]

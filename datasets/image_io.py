@@ -108,27 +108,16 @@ def read_volume(path: str | Path) -> np.ndarray:
         raise InputFileError(p, "file", "an existing file", "no such file")
     name = p.name.lower()
     if name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
+        from .file_access import load_nifti_volume
 
-        try:
-            data = np.asanyarray(nib.load(str(p)).dataobj)
-        except Exception as err:  # nibabel raises several types for corrupt files
-            raise InputFileError(p, "file", "a readable NIfTI image", f"unreadable ({err})") from None
-        if data.ndim == 2:
-            data = data[..., None]
-        if data.ndim != 3:
-            raise InputFileError(p, "image", "a 3-D (cols, rows, slices) volume", f"shape {data.shape}")
-        return np.transpose(data, (2, 1, 0)).astype(np.float32)
+        return load_nifti_volume(p)[0]
     if name.endswith((".h5", ".hdf5")):
-        import h5py
+        from .file_access import open_h5
 
-        try:
-            with h5py.File(p, "r") as f:
-                for key in ("reconstruction", "reconstruction_rss", "reconstruction_esc"):
-                    if key in f:
-                        return np.abs(f[key][()]).astype(np.float32)
-        except OSError as err:
-            raise InputFileError(p, "file", "a readable HDF5 file", f"unreadable ({err})") from None
+        with open_h5(p) as f:
+            for key in ("reconstruction", "reconstruction_rss", "reconstruction_esc"):
+                if key in f:
+                    return np.abs(f[key][()]).astype(np.float32)
     if name.endswith((".h5", ".hdf5", ".npz")):
         return reference_from_kspace(p)
     raise InputFileError(p, "file type", "NIfTI, HDF5 or .npz", f"suffix {''.join(p.suffixes) or 'none'!r}")

@@ -24,13 +24,10 @@ def open_kspace(path: str | Path, echo: int = 0) -> KSpaceSource:
 
         return NpzKSpace(p)
     if p.suffix in (".h5", ".hdf5"):
-        import h5py
+        from .file_access import open_h5
 
-        try:
-            with h5py.File(p, "r") as f:
-                rank = f["kspace"].ndim if "kspace" in f and hasattr(f["kspace"], "ndim") else None
-        except OSError as err:
-            raise InputFileError(p, "file", "a readable HDF5 file", f"unreadable ({err.__class__.__name__}: {err})") from None
+        with open_h5(p) as f:
+            rank = f["kspace"].ndim if "kspace" in f and hasattr(f["kspace"], "ndim") else None
         if rank == 5:
             from .skmtea import SKMTEAFile
 

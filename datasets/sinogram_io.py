@@ -21,6 +21,7 @@ import numpy as np
 from ..physics.ct.geometry import CTGeometry
 from .atomic import atomic_output
 from .errors import InputFileError
+from .file_access import open_h5
 
 
 @dataclass
@@ -57,16 +58,10 @@ def read_sinogram(path: str | Path) -> SinogramFile:
         InputFileError: not HDF5, no ``sinogram`` or no ``geometry``, projection count or detector
             size not matching the geometry's angles, NaN / Inf projections.
     """
-    import h5py
-
     p = Path(path)
     if not p.is_file():
         raise InputFileError(p, "file", "an existing sinogram .h5", "no such file")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as err:
-        raise InputFileError(p, "file", "a readable HDF5 file", f"unreadable ({err.__class__.__name__})") from None
-    with f:
+    with open_h5(p) as f:
         if "sinogram" not in f:
             raise InputFileError(p, "sinogram", "an HDF5 dataset 'sinogram'", f"keys {sorted(f.keys())}")
         if "geometry" not in f.attrs:

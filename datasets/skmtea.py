@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError
+from .file_access import open_h5
 from .kspace_source import KSpaceSource, SliceGeometry, check_mask_shape
 
 
@@ -37,14 +38,8 @@ class SKMTEAFile(KSpaceSource):
         mask_key: str | None = None,
         voxel_size_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> None:
-        import h5py
-
         p = Path(path)
-        try:
-            f = h5py.File(p, "r")
-        except OSError as err:
-            raise InputFileError(p, "file", "a readable HDF5 file", f"unreadable ({err.__class__.__name__}: {err})") from None
-        with f:
+        with open_h5(p) as f:
             for key in ("kspace", "maps"):
                 if key not in f:
                     raise InputFileError(p, key, f"an HDF5 dataset '{key}' (SKM-TEA layout)", f"keys {sorted(f.keys())}")
