@@ -51,8 +51,61 @@ def _cmd_simulate_mri(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_prior(name: str) -> Path:
+    """``brain`` → the prior shipped in the package; anything else is a folder path."""
+    if name == "brain":
+        shipped = Path(__file__).resolve().parents[1] / "priors" / "brain"
+        if not (shipped / "prior.safetensors").is_file():
+            raise InputFileError(shipped, "prior", "the shipped brain prior", "not in this version of medrecon (train one with 'medrecon train')")
+        return shipped
+    return Path(name)
+
+
+def _cmd_reconstruct_mri_diffusion(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..datasets.atomic import check_output_path
+    from ..datasets.image_io import write_recon_h5, write_volume
+    from ..datasets.open_kspace import open_kspace
+    from ..diffusion.training import load_prior
+    from ..recon.diffusion_mri import DiffusionConfig, reconstruct_volume_diffusion
+
+    if args.prior is None:
+        raise ValueError("--prior: expected a prior folder or 'brain' with --method diffusion, got nothing")
+    cfg = DiffusionConfig(sampler=args.sampler, steps=args.steps, eta=args.eta, dc=args.dc, cg_iters=args.cg_iters,
+                          samples=args.samples, seed=args.seed)
+    out = Path(args.out)
+    check_output_path(out)
+    name = out.name.lower()
+    if not name.endswith((".nii", ".nii.gz", ".h5", ".hdf5")):
+        raise InputFileError(out, "output file type", "a .nii, .nii.gz or .h5 name", repr(out.name))
+    device = _device(args.device)
+    denoiser = load_prior(_resolve_prior(args.prior), device=device)
+    src = open_kspace(args.input, echo=args.echo)
+    slices = parse_slices(args.slices)
+    n = src.num_slices if slices is None else len(slices)
+    with tqdm(total=n, desc=f"diffusion {cfg.sampler} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
+        mean, std = reconstruct_volume_diffusion(src, denoiser, cfg, slices, device=device, progress=lambda d, t: bar.update(1))
+    attrs = {"method": f"diffusion-{cfg.sampler}", "prior": str(args.prior), "samples": cfg.samples, "steps": cfg.steps,
+             "prior_training_steps": int(getattr(denoiser, "info", {}).get("training_steps", -1))}
+    if name.endswith((".h5", ".hdf5")):
+        write_recon_h5(mean, out, std=std if cfg.samples > 1 else None, attrs=attrs)
+    else:
+        std_path = out.with_name(name.replace(".nii.gz", "").replace(".nii", "") + "_std" + (".nii.gz" if name.endswith(".gz") else ".nii"))
+        if cfg.samples > 1:
+            write_volume(std, std_path, src.geometry.voxel_size_mm)
+        write_volume(mean, out, src.geometry.voxel_size_mm)
+        if cfg.samples > 1:
+            print(f"wrote {std_path} (per-voxel std over {cfg.samples} samples)")
+    print(f"wrote {out} {tuple(mean.shape)}")
+    return 0
+
+
 def _cmd_reconstruct_mri(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    if args.method == "diffusion":
+        return _cmd_reconstruct_mri_diffusion(args)
 
     from ..datasets.atomic import check_output_path
     from ..datasets.image_io import write_volume
@@ -202,6 +255,43 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+    from tqdm import tqdm
+
+    from ..config import load_config
+    from ..datasets.training_images import load_training_images
+    from ..diffusion.training import TrainConfig, normalise_images, train_prior
+    from ..train_config import DataConfig, PriorArchConfig
+
+    p = Path(args.config)
+    try:
+        top = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputFileError(p, "file", "a readable YAML file", f"unreadable ({err.__class__.__name__})") from None
+    allowed = {"data", "prior", "train", "output"}
+    if not isinstance(top, dict) or set(top) - allowed or not {"data", "train", "output"} <= set(top):
+        raise InputFileError(p, "document", f"sections data, train, output (and optional prior)", f"{sorted(top) if isinstance(top, dict) else type(top).__name__}")
+    data = load_config(p, DataConfig, "data")
+    arch = load_config(p, PriorArchConfig, "prior") if "prior" in top else PriorArchConfig()
+    cfg = load_config(p, TrainConfig, "train")
+    out = Path(str(top["output"]) if args.output is None else args.output)
+    import torch
+
+    device = _device(args.device)
+    images = normalise_images(torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed)))
+    desc = f"{len(images)} slices from {', '.join(Path(x).name for x in data.paths)}" + (" (synthetic smooth phase)" if data.synthetic_phase else "")
+    with tqdm(total=cfg.steps, desc=f"train {cfg.objective}", unit="step", disable=args.quiet) as bar:
+        def prog(step, total, loss):
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.refresh()
+
+        res = train_prior(images, cfg, out, arch.as_args(), data_description=desc, device=device, progress=prog, fp16_weights=arch.fp16_weights)
+    print(f"wrote {out}/prior.safetensors + prior.json ({res['steps']} steps, final loss {res['final_loss']:.4f}, {res['seconds']:.0f} s)")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
@@ -247,7 +337,15 @@ def build_parser() -> argparse.ArgumentParser:
     rec_sub = rec.add_subparsers(dest="modality", required=True)
     rm = rec_sub.add_parser("mri", help="multi-coil MRI from fastMRI / SKM-TEA .h5 or .npz")
     rm.add_argument("input")
-    rm.add_argument("--method", default="cs", choices=METHODS)
+    rm.add_argument("--method", default="cs", choices=METHODS + ("diffusion",))
+    rm.add_argument("--prior", default=None, help="diffusion: prior folder (prior.safetensors + prior.json) or 'brain'")
+    rm.add_argument("--sampler", default="dds", choices=("dds", "ddim", "ddpm", "ve_pc"), help="diffusion sampler")
+    rm.add_argument("--steps", type=int, default=50, help="diffusion: network evaluations per sample")
+    rm.add_argument("--eta", type=float, default=0.85, help="diffusion: DDIM eta")
+    rm.add_argument("--dc", default="cg", choices=("cg", "grad", "hard", "none"), help="diffusion: data consistency")
+    rm.add_argument("--cg-iters", type=int, default=5, help="diffusion: CG iterations per step")
+    rm.add_argument("--samples", type=int, default=1, help="diffusion: posterior samples (>1 also writes the std)")
+    rm.add_argument("--seed", type=int, default=0)
     rm.add_argument("--config", default=None, help="YAML with a 'recon' section (see configs/); overrides --method/--lam/--iters")
     rm.add_argument("--lam", type=float, default=None, help="regularisation weight (relative; default 1e-3)")
     rm.add_argument("--iters", type=int, default=None, help="solver iterations")
@@ -281,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--window", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="CT: HU window for the metrics (default -1000 1000); implied for DICOM targets")
     ev.set_defaults(func=_cmd_evaluate)
+
+    tr = sub.add_parser("train", help="train a diffusion prior from a YAML config (see configs/)")
+    tr.add_argument("--config", required=True)
+    tr.add_argument("--output", default=None, help="override the config's output folder")
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=_cmd_train)
 
     de = sub.add_parser("demo", help="reconstruct the embedded real MR slice at 4x and 8x")
     de.add_argument("--out-dir", default="demo_output")

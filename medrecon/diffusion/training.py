@@ -249,6 +249,7 @@ def train_prior(
         "objective": cfg.objective,
         "schedule": asdict(VPSchedule(cfg.num_train_timesteps)) if cfg.objective == "ddpm" else asdict(VESchedule(cfg.sigma_min, cfg.sigma_max)),
         "normalisation": NORMALISATION,
+        "image_shape": [int(images.shape[-2]), int(images.shape[-1])],
         "data": data_description,
         "training_steps": step,
         "train_config": asdict(cfg),
@@ -318,5 +319,8 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> Denoiser
         raise InputFileError(ws, "weights", "tensors matching prior.json's network", str(err).splitlines()[0]) from None
     net.eval().to(device)
     if info["objective"] == "ddpm":
-        return EpsilonDenoiser(net, VPSchedule(**info["schedule"]))
-    return ScoreDenoiser(net, VESchedule(**info["schedule"]))
+        d: Denoiser = EpsilonDenoiser(net, VPSchedule(**info["schedule"]))
+    else:
+        d = ScoreDenoiser(net, VESchedule(**info["schedule"]))
+    d.info = info  # training provenance: data, steps, crop, image_shape
+    return d

@@ -1,0 +1,94 @@
+"""Training images for diffusion priors from the formats users bring.
+
+Returns ``(N, H, W)`` arrays, complex64 for complex sources, float32 for magnitude sources (a
+smooth synthetic phase can be added to magnitude data to train complex MRI priors). Slices are
+taken along the first axis of ``(slices, rows, cols)`` volumes.
+
+- ``.npz`` with ``images`` ``(N, H, W)`` (e.g. SIAT complex brain images), read without pickle;
+- NIfTI volumes (magnitude, any orientation; axial slices along the file's third axis);
+- fastMRI ``.h5`` (``reconstruction_rss`` / ``reconstruction_esc`` magnitude targets);
+- SKM-TEA ``.h5`` (complex ``target``, first echo, first map).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError
+
+
+def smooth_phase(shape: tuple[int, int], rng: np.random.Generator, max_rad: float = np.pi) -> np.ndarray:
+    """A random smooth (low-order polynomial) phase map ``(H, W)`` in radians."""
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    yy, xx = yy / h - 0.5, xx / w - 0.5
+    c = rng.uniform(-1, 1, 6)
+    ph = c[0] + c[1] * xx + c[2] * yy + c[3] * xx * yy + c[4] * xx**2 + c[5] * yy**2
+    return (max_rad * ph / max(np.abs(ph).max(), 1e-6)).astype(np.float32)
+
+
+def load_training_images(
+    paths: list[str | Path], synthetic_phase: bool = False, min_fraction: float = 0.05, seed: int = 0
+) -> np.ndarray:
+    """Load and stack training slices from ``paths``.
+
+    Args:
+        paths: files (all must give the same in-plane size).
+        synthetic_phase: give magnitude images a smooth random phase (complex output).
+        min_fraction: drop slices whose mean magnitude is below this fraction of the source's
+            brightest slice mean (empty slices at the ends of volumes).
+        seed: RNG seed of the synthetic phase.
+
+    Raises:
+        InputFileError: unreadable files, missing keys, mismatched sizes.
+    """
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    for p in map(Path, paths):
+        arr = _read(p)
+        means = np.abs(arr).reshape(arr.shape[0], -1).mean(axis=1)
+        arr = arr[means >= min_fraction * means.max()] if means.max() > 0 else arr[:0]
+        if out and arr.shape[1:] != out[0].shape[1:]:
+            raise InputFileError(p, "image size", f"{out[0].shape[1:]} like the other training files", f"{arr.shape[1:]}")
+        out.append(arr)
+    if not out or sum(len(a) for a in out) == 0:
+        raise ValueError(f"paths: no usable training slices in {list(map(str, paths))}")
+    images = np.concatenate(out)
+    if synthetic_phase and not np.iscomplexobj(images):
+        images = np.stack([im * np.exp(1j * smooth_phase(im.shape, rng)) for im in images]).astype(np.complex64)
+    return images.astype(np.complex64 if np.iscomplexobj(images) else np.float32)
+
+
+def _read(p: Path) -> np.ndarray:
+    name = p.name.lower()
+    if not p.is_file():
+        raise InputFileError(p, "file", "an existing training file", "no such file")
+    if name.endswith(".npz"):
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if "images" not in z.files:
+                    raise InputFileError(p, "images", "an array 'images' (N, H, W)", f"keys {z.files}")
+                arr = z["images"]
+        except (OSError, ValueError) as err:
+            raise InputFileError(p, "file", "a NumPy .npz archive without pickled objects", f"unreadable ({err})") from None
+        if arr.ndim != 3:
+            raise InputFileError(p, "images", "(N, H, W)", f"shape {arr.shape}")
+        return arr
+    if name.endswith((".nii", ".nii.gz")):
+        from .file_access import load_nifti_volume
+
+        vol, _ = load_nifti_volume(p)  # (k, j, i)
+        return np.transpose(vol, (0, 2, 1))  # slices along k, image (i, j) as (rows, cols)
+    if name.endswith((".h5", ".hdf5")):
+        from .file_access import open_h5
+
+        with open_h5(p) as f:
+            if "target" in f and f["target"].ndim == 5:  # SKM-TEA
+                return np.asarray(f["target"][:, :, :, 0, 0], dtype=np.complex64)
+            for key in ("reconstruction_rss", "reconstruction_esc"):
+                if key in f:
+                    return np.asarray(f[key][()], dtype=np.float32)
+        raise InputFileError(p, "dataset", "fastMRI 'reconstruction_rss'/'reconstruction_esc' or SKM-TEA 'target'", "none of them")
+    raise InputFileError(p, "file type", ".npz, NIfTI or .h5", f"suffix {''.join(p.suffixes) or 'none'!r}")

@@ -1,0 +1,71 @@
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+pytest.importorskip("monai")
+
+from medrecon.cli.main import main
+
+from mri_files import multicoil_volume, write_fastmri
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("prior")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    imgs = np.stack([np.exp(-((yy - rng.uniform(8, 24)) ** 2 + (xx - rng.uniform(8, 24)) ** 2) / 40.0) * np.exp(1j * rng.uniform(0, 3))
+                     for _ in range(24)]).astype(np.complex64)
+    np.savez(d / "train.npz", images=imgs)
+    cfg = d / "train.yaml"
+    cfg.write_text(
+        f"data:\n  paths: [{d / 'train.npz'}]\n"
+        "prior:\n  channels: [16, 16]\n  attention_levels: [false, false]\n  num_head_channels: 16\n  norm_num_groups: 8\n"
+        "train:\n  objective: ddpm\n  steps: 12\n  batch_size: 4\n  crop: 16\n  checkpoint_every: 6\n"
+        f"output: {d / 'out'}\n"
+    )
+    assert main(["train", "--config", str(cfg), "--quiet"]) == 0
+    return d / "out"
+
+
+def test_train_then_reconstruct_with_uncertainty(tmp_path, trained, capsys):
+    info = json.loads((trained / "prior.json").read_text())
+    assert info["training_steps"] == 12 and "24 slices from train.npz" in info["data"]
+    assert (trained / "loss.csv").exists() and (trained / "loss.png").exists()
+    full = write_fastmri(tmp_path / "full.h5", multicoil_volume(slices=1, coils=4, h=48, w=48), recon_size=(40, 40))
+    under = tmp_path / "under.h5"
+    assert main(["simulate", "mri", "--input", str(full), "--accel", "4", "--center-fraction", "0.2", "--out", str(under)]) == 0
+    out = tmp_path / "r.nii.gz"
+    assert main(["reconstruct", "mri", str(under), "--method", "diffusion", "--prior", str(trained), "--steps", "4",
+                 "--samples", "2", "--quiet", "--out", str(out)]) == 0
+    mean, std = nib.load(str(out)).get_fdata(), nib.load(str(tmp_path / "r_std.nii.gz")).get_fdata()
+    assert mean.shape == std.shape == (40, 40, 1) and np.isfinite(mean).all() and (std >= 0).all() and std.max() > 0
+    assert main(["evaluate", "--target", str(full), "--recon", str(out)]) == 0
+    h5 = tmp_path / "r.h5"
+    assert main(["reconstruct", "mri", str(under), "--method", "diffusion", "--prior", str(trained), "--sampler", "ddim",
+                 "--dc", "grad", "--steps", "3", "--quiet", "--out", str(h5)]) == 0
+
+
+def test_diffusion_bad_input(tmp_path, trained, capsys):
+    full = write_fastmri(tmp_path / "full.h5", multicoil_volume(slices=1, coils=4, h=48, w=48), recon_size=(40, 40))
+    out = str(tmp_path / "r.nii.gz")
+    cases = [
+        (["--sampler", "ve_pc"], "needs a score (VE) prior"),
+        (["--steps", "0"], "steps: expected >= 1"),
+        (["--sampler", "dds", "--dc", "hard"], "dds"),
+        (["--dc", "hard", "--sampler", "ddim"], "exact only for single-coil"),
+    ]
+    for extra, msg in cases:
+        assert main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", str(trained), "--quiet", *extra, "--out", out]) == 2
+        assert msg in capsys.readouterr().err
+    assert main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", "brain", "--out", out]) == 2
+    assert "shipped brain prior" in capsys.readouterr().err
+    assert main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", str(tmp_path), "--out", out]) == 2
+    assert "prior.json" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  paths: [x.npz]\ntrain:\n  steps: 5\n  epochs: 3\noutput: o\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "unknown keys ['epochs']" in capsys.readouterr().err
+    assert not (tmp_path / "r.nii.gz").exists()
