@@ -199,7 +199,6 @@ def _cmd_reconstruct_ct(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate_ct(args: argparse.Namespace) -> int:
-    from ..datasets.atomic import atomic_output
     from ..datasets.ct_volume import read_ct
     from ..evaluation.ct_metrics import DEFAULT_WINDOW, hu_metrics
 
@@ -210,10 +209,17 @@ def _cmd_evaluate_ct(args: argparse.Namespace) -> int:
         target = target[slices]
     if recon.shape != target.shape:
         raise InputFileError(args.recon, "shape", f"{target.shape} like the target (or pass --slices)", f"{recon.shape}")
-    m = hu_metrics(target, recon, tuple(args.window) if args.window else DEFAULT_WINDOW)
-    print(f"{'metric':<14}{'value':>12}")
+    return _report_metrics(hu_metrics(target, recon, tuple(args.window) if args.window else DEFAULT_WINDOW), args)
+
+
+def _report_metrics(m: dict[str, float], args: argparse.Namespace) -> int:
+    """Print a metrics table and, with ``--json``, write it atomically."""
+    from ..datasets.atomic import atomic_output
+
+    width = max(len(k) for k in m) + 2
+    print(f"{'metric':<{width}}{'value':>12}")
     for k, v in m.items():
-        print(f"{k:<14}{v:>12.4f}")
+        print(f"{k:<{width}}{v:>12.4f}")
     if args.json:
         with atomic_output(args.json) as tmp:
             tmp.write_text(json.dumps({"target": str(args.target), "recon": str(args.recon), **m}, indent=2))
@@ -230,7 +236,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return _cmd_evaluate_ct(args)
     import numpy as np
 
-    from ..datasets.atomic import atomic_output
     from ..datasets.image_io import read_volume
     from ..evaluation.metrics import volume_metrics
 
@@ -245,14 +250,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputFileError(args.recon, "image size", f"at least {target.shape[1:]} (the target's)", f"{recon.shape[1:]}")
     if not np.all(np.isfinite(recon)):
         raise InputFileError(args.recon, "values", "finite values", "NaN or Inf")
-    m = volume_metrics(target, recon)
-    print(f"{'metric':<8}{'value':>12}")
-    for k, v in m.items():
-        print(f"{k:<8}{v:>12.4f}")
-    if args.json:
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps({"target": str(args.target), "recon": str(args.recon), **m}, indent=2))
-    return 0
+    return _report_metrics(volume_metrics(target, recon), args)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
