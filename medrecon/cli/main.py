@@ -277,16 +277,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     device = _device(args.device)
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():  # started by torchrun
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.startswith("cuda"):
+            device = f"cuda:{local}"
+            torch.cuda.set_device(local)
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     images = normalise_images(torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed)))
     desc = f"{len(images)} slices from {', '.join(Path(x).name for x in data.paths)}" + (" (synthetic smooth phase)" if data.synthetic_phase else "")
-    with tqdm(total=cfg.steps, desc=f"train {cfg.objective}", unit="step", disable=args.quiet) as bar:
+    with tqdm(total=cfg.steps, desc=f"train {cfg.objective}", unit="step", disable=args.quiet or rank != 0) as bar:
         def prog(step, total, loss):
             bar.n = step
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.refresh()
 
         res = train_prior(images, cfg, out, arch.as_args(), data_description=desc, device=device, progress=prog, fp16_weights=arch.fp16_weights)
-    print(f"wrote {out}/prior.safetensors + prior.json ({res['steps']} steps, final loss {res['final_loss']:.4f}, {res['seconds']:.0f} s)")
+    if rank == 0:
+        print(f"wrote {out}/prior.safetensors + prior.json ({res['steps']} steps, final loss {res['final_loss']:.4f}, {res['seconds']:.0f} s)")
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     return 0
 
 

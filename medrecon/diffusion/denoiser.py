@@ -130,6 +130,12 @@ class EpsilonDenoiser(Denoiser):
         return x - s * eps
 
 
+def noise_embedding(sigma: torch.Tensor, schedule: VESchedule) -> torch.Tensor:
+    """σ → a timestep-like value in [0, 1000] for the network's sinusoidal embedding (log-linear)."""
+    lo, hi = math.log(schedule.sigma_min), math.log(schedule.sigma_max)
+    return 1000.0 * (torch.log(sigma.float()) - lo) / (hi - lo)
+
+
 class ScoreDenoiser(Denoiser):
     """VE noise-conditional (score) network as a denoiser (see module docstring)."""
 
@@ -140,9 +146,8 @@ class ScoreDenoiser(Denoiser):
         self.complex_data = net.image_channels == 2
 
     def noise_embedding(self, sigma: torch.Tensor) -> torch.Tensor:
-        """σ → a timestep-like value in [0, 1000] for the network's sinusoidal embedding (log-linear)."""
-        lo, hi = math.log(self.schedule.sigma_min), math.log(self.schedule.sigma_max)
-        return 1000.0 * (torch.log(sigma.float()) - lo) / (hi - lo)
+        """See :func:`noise_embedding`."""
+        return noise_embedding(sigma, self.schedule)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         sigma = self._check(x, sigma)

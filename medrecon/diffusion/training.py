@@ -9,7 +9,10 @@
 - the final prior: EMA weights (``prior.safetensors``, fp16 or fp32) + ``prior.json`` with the
   network's constructor arguments, the objective, the schedule, the data normalisation, the data
   description and the number of training steps;
-- the loss curve as ``loss.csv`` and ``loss.png``.
+- the loss curve as ``loss.csv`` and ``loss.png``;
+- data-parallel training under ``torchrun`` (DistributedDataParallel; NCCL on GPUs, gloo on
+  CPUs): each rank draws its own batches (seed + rank), gradients are averaged, rank 0 writes; the
+  checkpoint keeps every rank's RNG state, so a resumed multi-process run continues exactly.
 
 Data normalisation (inverted by reconstruction): every training image is divided by its own
 99th percentile of magnitude, so a slice's bright tissue sits near 1.
@@ -30,7 +33,7 @@ import torch
 
 from ..datasets.atomic import atomic_output
 from ..datasets.errors import InputFileError
-from .denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser, UNetPrior, to_channels
+from .denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
 from .schedule import VESchedule, VPSchedule
 
 OBJECTIVES = ("ddpm", "score")
@@ -99,7 +102,7 @@ def _random_crops(x: torch.Tensor, cond: torch.Tensor | None, crop: int, n: int,
     return xb, cb
 
 
-def _loss(prior: UNetPrior, cfg: TrainConfig, x0: torch.Tensor, cond: torch.Tensor | None, g: torch.Generator) -> torch.Tensor:
+def _loss(prior: torch.nn.Module, cfg: TrainConfig, x0: torch.Tensor, cond: torch.Tensor | None, g: torch.Generator) -> torch.Tensor:
     n = x0.shape[0]
     dev = x0.device
     noise = torch.randn(to_channels(x0).shape, generator=g).to(dev)
@@ -116,7 +119,7 @@ def _loss(prior: UNetPrior, cfg: TrainConfig, x0: torch.Tensor, cond: torch.Tens
         sigma = sched.sample_training_sigma(n, g).to(dev)
         s = sigma.reshape(-1, 1, 1, 1)
         inp = (c0 + s * noise) / torch.sqrt(1 + s**2)
-        out = prior(inp, ScoreDenoiser(prior, sched).noise_embedding(sigma), cond)
+        out = prior(inp, noise_embedding(sigma, sched), cond)
     return torch.mean((out.float() - target) ** 2)
 
 
@@ -145,15 +148,23 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_checkpoint(out_dir: Path, step: int, prior: UNetPrior, ema: UNetPrior, opt: torch.optim.Optimizer, g: torch.Generator, losses: list, cfg: TrainConfig) -> None:
-    """Write ``checkpoint.safetensors`` + ``checkpoint.json`` (atomically, one pair)."""
+def save_checkpoint(
+    out_dir: Path, step: int, prior: UNetPrior, ema: UNetPrior, opt: torch.optim.Optimizer, rng_states: list[torch.Tensor], losses: list, cfg: TrainConfig
+) -> None:
+    """Write ``checkpoint.safetensors`` + ``checkpoint.json`` (atomically, one pair).
+
+    ``rng_states``: one generator state per rank (``rng`` for a single process, ``rng.<rank>`` else).
+    """
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in prior.state_dict().items()}
     tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
     opt_t, opt_meta = _flatten_optimizer(opt)
     tensors.update(opt_t)
-    tensors["rng"] = g.get_state()
+    if len(rng_states) == 1:
+        tensors["rng"] = rng_states[0]
+    else:
+        tensors.update({f"rng.{r}": st for r, st in enumerate(rng_states)})
     with atomic_output(out_dir / "checkpoint.safetensors") as tmp:
         save_file(tensors, str(tmp))
     meta = {"step": step, "config": asdict(cfg), "prior": prior.config, "optimizer": opt_meta, "losses": losses}
@@ -199,12 +210,15 @@ def train_prior(
     args = dict(prior_args or {})
     args["image_channels"] = 2 if images.is_complex() else 1
     args["cond_channels"] = 0 if cond is None else int(cond.shape[1])
+    dist = torch.distributed
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     with torch.random.fork_rng(devices=[]):  # initial weights from cfg.seed, global RNG untouched
         torch.manual_seed(cfg.seed)
         prior = UNetPrior(**args).to(device)
     ema = copy.deepcopy(prior).requires_grad_(False)
     opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed + rank)
     step, losses = 0, []
     ck = out / "checkpoint.safetensors"
     if ck.exists():
@@ -215,8 +229,17 @@ def train_prior(
         prior.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
         ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
         _restore_optimizer(opt, {k: v.to(device) for k, v in t.items() if k.startswith("opt.")}, meta["optimizer"])
-        g.set_state(t["rng"])
+        key = f"rng.{rank}" if f"rng.{rank}" in t else "rng"
+        if world > 1 and key == "rng":
+            raise InputFileError(ck, "rng", f"RNG states for {world} ranks", "a single-process checkpoint")
+        g.set_state(t[key])
         step, losses = int(meta["step"]), list(meta["losses"])
+    model: torch.nn.Module = prior
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        dev = torch.device(device)
+        model = DistributedDataParallel(prior, device_ids=[dev.index or 0] if dev.type == "cuda" else None)
     use_bf16 = torch.device(device).type == "cuda"
     t0 = time.perf_counter()
     prior.train()
@@ -225,7 +248,7 @@ def train_prior(
         xb = xb.to(device)
         cb = None if cb is None else cb.to(device)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = _loss(prior, cfg, xb, cb, g)
+            loss = _loss(model, cfg, xb, cb, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(prior.parameters(), cfg.grad_clip)
@@ -238,7 +261,16 @@ def train_prior(
         if progress:
             progress(step, cfg.steps, losses[-1])
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save_checkpoint(out, step, prior, ema, opt, g, losses, cfg)
+            states = [g.get_state()]
+            if distributed:
+                states = [None] * world
+                dist.all_gather_object(states, g.get_state())
+            if rank == 0:
+                save_checkpoint(out, step, prior, ema, opt, states, losses, cfg)
+            if distributed:
+                dist.barrier()
+    if rank != 0:
+        return {"steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else float("nan"), "seconds": time.perf_counter() - t0}
     # final prior: EMA weights + JSON
     weights = {k: (v.half() if fp16_weights and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in ema.state_dict().items()}
     with atomic_output(out / "prior.safetensors") as tmp:

@@ -69,3 +69,31 @@ def test_diffusion_bad_input(tmp_path, trained, capsys):
     assert main(["train", "--config", str(bad)]) == 2
     assert "unknown keys ['epochs']" in capsys.readouterr().err
     assert not (tmp_path / "r.nii.gz").exists()
+
+
+def test_torchrun_two_cpu_processes_gloo(tmp_path, trained):
+    """Data-parallel training with two CPU processes (gloo), started the way a user would."""
+    import os
+    import subprocess
+    import sys
+
+    cfg_text = (trained.parent / "train.yaml").read_text().replace(str(trained), str(tmp_path / "ddp"))
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(cfg_text.replace("steps: 12", "steps: 6").replace("checkpoint_every: 6", "checkpoint_every: 3"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+           "-m", "medrecon", "train", "--config", str(cfg), "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = json.loads((tmp_path / "ddp" / "prior.json").read_text())
+    assert info["training_steps"] == 6
+    from safetensors.torch import load_file
+
+    ck = load_file(str(tmp_path / "ddp" / "checkpoint.safetensors"))
+    assert "rng.0" in ck and "rng.1" in ck and not torch_equal(ck["rng.0"], ck["rng.1"])
+
+
+def torch_equal(a, b):
+    import torch
+
+    return bool(torch.equal(a, b))
