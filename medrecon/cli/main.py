@@ -91,10 +91,15 @@ def _cmd_reconstruct_mri_diffusion(args: argparse.Namespace) -> int:
     if name.endswith((".h5", ".hdf5")):
         write_recon_h5(mean, out, std=std if cfg.samples > 1 else None, attrs=attrs)
     else:
-        std_path = out.with_name(name.replace(".nii.gz", "").replace(".nii", "") + "_std" + (".nii.gz" if name.endswith(".gz") else ".nii"))
+        base = out.name[:-7] if name.endswith(".nii.gz") else out.name[:-4]
+        std_path = out.with_name(base + "_std" + out.name[len(base):])
         if cfg.samples > 1:
             write_volume(std, std_path, src.geometry.voxel_size_mm)
-        write_volume(mean, out, src.geometry.voxel_size_mm)
+        try:
+            write_volume(mean, out, src.geometry.voxel_size_mm)
+        except BaseException:
+            std_path.unlink(missing_ok=True)  # no half of a result
+            raise
         if cfg.samples > 1:
             print(f"wrote {std_path} (per-voxel std over {cfg.samples} samples)")
     print(f"wrote {out} {tuple(mean.shape)}")
