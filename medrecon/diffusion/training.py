@@ -50,7 +50,7 @@ class TrainConfig:
         batch_size: images per step.
         crop: side of the random square training patches (``0``: whole images).
         lr: AdamW learning rate; weight_decay: AdamW weight decay.
-        ema_decay: EMA factor per step.
+        ema_decay: EMA factor per step (after a warm-up of ``(1 + n) / (10 + n)``).
         grad_clip: max global gradient norm.
         seed: seed of the data / noise RNG.
         checkpoint_every: steps between checkpoints.
@@ -253,9 +253,14 @@ def train_prior(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(prior.parameters(), cfg.grad_clip)
         opt.step()
+        # EMA with warm-up: decay min(ema_decay, (1 + n) / (10 + n)) so a short run's EMA is not
+        # dominated by the random initial weights (0.999^300 = 0.74 would be)
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), prior.parameters()):
-                pe.lerp_(pm, 1 - cfg.ema_decay)
+                pe.lerp_(pm, 1 - decay)
+            for be, bm in zip(ema.buffers(), prior.buffers()):
+                be.copy_(bm)
         step += 1
         losses.append(float(loss.detach()))
         if progress:
