@@ -15,6 +15,7 @@ from .physics.fft import ifftc
 from .physics.mri.coils import espirit_maps, rss
 from .physics.mri.masks import line_mask
 from .recon.classical import cg_sense, cs_l1_wavelet, zero_filled
+from .recon.pipeline import DEFAULT_LAM
 
 SETTINGS = ((4, 0.08), (8, 0.04))  # fastMRI's standard (acceleration, centre fraction) pairs
 
@@ -41,8 +42,8 @@ def run_demo(out_dir: str | Path = "demo_output", seed: int = 0, print_fn=print)
         t_maps = time.perf_counter() - t0
         for name, fn in (
             ("zf", lambda: zero_filled(ku)),
-            ("sense", lambda: cg_sense(ku, maps, mask, lam=1e-3).abs()),
-            ("cs", lambda: cs_l1_wavelet(ku, maps, mask, lam=1e-3).abs()),
+            ("sense", lambda: cg_sense(ku, maps, mask, lam=DEFAULT_LAM["sense"]).abs()),
+            ("cs", lambda: cs_l1_wavelet(ku, maps, mask, lam=DEFAULT_LAM["cs"]).abs()),
         ):
             t0 = time.perf_counter()
             img = fn()[0].numpy()
