@@ -39,10 +39,12 @@ def main() -> None:
     ap.add_argument("--prior", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--steps-sweep", default="10,20,50,100")
+    ap.add_argument("--data", default=str(DATA), help="folder with head_8coil_kspace.npz (and the SIAT npz to train)")
     args = ap.parse_args()
+    data = Path(args.data)
     dev = args.device
     if args.prior is None:
-        imgs = normalise_images(torch.from_numpy(np.load(DATA / "siat_brain_complex_train.npz")["images"]))
+        imgs = normalise_images(torch.from_numpy(np.load(data / "siat_brain_complex_train.npz")["images"]))
         out = Path(__file__).parent / "results" / "siat_prior"
         cfg = TrainConfig(objective="ddpm", steps=args.train_steps, batch_size=8, crop=64, lr=2e-4, checkpoint_every=max(args.train_steps, 1))
         t0 = time.perf_counter()
@@ -54,7 +56,7 @@ def main() -> None:
         prior_dir = Path(args.prior)
     d = load_prior(prior_dir, device=dev)
     n_train = d.info["training_steps"]
-    k = torch.from_numpy(np.load(DATA / "head_8coil_kspace.npz")["kspace"]).to(dev)
+    k = torch.from_numpy(np.load(data / "head_8coil_kspace.npz")["kspace"]).to(dev)
     gt = rss(ifftc(k), 0)[None].cpu().numpy()
     lines = [
         f"Real 8-coil head, DDS (DDIM η 0.85, 5 CG it.) vs CS (λ 3e-4); prior trained {n_train} steps on SIAT "
