@@ -53,15 +53,55 @@ def filter_sinogram(sino: torch.Tensor, geometry: CTGeometry, window: str = "ram
     return torch.fft.ifft(spec, dim=-1).real[..., :n]
 
 
-def fbp(sino: torch.Tensor, geometry: CTGeometry, window: str = "ram-lak", op: CTProjector | None = None) -> torch.Tensor:
-    """Parallel-beam FBP: ``(B, views, det)`` line integrals → ``(B, rows, cols)`` attenuation.
+def rebin_fan_to_parallel(sino: torch.Tensor, geometry: CTGeometry) -> tuple[torch.Tensor, CTGeometry]:
+    """Resample flat-detector fan-beam data ``(B, views, det)`` onto a 180° parallel-beam grid.
 
-    Views are weighted by the mean angular step, so a limited arc gives the (biased) partial
-    reconstruction, as FBP does. Fan / cone beams are not supported here (ASTRA's CPU FBP is
-    parallel-only; a weighted fan-beam FBP is not written yet): use SIRT / CGLS / TV.
+    A fan ray at source angle β and detector position u is the parallel ray with
+    ``θ = β − γ``, ``t = R sin γ``, ``γ = atan(u / (R + D))`` (ASTRA's ``fanflat`` conventions,
+    R = source–axis, D = axis–detector; checked by reconstructing a phantom in the tests).
+    Bilinear interpolation (``grid_sample``) runs on the data's device; parallel rays outside the
+    scanned arc are zero (a short scan gives the partial FBP reconstruction). The parallel detector
+    has the fan detector's pitch scaled to the rotation axis and ``n_views // 2`` views over 180°.
     """
-    if geometry.beam != "parallel":
-        raise ValueError(f"fbp: expected a 'parallel' geometry, got {geometry.beam!r}; use sirt, cgls or tv for this beam")
+    if geometry.beam != "fan":
+        raise ValueError(f"geometry: expected a 'fan' geometry, got {geometry.beam!r}")
+    r, d = geometry.source_origin_mm, geometry.origin_det_mm
+    nb, nd = geometry.n_views, geometry.n_det
+    par = CTGeometry.create(
+        "parallel", geometry.image_shape, geometry.voxel_size_mm, max(nb // 2, 1),
+        n_det=nd, det_spacing_mm=geometry.det_spacing_mm * r / (r + d),
+    )
+    beta = torch.tensor(geometry.angles_rad, dtype=torch.float64)
+    step = float(beta[1] - beta[0]) if nb > 1 else 2 * math.pi
+    full = abs(step * nb - 2 * math.pi) < 1e-6
+    theta = torch.tensor(par.angles_rad, dtype=torch.float64)
+    t = (torch.arange(nd, dtype=torch.float64) - (nd - 1) / 2) * par.det_spacing_mm
+    th, tt = torch.meshgrid(theta, t, indexing="ij")
+    gamma = torch.asin(torch.clamp(tt / r, -1.0, 1.0))
+    b = th + gamma  # β = θ + γ
+    u = (r + d) * torch.tan(gamma)
+    bi = torch.remainder(b - beta[0], 2 * math.pi) / step if full else (b - beta[0]) / step
+    ui = u / geometry.det_spacing_mm + (nd - 1) / 2
+    data = torch.cat((sino, sino[:, :1]), dim=1) if full else sino  # wrap-around row for a full scan
+    rows = data.shape[1]
+    grid = torch.stack((2 * ui / (nd - 1) - 1, 2 * bi / (rows - 1) - 1), dim=-1).to(sino.device, sino.dtype)
+    out = torch.nn.functional.grid_sample(data[:, None], grid[None].expand(sino.shape[0], -1, -1, -1), mode="bilinear",
+                                          padding_mode="zeros", align_corners=True)
+    return out[:, 0], par
+
+
+def fbp(sino: torch.Tensor, geometry: CTGeometry, window: str = "ram-lak", op: CTProjector | None = None) -> torch.Tensor:
+    """Filtered back-projection: ``(B, views, det)`` line integrals → ``(B, rows, cols)`` attenuation.
+
+    Parallel beam directly; fan beam after :func:`rebin_fan_to_parallel` (ASTRA's CPU FBP is
+    parallel-only). Views are weighted by the mean angular step, so a limited arc gives the
+    (biased) partial reconstruction, as FBP does.
+    """
+    if geometry.beam == "fan":
+        sino, geometry = rebin_fan_to_parallel(sino, geometry)
+        op = None
+    elif geometry.beam != "parallel":
+        raise ValueError(f"fbp: expected a 'parallel' or 'fan' geometry, got {geometry.beam!r}; use sirt, cgls or tv for this beam")
     op = op or CTProjector(geometry)
     a = np.unwrap(np.asarray(geometry.angles_rad))
     dtheta = float(abs(a[-1] - a[0]) / (len(a) - 1)) if len(a) > 1 else math.pi
