@@ -109,3 +109,40 @@ def fbp(sino: torch.Tensor, geometry: CTGeometry, window: str = "ram-lak", op: C
     # ASTRA's linear back-projector sums ray weights ~ pixel² / det_spacing per view
     scale = dtheta * geometry.det_spacing_mm / pixel**2
     return op.adjoint(filter_sinogram(sino, geometry, window)) * scale
+
+
+def fdk(sino: torch.Tensor, geometry: CTGeometry, short_scan: bool = False) -> torch.Tensor:
+    """FDK cone-beam reconstruction through ASTRA's ``FDK_CUDA`` (needs ASTRA with CUDA).
+
+    Args:
+        sino: ``(B, det_rows, views, det)`` line integrals.
+        geometry: a ``cone`` geometry.
+        short_scan: Parker weighting for arcs shorter than 360°.
+
+    Returns:
+        ``(B, slices, rows, cols)`` on the input's device. ASTRA's FDK reads and writes host
+        arrays, so data go through host memory (unlike the projectors, which stay on the GPU).
+    """
+    if geometry.beam != "cone":
+        raise ValueError(f"fdk: expected a 'cone' geometry, got {geometry.beam!r}")
+    import astra
+
+    if not astra.use_cuda():
+        raise RuntimeError("fdk: ASTRA's FDK runs on CUDA only and ASTRA sees no GPU; use sirt / cgls on a GPU or fbp for 2-D beams")
+    if sino.ndim != 4 or tuple(sino.shape[1:]) != geometry.sino_shape:
+        raise ValueError(f"sino: expected (B, {', '.join(map(str, geometry.sino_shape))}), got {tuple(sino.shape)}")
+    vg, pg = geometry.astra_vol_geom(), geometry.astra_proj_geom()
+    out = []
+    for b in range(sino.shape[0]):
+        sid = astra.data3d.create("-sino", pg, sino[b].detach().float().cpu().numpy())
+        rid = astra.data3d.create("-vol", vg)
+        cfg = astra.astra_dict("FDK_CUDA")
+        cfg.update(ProjectionDataId=sid, ReconstructionDataId=rid, option={"ShortScan": bool(short_scan)})
+        aid = astra.algorithm.create(cfg)
+        try:
+            astra.algorithm.run(aid)
+            out.append(torch.from_numpy(astra.data3d.get(rid)))
+        finally:
+            astra.algorithm.delete(aid)
+            astra.data3d.delete([sid, rid])
+    return torch.stack(out).to(sino.device)
