@@ -37,6 +37,12 @@ def _device(name: str) -> str:
 
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device: expected an available device, got {name!r} but no CUDA GPU is visible to torch")
+    if name.startswith("cuda"):
+        # TF32 for matmuls and convolutions: with it off, cuDNN was measured picking a U-Net
+        # algorithm 80x slower (and 132 GiB peak) on an H200
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     return name
 
 
