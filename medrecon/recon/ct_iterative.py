@@ -7,8 +7,8 @@
   ``restart`` iterations from the true residual, which keeps it stable when ``Aᵀ`` is only an
   approximate adjoint.
 - :func:`tv_pdhg`: ``argmin_{x ≥ 0} ½||A x − y||² + λ TV(x)`` (isotropic TV per 2-D slice) by the
-  primal–dual hybrid gradient method (Chambolle & Pock 2011, Alg. 1), with ``||A||`` from power
-  iteration (:func:`medrecon.solvers.power.operator_norm`).
+  primal–dual hybrid gradient method (Chambolle & Pock 2011, Alg. 1) with diagonal step sizes
+  (Pock & Chambolle 2011), which need no operator norm.
 
 Images are batched ``(B, rows, cols)``; sinograms ``(B, views, det)``.
 """
@@ -21,7 +21,6 @@ import torch
 
 from ..physics.linop import LinearOperator
 from ..solvers.cg import conjugate_gradient
-from ..solvers.power import operator_norm
 
 Progress = Callable[[int, int], None] | None
 
@@ -97,7 +96,6 @@ def tv_pdhg(
     lam: float,
     n_iter: int = 200,
     nonneg: bool = True,
-    op_norm: float | None = None,
     progress: Progress = None,
 ) -> torch.Tensor:
     """TV-regularised least squares by diagonally preconditioned PDHG.
@@ -113,7 +111,6 @@ def tv_pdhg(
         lam: TV weight (image units; 1/mm for attenuation images).
         n_iter: iterations.
         nonneg: project the image onto ``x >= 0``.
-        op_norm: unused (kept for callers that pass ``||A||``; the steps are diagonal).
 
     Returns:
         ``(B, rows, cols)`` image.

@@ -12,7 +12,6 @@ from ..datasets.sinogram_io import SinogramFile
 from ..physics.ct import CTProjector
 from ..physics.ct.transmission import mu_to_hu
 from .ct_fbp import FILTERS, fbp
-from ..solvers.power import operator_norm
 from .ct_iterative import cgls, sirt, tv_pdhg
 
 CT_METHODS = ("fbp", "sirt", "cgls", "tv")
@@ -62,7 +61,6 @@ def reconstruct_sinogram(
     iters = config.iters or DEFAULT_ITERS.get(config.method, 0)
     n = sf.sino.shape[0]
     out = np.empty((n, *geom.image_shape), dtype=np.float32)
-    a_norm = None
     for start in range(0, n, config.batch):
         y = torch.from_numpy(sf.sino[start : start + config.batch]).to(device)
         if config.method == "fbp":
@@ -72,9 +70,7 @@ def reconstruct_sinogram(
         elif config.method == "cgls":
             mu = cgls(op, y, iters)
         else:
-            if a_norm is None:
-                a_norm = operator_norm(op, torch.zeros((1, *geom.image_shape), device=y.device))
-            mu = tv_pdhg(op, y, config.lam, iters, op_norm=a_norm)
+            mu = tv_pdhg(op, y, config.lam, iters)
         out[start : start + y.shape[0]] = mu_to_hu(mu, mu_w).cpu().numpy()
         if progress:
             progress(min(start + config.batch, n), n)
