@@ -80,8 +80,13 @@ def test_torchrun_two_cpu_processes_gloo(tmp_path, trained):
     cfg_text = (trained.parent / "train.yaml").read_text().replace(str(trained), str(tmp_path / "ddp"))
     cfg = tmp_path / "ddp.yaml"
     cfg.write_text(cfg_text.replace("steps: 12", "steps: 6").replace("checkpoint_every: 6", "checkpoint_every: 3"))
+    import socket
+
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", port,
            "-m", "medrecon", "train", "--config", str(cfg), "--quiet"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
