@@ -53,6 +53,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import sigpy
 
     main()

@@ -280,7 +280,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise InputFileError(p, "file", "a readable YAML file", f"unreadable ({err.__class__.__name__})") from None
     allowed = {"data", "prior", "train", "output"}
     if not isinstance(top, dict) or set(top) - allowed or not {"data", "train", "output"} <= set(top):
-        raise InputFileError(p, "document", f"sections data, train, output (and optional prior)", f"{sorted(top) if isinstance(top, dict) else type(top).__name__}")
+        raise InputFileError(p, "document", "sections data, train, output (and optional prior)", f"{sorted(top) if isinstance(top, dict) else type(top).__name__}")
     data = load_config(p, DataConfig, "data")
     arch = load_config(p, PriorArchConfig, "prior") if "prior" in top else PriorArchConfig()
     cfg = load_config(p, TrainConfig, "train")

@@ -9,7 +9,6 @@ pytest.importorskip("monai")
 from medrecon.datasets.errors import InputFileError
 from medrecon.diffusion.denoiser import EpsilonDenoiser, ScoreDenoiser, UNetPrior, from_channels
 from medrecon.diffusion.sampling import DDIMSampler, sample
-from medrecon.diffusion.schedule import VESchedule, VPSchedule
 from medrecon.diffusion.training import TrainConfig, load_prior, normalise_images, train_prior
 
 TINY = dict(channels=(16, 16), attention_levels=(False, False), num_res_blocks=1, num_head_channels=16, norm_num_groups=8)

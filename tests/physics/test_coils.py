@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from medrecon.physics.fft import fftc, ifftc
+from medrecon.physics.fft import ifftc
 from medrecon.physics.mri.coils import acs_region, coil_combine, espirit_maps, rss
 from medrecon.physics.mri.masks import line_mask
 
