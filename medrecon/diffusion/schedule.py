@@ -41,10 +41,6 @@ class VPSchedule:
         """``(T,)`` float32 ᾱ_t = Π (1 − β_s)."""
         return torch.cumprod(1.0 - self.betas(), dim=0)
 
-    def alpha_bar(self, t: int) -> float:
-        """ᾱ_t for an integer timestep, 1.0 for ``t < 0`` (the clean end, as MONAI's ``set_alpha_to_one``)."""
-        return 1.0 if t < 0 else float(self.alphas_cumprod()[t])
-
     def sigmas(self) -> torch.Tensor:
         """``(T,)`` VE-equivalent noise levels σ_t = √((1 − ᾱ_t)/ᾱ_t) (float64)."""
         ab = self.alphas_cumprod().double()

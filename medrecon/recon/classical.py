@@ -41,11 +41,12 @@ def zero_filled(kspace: torch.Tensor, maps: torch.Tensor | None = None) -> torch
     return coil_combine(coil_images, maps.to(coil_images.dtype), dim=1)
 
 
-def _data_scale(kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-item scale ``max |Aᴴ y|`` (shape ``(B, 1, 1, 1)``), 1 where the data are all zero."""
-    x0 = SenseOperator(maps, mask).adjoint(kspace)
-    s = torch.amax(torch.abs(x0).reshape(x0.shape[0], -1), dim=1)
-    return torch.where(s > 0, s, torch.ones_like(s)).reshape(-1, 1, 1, 1)
+def _scaled_adjoint(op: SenseOperator, kspace: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Aᴴy`` divided by its per-item maximum magnitude, and that scale ``(B, 1, 1, 1)`` (1 for all-zero data)."""
+    aty = op.adjoint(kspace)
+    s = torch.amax(torch.abs(aty).reshape(aty.shape[0], -1), dim=1)
+    s = torch.where(s > 0, s, torch.ones_like(s)).reshape(-1, 1, 1, 1)
+    return aty / s[:, 0], s
 
 
 def cg_sense(
@@ -60,10 +61,9 @@ def cg_sense(
     """
     if lam < 0:
         raise ValueError(f"lam: expected >= 0, got {lam}")
-    scale = _data_scale(kspace, maps, mask)
-    y = kspace / scale
     op = SenseOperator(maps.to(kspace.dtype), mask)
-    x = conjugate_gradient(op.normal, op.adjoint(y), max_iter=max_iter, damping=lam)
+    rhs, scale = _scaled_adjoint(op, kspace)
+    x = conjugate_gradient(op.normal, rhs, max_iter=max_iter, damping=lam)
     return x * scale[:, 0]
 
 
@@ -89,7 +89,7 @@ def cs_l1_wavelet(
 
     if lam < 0:
         raise ValueError(f"lam: expected >= 0, got {lam}")
-    scale = _data_scale(kspace, maps, mask)
+    _, scale = _scaled_adjoint(SenseOperator(maps.to(kspace.dtype), mask), kspace)
     y = (kspace / scale).detach()
     mask_b = torch.broadcast_to(mask, kspace.shape)[:, 0]  # (B, H, W)
     maps_b = torch.broadcast_to(maps, kspace.shape)
