@@ -284,6 +284,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = load_config(p, DataConfig, "data")
     arch = load_config(p, PriorArchConfig, "prior") if "prior" in top else PriorArchConfig()
     cfg = load_config(p, TrainConfig, "train")
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise ValueError(f"--max-minutes: expected > 0, got {args.max_minutes}")
     out = Path(str(top["output"]) if args.output is None else args.output)
     import torch
 
@@ -306,7 +308,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.refresh()
 
-        res = train_prior(images, cfg, out, arch.as_args(), data_description=desc, device=device, progress=prog, fp16_weights=arch.fp16_weights)
+        res = train_prior(images, cfg, out, arch.as_args(), data_description=desc, device=device, progress=prog, fp16_weights=arch.fp16_weights,
+                          max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes)
     if rank == 0:
         print(f"wrote {out}/prior.safetensors + prior.json ({res['steps']} steps, final loss {res['final_loss']:.4f}, {res['seconds']:.0f} s)")
     if torch.distributed.is_initialized():
@@ -406,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", required=True)
     tr.add_argument("--output", default=None, help="override the config's output folder")
     tr.add_argument("--device", default="cpu")
+    tr.add_argument("--max-minutes", type=float, default=None,
+                    help="stop after this much training time with a checkpoint and the prior so far (resume later up to train.steps)")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_cmd_train)
 

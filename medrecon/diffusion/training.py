@@ -102,10 +102,14 @@ def _random_crops(x: torch.Tensor, cond: torch.Tensor | None, crop: int, n: int,
     return xb, cb
 
 
-def _loss(prior: torch.nn.Module, cfg: TrainConfig, x0: torch.Tensor, cond: torch.Tensor | None, g: torch.Generator) -> torch.Tensor:
+def _loss(
+    prior: torch.nn.Module, cfg: TrainConfig, x0: torch.Tensor, cond: torch.Tensor | None, g: torch.Generator,
+    g_noise: torch.Generator | None = None,
+) -> torch.Tensor:
+    g_noise = g if g_noise is None else g_noise
     n = x0.shape[0]
     dev = x0.device
-    noise = torch.randn(to_channels(x0).shape, generator=g).to(dev)
+    noise = torch.randn(to_channels(x0).shape, generator=g_noise, device=g_noise.device).to(dev)
     target = noise
     c0 = to_channels(x0)
     if cfg.objective == "ddpm":
@@ -149,11 +153,13 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
 
 
 def save_checkpoint(
-    out_dir: Path, step: int, prior: UNetPrior, ema: UNetPrior, opt: torch.optim.Optimizer, rng_states: list[torch.Tensor], losses: list, cfg: TrainConfig
+    out_dir: Path, step: int, prior: UNetPrior, ema: UNetPrior, opt: torch.optim.Optimizer, rng_states: list[torch.Tensor], losses: list, cfg: TrainConfig,
+    noise_rng_states: list[torch.Tensor] | None = None,
 ) -> None:
     """Write ``checkpoint.safetensors`` + ``checkpoint.json`` (atomically, one pair).
 
-    ``rng_states``: one generator state per rank (``rng`` for a single process, ``rng.<rank>`` else).
+    ``rng_states``: one generator state per rank (``rng`` for a single process, ``rng.<rank>`` else);
+    ``noise_rng_states``: the same for the GPU noise generators (``rng_noise[.<rank>]``), if any.
     """
     from safetensors.torch import save_file
 
@@ -161,10 +167,11 @@ def save_checkpoint(
     tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
     opt_t, opt_meta = _flatten_optimizer(opt)
     tensors.update(opt_t)
-    if len(rng_states) == 1:
-        tensors["rng"] = rng_states[0]
-    else:
-        tensors.update({f"rng.{r}": st for r, st in enumerate(rng_states)})
+    for name, states in (("rng", rng_states), ("rng_noise", noise_rng_states or [])):
+        if len(states) == 1:
+            tensors[name] = states[0]
+        else:
+            tensors.update({f"{name}.{r}": st for r, st in enumerate(states)})
     with atomic_output(out_dir / "checkpoint.safetensors") as tmp:
         save_file(tensors, str(tmp))
     meta = {"step": step, "config": asdict(cfg), "prior": prior.config, "optimizer": opt_meta, "losses": losses}
@@ -182,6 +189,7 @@ def train_prior(
     device: str | torch.device = "cpu",
     progress: Callable[[int, int, float], None] | None = None,
     fp16_weights: bool = False,
+    max_seconds: float | None = None,
 ) -> dict:
     """Train (or resume) a prior on normalised images and write it to ``out_dir``.
 
@@ -195,6 +203,9 @@ def train_prior(
         data_description: recorded in ``prior.json``.
         progress: called as ``progress(step, total, loss)``.
         fp16_weights: store the final EMA weights as float16.
+        max_seconds: wall-clock budget of this call; when it is spent, training stops early with a
+            checkpoint (resumable up to ``cfg.steps``) and writes the prior with the steps done
+            (for time-boxed runs on borrowed GPUs).
 
     Returns:
         ``{"steps": int, "final_loss": float, "seconds": float}``.
@@ -217,8 +228,13 @@ def train_prior(
         torch.manual_seed(cfg.seed)
         prior = UNetPrior(**args).to(device)
     ema = copy.deepcopy(prior).requires_grad_(False)
-    opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    fused = torch.device(device).type == "cuda"  # one fused kernel per step on GPUs
+    opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
     g = torch.Generator().manual_seed(cfg.seed + rank)
+    # the noise of each step is drawn where the network runs (on a GPU a host draw + copy costs more
+    # than a small network's step); on the CPU it is the same generator as the crops
+    gpu = torch.device(device).type == "cuda"
+    g_noise = torch.Generator(device=device).manual_seed(cfg.seed + rank + 7919) if gpu else g
     step, losses = 0, []
     ck = out / "checkpoint.safetensors"
     if ck.exists():
@@ -233,6 +249,11 @@ def train_prior(
         if world > 1 and key == "rng":
             raise InputFileError(ck, "rng", f"RNG states for {world} ranks", "a single-process checkpoint")
         g.set_state(t[key])
+        if gpu:
+            nkey = f"rng_noise.{rank}" if world > 1 else "rng_noise"
+            if nkey not in t:
+                raise InputFileError(ck, nkey, "the GPU noise generator state of a GPU run", "missing (checkpoint from a CPU run)")
+            g_noise.set_state(t[nkey])
         step, losses = int(meta["step"]), list(meta["losses"])
     model: torch.nn.Module = prior
     if distributed:
@@ -240,40 +261,60 @@ def train_prior(
 
         dev = torch.device(device)
         model = DistributedDataParallel(prior, device_ids=[dev.index or 0] if dev.type == "cuda" else None)
-    use_bf16 = torch.device(device).type == "cuda"
+    use_bf16 = gpu
+    if gpu:  # the whole training set stays on the GPU: crops are cut there (no host copies)
+        images = images.to(device)
+        cond = None if cond is None else cond.to(device)
+    params, ema_params = list(prior.parameters()), list(ema.parameters())
     t0 = time.perf_counter()
+    pending: list[torch.Tensor] = []  # losses not yet copied to the host (one sync per flush)
+
+    def flush() -> None:
+        if pending:
+            losses.extend(torch.stack(pending).float().cpu().tolist())
+            pending.clear()
+
     prior.train()
     while step < cfg.steps:
         xb, cb = _random_crops(images, cond, cfg.crop, cfg.batch_size, g)
         xb = xb.to(device)
         cb = None if cb is None else cb.to(device)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = _loss(model, cfg, xb, cb, g)
+            loss = _loss(model, cfg, xb, cb, g, g_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(prior.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         # EMA with warm-up: decay min(ema_decay, (1 + n) / (10 + n)) so a short run's EMA is not
         # dominated by the random initial weights (0.999^300 = 0.74 would be)
         decay = min(cfg.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), prior.parameters()):
-                pe.lerp_(pm, 1 - decay)
+            torch._foreach_lerp_(ema_params, params, 1 - decay)
             for be, bm in zip(ema.buffers(), prior.buffers()):
                 be.copy_(bm)
         step += 1
-        losses.append(float(loss.detach()))
-        if progress:
+        pending.append(loss.detach())
+        if progress and (len(pending) >= 50 or step == cfg.steps):
+            flush()
             progress(step, cfg.steps, losses[-1])
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        stop = max_seconds is not None and _out_of_time(t0, max_seconds, step, distributed)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
+            flush()
             states = [g.get_state()]
+            nstates = [g_noise.get_state()] if gpu else None
             if distributed:
                 states = [None] * world
                 dist.all_gather_object(states, g.get_state())
+                if gpu:
+                    nstates = [None] * world
+                    dist.all_gather_object(nstates, g_noise.get_state())
             if rank == 0:
-                save_checkpoint(out, step, prior, ema, opt, states, losses, cfg)
+                save_checkpoint(out, step, prior, ema, opt, states, losses, cfg, nstates)
             if distributed:
                 dist.barrier()
+        if stop:
+            break
+    flush()
     if rank != 0:
         return {"steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else float("nan"), "seconds": time.perf_counter() - t0}
     # final prior: EMA weights + JSON
@@ -295,6 +336,20 @@ def train_prior(
         tmp.write_text(json.dumps(info, indent=2))
     _write_loss_curve(out, losses)
     return {"steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else float("nan"), "seconds": time.perf_counter() - t0}
+
+
+def _out_of_time(t0: float, max_seconds: float, step: int, distributed: bool) -> bool:
+    """Whether the time budget is spent; under torchrun all ranks agree (rank 0 decides, every 20 steps)."""
+    if not distributed:
+        return time.perf_counter() - t0 >= max_seconds
+    if step % 20:
+        return False
+    dist = torch.distributed
+    flag = torch.tensor([float(time.perf_counter() - t0 >= max_seconds)])
+    if dist.get_backend() == "nccl":
+        flag = flag.cuda()
+    dist.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def _write_loss_curve(out: Path, losses: list[float]) -> None:

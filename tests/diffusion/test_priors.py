@@ -160,3 +160,15 @@ def test_short_training_ema_tracks_the_weights(tmp_path):
         l_raw = float(_loss(raw, cfg, imgs, None, torch.Generator().manual_seed(9)))
         l_init = float(_loss(init, cfg, imgs, None, torch.Generator().manual_seed(9)))
     assert l_ema < 0.5 * l_init and l_ema < 2 * l_raw
+
+
+def test_time_budget_stops_early_with_a_resumable_prior(tmp_path):
+    """max_seconds stops training with a checkpoint and a prior that records the steps done; a later call resumes to cfg.steps."""
+    imgs = _toy_images(8)
+    cfg = TrainConfig(objective="ddpm", steps=10_000, batch_size=2, crop=12, checkpoint_every=5000, seed=0)
+    res = train_prior(imgs, cfg, tmp_path, TINY, max_seconds=0.0)
+    assert res["steps"] == 1
+    assert json.loads((tmp_path / "prior.json").read_text())["training_steps"] == 1
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 1
+    res = train_prior(imgs, TrainConfig(**{**cfg.__dict__, "steps": 4}), tmp_path, TINY)
+    assert res["steps"] == 4 and len((tmp_path / "loss.csv").read_text().splitlines()) == 5
