@@ -91,7 +91,11 @@ def _cmd_reconstruct_mri_diffusion(args: argparse.Namespace) -> int:
     slices = parse_slices(args.slices)
     n = src.num_slices if slices is None else len(slices)
     with tqdm(total=n, desc=f"diffusion {cfg.sampler} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
-        mean, std = reconstruct_volume_diffusion(src, denoiser, cfg, slices, device=device, progress=lambda d, t: bar.update(1))
+        def prog(done: int, total: int) -> None:
+            bar.n = done
+            bar.refresh()
+
+        mean, std = reconstruct_volume_diffusion(src, denoiser, cfg, slices, device=device, progress=prog, batch_slices=args.batch_slices)
     attrs = {"method": f"diffusion-{cfg.sampler}", "prior": str(args.prior), "samples": cfg.samples, "steps": cfg.steps,
              "prior_training_steps": int(getattr(denoiser, "info", {}).get("training_steps", -1))}
     if name.endswith((".h5", ".hdf5")):
@@ -370,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--dc", default="cg", choices=("cg", "grad", "hard", "none"), help="diffusion: data consistency")
     rm.add_argument("--cg-iters", type=int, default=5, help="diffusion: CG iterations per step")
     rm.add_argument("--samples", type=int, default=1, help="diffusion: posterior samples (>1 also writes the std)")
+    rm.add_argument("--batch-slices", type=int, default=1, help="diffusion: slices sampled together in one batch (raise on a GPU)")
     rm.add_argument("--seed", type=int, default=0)
     rm.add_argument("--config", default=None, help="YAML with a 'recon' section (see configs/); overrides --method/--lam/--iters")
     rm.add_argument("--lam", type=float, default=None, help="regularisation weight (relative; default 1e-3)")

@@ -39,11 +39,14 @@ class Step:
 
 
 def randn_like_image(shape: tuple[int, ...], complex_data: bool, generator: torch.Generator, device) -> torch.Tensor:
-    """Standard normal noise per real channel (complex: real and imaginary parts each N(0, 1))."""
+    """Standard normal noise per real channel (complex: real and imaginary parts each N(0, 1)).
+
+    Drawn item by item along axis 0 (real then imaginary part of item 0, then item 1, ...), so a
+    batch of items gets the numbers that the same items drawn one after another would get.
+    """
     if complex_data:
-        re = torch.randn(shape, generator=generator, dtype=torch.float32)
-        im = torch.randn(shape, generator=generator, dtype=torch.float32)
-        return torch.complex(re, im).to(device)
+        z = torch.randn((shape[0], 2, *shape[1:]), generator=generator, dtype=torch.float32)
+        return torch.complex(z[:, 0], z[:, 1]).to(device)
     return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
 
 

@@ -104,33 +104,59 @@ def reconstruct_slice(
         maps: ``(C, H, W)`` coil sensitivities.
         mask: real, broadcastable to ``(1, C, H, W)``.
     """
-    n = cfg.samples
-    init = cg_sense(kspace[None], maps[None], mask, lam=1e-3, max_iter=10)[0]
-    scale = float(torch.quantile(init.abs().flatten().float(), 0.99).clamp(min=1e-12))
-    y = (kspace / scale)[None].expand(n, *kspace.shape).contiguous()
-    op = SenseOperator(maps[None].to(kspace.dtype), mask)
+    mean, std = reconstruct_slices(kspace[None], maps[None], mask, denoiser, cfg, generator, callback)
+    return mean[0], std[0]
+
+
+def reconstruct_slices(
+    kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, denoiser: Denoiser, cfg: DiffusionConfig,
+    generator: torch.Generator, callback: Callable[[int, int, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior means ``(S, H, W)`` complex and per-pixel stds ``(S, H, W)`` of ``S`` slices at once.
+
+    All ``S × cfg.samples`` chains run as one batch through the network and the data consistency
+    (what keeps a GPU busy on a whole volume); each slice keeps its own scale and CG.
+
+    Args:
+        kspace: ``(S, C, H, W)`` complex64 undersampled k-space of slices sharing one mask.
+        maps: ``(S, C, H, W)`` coil sensitivities.
+        mask: real, broadcastable to ``(1, C, H, W)``.
+    """
+    n, s_count = cfg.samples, kspace.shape[0]
+    init = cg_sense(kspace, maps, mask, lam=1e-3, max_iter=10)
+    scale = torch.quantile(init.abs().reshape(s_count, -1).float(), 0.99, dim=1).clamp(min=1e-12)
+    scale = scale.to(init.real.dtype).reshape(-1, 1, 1)
+    y = (kspace / scale[:, None]).repeat_interleave(n, dim=0)  # (S·N, C, H, W), slice-major
+    op = SenseOperator(maps.to(kspace.dtype).repeat_interleave(n, dim=0), mask)
     if cfg.dc == "cg":
         dc: DataConsistency | None = ProximalCG(op, y, n_iter=cfg.cg_iters)
     elif cfg.dc == "grad":
         dc = GradientGuidance(op, y)
     elif cfg.dc == "hard":
-        if kspace.shape[0] != 1:
-            raise ValueError(f"dc 'hard': exact only for single-coil Cartesian data, got {kspace.shape[0]} coils; use 'cg'")
+        if kspace.shape[1] != 1:
+            raise ValueError(f"dc 'hard': exact only for single-coil Cartesian data, got {kspace.shape[1]} coils; use 'cg'")
         dc = HardProjection(torch.broadcast_to(mask, (1, 1, *kspace.shape[-2:]))[0], y[:, 0])
     else:
         dc = None
-    x = sample(denoiser, (n, *kspace.shape[-2:]), _sampler(denoiser, cfg), generator, dc=dc, device=kspace.device, callback=callback)
+    x = sample(denoiser, (s_count * n, *kspace.shape[-2:]), _sampler(denoiser, cfg), generator, dc=dc, device=kspace.device, callback=callback)
     if dc is not None and cfg.dc == "cg":
         x = dc(x, 0.0)  # final data-consistency step on the returned estimate
-    mean, std = posterior_stats(x)
-    return mean * scale, std * scale
+    stats = [posterior_stats(x[i * n : (i + 1) * n]) for i in range(s_count)]
+    mean = torch.stack([m for m, _ in stats]) * scale
+    std = torch.stack([sd for _, sd in stats]) * scale
+    return mean, std
 
 
 def reconstruct_volume_diffusion(
     src: KSpaceSource, denoiser: Denoiser, cfg: DiffusionConfig, slices: Sequence[int] | None = None,
-    device: str | torch.device = "cpu", progress: Callable[[int, int], None] | None = None,
+    device: str | torch.device = "cpu", progress: Callable[[int, int], None] | None = None, batch_slices: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean magnitude and std volumes ``(S, rows, cols)`` float32 (cropped to the recon size)."""
+    """Mean magnitude and std volumes ``(S, rows, cols)`` float32 (cropped to the recon size).
+
+    ``batch_slices`` slices are sampled together in one batch (:func:`reconstruct_slices`).
+    """
+    if batch_slices < 1:
+        raise ValueError(f"batch_slices: expected >= 1, got {batch_slices}")
     idx = list(range(src.num_slices)) if slices is None else list(slices)
     for i in idx:
         if not 0 <= i < src.num_slices:
@@ -139,16 +165,17 @@ def reconstruct_volume_diffusion(
     mask = torch.from_numpy(src.sampling_pattern(idx[0]))[None, None].to(device)
     g = torch.Generator().manual_seed(cfg.seed)
     means, stds = [], []
-    for n, i in enumerate(idx):
-        k = torch.from_numpy(src.kspace(i)).to(device)
-        maps = slice_maps(src, i, k)
-        mean, std = reconstruct_slice(k, maps, mask, denoiser, cfg, g)
-        m, s = mean.abs().cpu().numpy().astype(np.float32), std.cpu().numpy().astype(np.float32)
-        rs = src.geometry.recon_size
-        if rs is not None and rs[0] <= m.shape[0] and rs[1] <= m.shape[1]:
-            m, s = center_crop(m, rs), center_crop(s, rs)
-        means.append(m)
-        stds.append(s)
+    rs = src.geometry.recon_size
+    for start in range(0, len(idx), batch_slices):
+        chunk = idx[start : start + batch_slices]
+        ks = [torch.from_numpy(src.kspace(i)).to(device) for i in chunk]
+        maps = torch.stack([slice_maps(src, i, k) for i, k in zip(chunk, ks)])
+        mean, std = reconstruct_slices(torch.stack(ks), maps, mask, denoiser, cfg, g)
+        for m, s in zip(mean.abs().cpu().numpy().astype(np.float32), std.cpu().numpy().astype(np.float32)):
+            if rs is not None and rs[0] <= m.shape[0] and rs[1] <= m.shape[1]:
+                m, s = center_crop(m, rs), center_crop(s, rs)
+            means.append(m)
+            stds.append(s)
         if progress:
-            progress(n + 1, len(idx))
+            progress(start + len(chunk), len(idx))
     return np.stack(means), np.stack(stds)
