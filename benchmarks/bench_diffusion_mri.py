@@ -1,13 +1,15 @@
 """Diffusion (DDS) reconstruction of the real 8-coil head against L1-wavelet CS.
 
 Run:  python benchmarks/bench_diffusion_mri.py [--train-steps N] [--prior DIR] [--device cuda]
-Writes benchmarks/results/diffusion_mri.md.
+          [--samples 1,4] [--no-cs] [--steps-sweep 10,20,50,100,1000] [--out results/NAME.md]
+Writes benchmarks/results/diffusion_mri.md (or --out).
 
 1. Prior: trained here on ``siat_brain_complex_train.npz`` (180 real complex brain images,
    research use: the prior is a benchmark artefact, never shipped) for ``--train-steps`` steps,
    or loaded from ``--prior``. The number of training steps is printed with every result.
 2. ``head_8coil_kspace.npz`` at 4× and 8× equispaced (centre 0.08 / 0.04), seeds 0–2: DDS
-   (DDIM η = 0.85 + 5 CG iterations, 50 network evaluations, 1 sample) and CS (λ = 3e-4, tuned on
+   (DDIM η = 0.85 + 5 CG iterations, 50 network evaluations per sample; the mean of 1 and of
+   --samples posterior samples) and CS (λ = 3e-4, tuned on
    a SIAT image by bench_mri_real.py); ESPIRiT maps from the undersampled data.
 3. Quality against the number of steps (8×, seed 0).
 """
@@ -39,6 +41,9 @@ def main() -> None:
     ap.add_argument("--prior", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--steps-sweep", default="10,20,50,100")
+    ap.add_argument("--samples", default="1", help="comma-separated numbers of posterior samples to average")
+    ap.add_argument("--no-cs", action="store_true", help="skip CS (e.g. on a GPU machine: CS numbers come from the CPU run)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "diffusion_mri.md"))
     ap.add_argument("--data", default=str(DATA), help="folder with head_8coil_kspace.npz (and the SIAT npz to train)")
     args = ap.parse_args()
     data = Path(args.data)
@@ -59,48 +64,57 @@ def main() -> None:
     k = torch.from_numpy(np.load(data / "head_8coil_kspace.npz")["kspace"]).to(dev)
     gt = rss(ifftc(k), 0)[None].cpu().numpy()
     lines = [
-        f"Real 8-coil head, DDS (DDIM η 0.85, 5 CG it.) vs CS (λ 3e-4); prior trained {n_train} steps on SIAT "
+        f"Real 8-coil head, DDS (DDIM η 0.85, 5 CG it.) vs CS (λ 3e-4); prior trained {n_train} steps on {d.info.get('data', '?')} "
         f"(device {dev}); mean ± std over seeds 0–2.\n",
         "| R | method | NFE | PSNR dB | SSIM | s / slice |",
         "|---|---|---|---|---|---|",
     ]
+    n_samples = [int(v) for v in args.samples.split(",")]
     for acc, cf in SETTINGS:
-        res = {"CS": [], "DDS": []}
+        res: dict[str, list] = {} if args.no_cs else {"CS": []}
+        res.update({f"DDS ×{n}": [] for n in n_samples})
         for seed in (0, 1, 2):
-            lm = line_mask("equispaced_fraction", 256, cf, acc, seed)
+            lm = line_mask("equispaced_fraction", k.shape[-1], cf, acc, seed)
             mask = torch.from_numpy(lm.mask)[None, None, None].to(dev)
             ku = k * mask[0]
             maps = espirit_maps(ku)
-            t0 = time.perf_counter()
-            cs = cs_l1_wavelet(ku[None], maps[None], mask, lam=3e-4)[0].abs().cpu().numpy()
-            t_cs = time.perf_counter() - t0
-            m = volume_metrics(gt, cs[None])
-            res["CS"].append((m["PSNR"], m["SSIM"], t_cs))
-            t0 = time.perf_counter()
-            mean, _ = reconstruct_slice(ku, maps, mask, d, DiffusionConfig(steps=50, seed=seed), torch.Generator().manual_seed(seed))
-            t_d = time.perf_counter() - t0
-            m = volume_metrics(gt, mean.abs().cpu().numpy()[None])
-            res["DDS"].append((m["PSNR"], m["SSIM"], t_d))
+            if not args.no_cs:
+                t0 = time.perf_counter()
+                cs = cs_l1_wavelet(ku[None], maps[None], mask, lam=3e-4)[0].abs().cpu().numpy()
+                t_cs = time.perf_counter() - t0
+                m = volume_metrics(gt, cs[None])
+                res["CS"].append((m["PSNR"], m["SSIM"], t_cs))
+            for n in n_samples:
+                t0 = time.perf_counter()
+                mean, _ = reconstruct_slice(ku, maps, mask, d, DiffusionConfig(steps=50, samples=n, seed=seed), torch.Generator().manual_seed(seed))
+                if dev != "cpu":
+                    torch.cuda.synchronize()
+                t_d = time.perf_counter() - t0
+                m = volume_metrics(gt, mean.abs().cpu().numpy()[None])
+                res[f"DDS ×{n}"].append((m["PSNR"], m["SSIM"], t_d))
         for name, v in res.items():
             v = np.array(v)
-            nfe = "50" if name == "DDS" else "–"
-            lines.append(f"| {acc}× | {name} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |")
+            nfe = f"{50 * int(name.split('×')[1])}" if name.startswith("DDS") else "–"
+            label = "DDS, mean of " + name.split("×")[1] + " samples" if name.startswith("DDS") else name
+            lines.append(f"| {acc}× | {label} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |")
             print(lines[-1], flush=True)
     lines += ["", f"Quality against steps (8×, seed 0, prior {n_train} steps):\n", "| steps (NFE) | PSNR dB | SSIM | s / slice |", "|---|---|---|---|"]
-    lm = line_mask("equispaced_fraction", 256, 0.04, 8, 0)
+    lm = line_mask("equispaced_fraction", k.shape[-1], 0.04, 8, 0)
     mask = torch.from_numpy(lm.mask)[None, None, None].to(dev)
     ku = k * mask[0]
     maps = espirit_maps(ku)
     for steps in [int(s) for s in args.steps_sweep.split(",")]:
         t0 = time.perf_counter()
         mean, _ = reconstruct_slice(ku, maps, mask, d, DiffusionConfig(steps=steps), torch.Generator().manual_seed(0))
+        if dev != "cpu":
+            torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         m = volume_metrics(gt, mean.abs().cpu().numpy()[None])
         lines.append(f"| {steps} | {m['PSNR']:.2f} | {m['SSIM']:.3f} | {dt:.1f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print(text)
-    (Path(__file__).parent / "results" / "diffusion_mri.md").write_text(text)
+    Path(args.out).write_text(text)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def smooth_phase(shape: tuple[int, int], rng: np.random.Generator, max_rad: floa
 
 
 def load_training_images(
-    paths: list[str | Path], synthetic_phase: bool = False, min_fraction: float = 0.05, seed: int = 0
+    paths: list[str | Path], synthetic_phase: bool = False, min_fraction: float = 0.05, seed: int = 0, pad_to_common: bool = False
 ) -> np.ndarray:
     """Load and stack training slices from ``paths``.
 
@@ -40,6 +40,9 @@ def load_training_images(
         min_fraction: drop slices whose mean magnitude is below this fraction of the source's
             brightest slice mean (empty slices at the ends of volumes).
         seed: RNG seed of the synthetic phase.
+        pad_to_common: files of different in-plane sizes are zero-padded (centred) to the largest
+            rows and columns among them, so volumes of several sizes train one patch prior;
+            without it, differing sizes are an error.
 
     Raises:
         InputFileError: unreadable files, missing keys, mismatched sizes.
@@ -50,15 +53,24 @@ def load_training_images(
         arr = _read(p)
         means = np.abs(arr).reshape(arr.shape[0], -1).mean(axis=1)
         arr = arr[means >= min_fraction * means.max()] if means.max() > 0 else arr[:0]
-        if out and arr.shape[1:] != out[0].shape[1:]:
+        if out and arr.shape[1:] != out[0].shape[1:] and not pad_to_common:
             raise InputFileError(p, "image size", f"{out[0].shape[1:]} like the other training files", f"{arr.shape[1:]}")
         out.append(arr)
     if not out or sum(len(a) for a in out) == 0:
         raise ValueError(f"paths: no usable training slices in {list(map(str, paths))}")
+    if pad_to_common:
+        h, w = max(a.shape[1] for a in out), max(a.shape[2] for a in out)
+        out = [_pad_centred(a, h, w) for a in out]
     images = np.concatenate(out)
     if synthetic_phase and not np.iscomplexobj(images):
         images = np.stack([im * np.exp(1j * smooth_phase(im.shape, rng)) for im in images]).astype(np.complex64)
     return images.astype(np.complex64 if np.iscomplexobj(images) else np.float32)
+
+
+def _pad_centred(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Zero-pad ``(N, h0, w0)`` to ``(N, h, w)``, the original centred."""
+    dh, dw = h - a.shape[1], w - a.shape[2]
+    return np.pad(a, ((0, 0), (dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))
 
 
 def _read(p: Path) -> np.ndarray:

@@ -14,12 +14,14 @@ class DataConfig:
         synthetic_phase: give magnitude images a smooth random phase (complex prior).
         min_fraction: drop near-empty slices (mean below this fraction of the brightest slice's).
         seed: RNG seed of the synthetic phase.
+        pad_to_common: zero-pad files of different in-plane sizes to the largest (patch training).
     """
 
     paths: list = field(default_factory=list)
     synthetic_phase: bool = False
     min_fraction: float = 0.05
     seed: int = 0
+    pad_to_common: bool = False
 
     def __post_init__(self) -> None:
         if not self.paths or not all(isinstance(p, str) for p in self.paths):

@@ -304,7 +304,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             torch.cuda.set_device(local)
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    images = normalise_images(torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed)))
+    images = normalise_images(torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed, data.pad_to_common)))
     desc = f"{len(images)} slices from {', '.join(Path(x).name for x in data.paths)}" + (" (synthetic smooth phase)" if data.synthetic_phase else "")
     with tqdm(total=cfg.steps, desc=f"train {cfg.objective}", unit="step", disable=args.quiet or rank != 0) as bar:
         def prog(step, total, loss):
