@@ -313,7 +313,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             bar.refresh()
 
         res = train_prior(images, cfg, out, arch.as_args(), data_description=desc, device=device, progress=prog, fp16_weights=arch.fp16_weights,
-                          max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes)
+                          max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
+                          init_from=None if args.init_from is None else _resolve_prior(args.init_from))
     if rank == 0:
         print(f"wrote {out}/prior.safetensors + prior.json ({res['steps']} steps, final loss {res['final_loss']:.4f}, {res['seconds']:.0f} s)")
     if torch.distributed.is_initialized():
@@ -414,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", required=True)
     tr.add_argument("--output", default=None, help="override the config's output folder")
     tr.add_argument("--device", default="cpu")
+    tr.add_argument("--init-from", default=None,
+                    help="warm-start from a prior folder (its weights and step count; fresh optimiser) when the output has no checkpoint")
     tr.add_argument("--max-minutes", type=float, default=None,
                     help="stop after this much training time with a checkpoint and the prior so far (resume later up to train.steps)")
     tr.add_argument("--quiet", action="store_true")

@@ -154,12 +154,13 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
 
 def save_checkpoint(
     out_dir: Path, step: int, prior: UNetPrior, ema: UNetPrior, opt: torch.optim.Optimizer, rng_states: list[torch.Tensor], losses: list, cfg: TrainConfig,
-    noise_rng_states: list[torch.Tensor] | None = None,
+    noise_rng_states: list[torch.Tensor] | None = None, extra: dict | None = None,
 ) -> None:
     """Write ``checkpoint.safetensors`` + ``checkpoint.json`` (atomically, one pair).
 
     ``rng_states``: one generator state per rank (``rng`` for a single process, ``rng.<rank>`` else);
-    ``noise_rng_states``: the same for the GPU noise generators (``rng_noise[.<rank>]``), if any.
+    ``noise_rng_states``: the same for the GPU noise generators (``rng_noise[.<rank>]``), if any;
+    ``extra``: more JSON metadata (the warm start).
     """
     from safetensors.torch import save_file
 
@@ -174,7 +175,7 @@ def save_checkpoint(
             tensors.update({f"{name}.{r}": st for r, st in enumerate(states)})
     with atomic_output(out_dir / "checkpoint.safetensors") as tmp:
         save_file(tensors, str(tmp))
-    meta = {"step": step, "config": asdict(cfg), "prior": prior.config, "optimizer": opt_meta, "losses": losses}
+    meta = {"step": step, "config": asdict(cfg), "prior": prior.config, "optimizer": opt_meta, "losses": losses, **(extra or {})}
     with atomic_output(out_dir / "checkpoint.json") as tmp:
         tmp.write_text(json.dumps(meta))
 
@@ -190,6 +191,7 @@ def train_prior(
     progress: Callable[[int, int, float], None] | None = None,
     fp16_weights: bool = False,
     max_seconds: float | None = None,
+    init_from: str | Path | None = None,
 ) -> dict:
     """Train (or resume) a prior on normalised images and write it to ``out_dir``.
 
@@ -206,6 +208,10 @@ def train_prior(
         max_seconds: wall-clock budget of this call; when it is spent, training stops early with a
             checkpoint (resumable up to ``cfg.steps``) and writes the prior with the steps done
             (for time-boxed runs on borrowed GPUs).
+        init_from: a prior folder to warm-start from when ``out_dir`` has no checkpoint: its
+            (EMA) weights start both the network and the EMA, the step count continues from its
+            ``training_steps``, the optimiser starts fresh (a prior keeps no optimiser state; this
+            is how training continues across sessions that keep only the fp16 prior).
 
     Returns:
         ``{"steps": int, "final_loss": float, "seconds": float}``.
@@ -236,9 +242,11 @@ def train_prior(
     gpu = torch.device(device).type == "cuda"
     g_noise = torch.Generator(device=device).manual_seed(cfg.seed + rank + 7919) if gpu else g
     step, losses = 0, []
+    warm: dict = {}
     ck = out / "checkpoint.safetensors"
     if ck.exists():
         meta = json.loads((out / "checkpoint.json").read_text())
+        warm = meta.get("warm_start", {})
         if meta["prior"] != prior.config:
             raise InputFileError(out / "checkpoint.json", "prior", f"the same network arguments {prior.config}", f"{meta['prior']}")
         t = load_file(str(ck))
@@ -255,6 +263,18 @@ def train_prior(
                 raise InputFileError(ck, nkey, "the GPU noise generator state of a GPU run", "missing (checkpoint from a CPU run)")
             g_noise.set_state(t[nkey])
         step, losses = int(meta["step"]), list(meta["losses"])
+    elif init_from is not None:
+        src = load_prior(init_from)
+        if src.info["prior"] != prior.config:
+            raise InputFileError(Path(init_from) / "prior.json", "prior", f"the network of this config {prior.config}", f"{src.info['prior']}")
+        if src.info["objective"] != cfg.objective:
+            raise InputFileError(Path(init_from) / "prior.json", "objective", repr(cfg.objective), repr(src.info["objective"]))
+        with torch.no_grad():
+            for mod in (prior, ema):
+                mod.load_state_dict(src.net.state_dict())
+        step = int(src.info.get("training_steps", 0))
+        warm = {"from": str(init_from), "steps": step, "data": src.info.get("data", "")}
+    first_step = int(warm.get("steps", 0)) + 1  # the step of losses[0]
     model: torch.nn.Module = prior
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -309,7 +329,7 @@ def train_prior(
                     nstates = [None] * world
                     dist.all_gather_object(nstates, g_noise.get_state())
             if rank == 0:
-                save_checkpoint(out, step, prior, ema, opt, states, losses, cfg, nstates)
+                save_checkpoint(out, step, prior, ema, opt, states, losses, cfg, nstates, {"warm_start": warm} if warm else None)
             if distributed:
                 dist.barrier()
         if stop:
@@ -330,11 +350,12 @@ def train_prior(
         "image_shape": [int(images.shape[-2]), int(images.shape[-1])],
         "data": data_description,
         "training_steps": step,
+        **({"warm_start": warm} if warm else {}),
         "train_config": asdict(cfg),
     }
     with atomic_output(out / "prior.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2))
-    _write_loss_curve(out, losses)
+    _write_loss_curve(out, losses, first_step)
     return {"steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else float("nan"), "seconds": time.perf_counter() - t0}
 
 
@@ -352,7 +373,7 @@ def _out_of_time(t0: float, max_seconds: float, step: int, distributed: bool) ->
     return bool(flag.item())
 
 
-def _write_loss_curve(out: Path, losses: list[float]) -> None:
+def _write_loss_curve(out: Path, losses: list[float], first_step: int = 1) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -362,9 +383,9 @@ def _write_loss_curve(out: Path, losses: list[float]) -> None:
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["step", "loss"])
-            w.writerows((i + 1, v) for i, v in enumerate(losses))
+            w.writerows((first_step + i, v) for i, v in enumerate(losses))
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.semilogy(np.arange(1, len(losses) + 1), losses, lw=0.8)
+    ax.semilogy(np.arange(first_step, first_step + len(losses)), losses, lw=0.8)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     fig.tight_layout()

@@ -172,3 +172,22 @@ def test_time_budget_stops_early_with_a_resumable_prior(tmp_path):
     assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 1
     res = train_prior(imgs, TrainConfig(**{**cfg.__dict__, "steps": 4}), tmp_path, TINY)
     assert res["steps"] == 4 and len((tmp_path / "loss.csv").read_text().splitlines()) == 5
+
+
+def test_warm_start_from_a_prior_continues_the_step_count(tmp_path):
+    """init_from: a new run starts from a saved prior's weights and steps (how training continues
+    across sessions that keep only the fp16 prior); a mismatched network is refused."""
+    from safetensors.torch import load_file
+
+    imgs = _toy_images(8)
+    cfg = TrainConfig(objective="ddpm", steps=6, batch_size=2, crop=12, lr=1e-3, checkpoint_every=6, seed=0)
+    train_prior(imgs, cfg, tmp_path / "a", TINY, fp16_weights=True)
+    cont = TrainConfig(**{**cfg.__dict__, "steps": 9, "lr": 1e-12})
+    res = train_prior(imgs, cont, tmp_path / "b", TINY, init_from=tmp_path / "a")
+    info = json.loads((tmp_path / "b" / "prior.json").read_text())
+    assert res["steps"] == 9 and info["training_steps"] == 9 and info["warm_start"]["steps"] == 6
+    assert [int(r.split(",")[0]) for r in (tmp_path / "b" / "loss.csv").read_text().splitlines()[1:]] == [7, 8, 9]
+    wa, wb = load_file(str(tmp_path / "a" / "prior.safetensors")), load_file(str(tmp_path / "b" / "prior.safetensors"))
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-3) for k in wa)  # lr ~ 0: the weights carried over
+    with pytest.raises(InputFileError, match="prior.json.*prior"):
+        train_prior(imgs, cont, tmp_path / "c", {**TINY, "num_res_blocks": 2}, init_from=tmp_path / "a")

@@ -77,3 +77,17 @@ def test_real_head_8x_small_calibration():
     maps = espirit_maps(ku)
     assert float((rss(maps, 0) > 0.5)[head].float().mean()) > 0.95
     assert _agreement(maps, ref, head & (rss(maps, 0) > 0.5)) > 0.98
+
+
+@pytest.mark.gpu
+def test_espirit_on_cuda_matches_cpu(phantom_mc):
+    """The torch ESPIRiT backend gives the same maps on a GPU as on the CPU (8x, 10 centre lines)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    lm = line_mask("equispaced_fraction", 128, 0.08, 8, seed=0)
+    ku = phantom_mc["kspace"] * torch.from_numpy(lm.mask)
+    cpu = espirit_maps(ku)
+    gpu = espirit_maps(ku.cuda()).cpu()
+    support = (rss(cpu, 0) > 0.5) & (phantom_mc["image"].abs() > 0.05)
+    assert float((rss(gpu, 0) > 0.5)[support].float().mean()) > 0.99
+    assert _agreement(gpu, cpu, support) > 0.999
