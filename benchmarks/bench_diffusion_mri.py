@@ -48,6 +48,9 @@ def main() -> None:
     args = ap.parse_args()
     data = Path(args.data)
     dev = args.device
+    if dev.startswith("cuda"):  # as the CLI does: TF32 on (cuDNN picks far slower kernels without it)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if args.prior is None:
         imgs = normalise_images(torch.from_numpy(np.load(data / "siat_brain_complex_train.npz")["images"]))
         out = Path(__file__).parent / "results" / "siat_prior"

@@ -33,6 +33,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     args = ap.parse_args()
     dev = args.device
+    if dev.startswith("cuda"):  # as the CLI does: TF32 on (cuDNN picks far slower kernels without it)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     d = load_prior(args.prior, device=dev)
     yy, xx = np.mgrid[:320, :320] - 159.5
     ang = 2 * np.pi * np.arange(15) / 15

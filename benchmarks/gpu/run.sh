@@ -1,23 +1,75 @@
 #!/usr/bin/env bash
 # Runs ON the borrowed GPU machine (device tool) from the repository root, with .gpu/ carried
-# (see prepare.sh). One call, about 9 minutes: CUDA tests, time-boxed training of the shipped
-# brain prior, DDS vs CS with it. Returns at most 8 files in $OUT: log.txt, brain/prior.*, brain/loss.*.
-# Not yet run on a GPU (written in a session without one): fix what breaks, keep it one call.
+# (fill it here first: bash benchmarks/gpu/prepare.sh). One call of about 8 minutes:
+#   1. CT on the GPU: benchmarks/bench_ct_gpu.py (alone on the GPU, for clean timings)
+#   2. two priors trained side by side, time-boxed (TRAIN_MIN minutes each): the shipped brain prior
+#      (configs/mri_brain_ddpm.yaml; warm-started from medrecon/priors/brain when present) and the
+#      SIAT benchmark prior (configs/mri_siat_ddpm.yaml) — meanwhile the gpu-marked tests
+#   3. DDS on the real 8-coil head with both priors; DDS speed on 320² x 15 coils
+# Comes back in $OUT: log.txt (everything, written as it goes), results.tar (tables, loss curves,
+# test output), siat/ and brain/ prior.safetensors + prior.json.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
+TRAIN_MIN=${TRAIN_MIN:-3.5}
+T0=$(date +%s)
+R=/tmp/res
+mkdir -p $R $OUT/siat $OUT/brain
 LOG=$OUT/log.txt
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl || exit 1
+say() { echo "== [$(( $(date +%s) - T0 )) s] $*" | tee -a $LOG; }
+trap 'say "end"; tar -C $R -cf $OUT/results.tar .' EXIT
+
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl >> $LOG 2>&1 || { say "wheel install failed"; exit 1; }
 export PYTHONPATH=/tmp/site
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >> $LOG 2>&1 || exit 1
+if ! python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >> $LOG 2>&1; then
+  say "pip install -e failed; importing from a copy laid out as the package"
+  mkdir -p /tmp/pkg && cp -r medrecon /tmp/pkg/ && cp -r physics /tmp/pkg/medrecon/physics && cp -r datasets /tmp/pkg/medrecon/datasets
+  export PYTHONPATH=/tmp/pkg:/tmp/site
+fi
 CUFFT12=$(find / -xdev -name 'libcufft.so.12*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="$PWD/.gpu/astra:/tmp/site/nvidia/cuda_runtime/lib:$(dirname "$CUFFT12"):${LD_LIBRARY_PATH:-}"
-nvidia-smi --query-gpu=name,memory.total --format=csv >> $LOG
-python3 -c "import astra, torch; print('astra cuda', astra.use_cuda(), 'torch', torch.__version__)" >> $LOG 2>&1
-# 1. CUDA paths: SENSE on CUDA, CT projectors CUDA vs CPU (prints the GPU adjoint mismatch)
-timeout 150 python3 -m pytest -q -m gpu -s -p no:cacheprovider tests >> $LOG 2>&1
-# 2. the shipped prior: MIT stroke volumes (synthetic phase), time-boxed; resumes from brain/ if carried back
-sed -e 's#../shared/data/mr_volumes#.gpu/data#' -e 's#steps: 20000#steps: 6000#' configs/mri_brain_ddpm.yaml > /tmp/brain.yaml
-timeout 330 python3 -m medrecon train --config /tmp/brain.yaml --device cuda --output /tmp/brain --quiet >> $LOG 2>&1
-mkdir -p $OUT/brain && cp /tmp/brain/prior.safetensors /tmp/brain/prior.json /tmp/brain/loss.csv /tmp/brain/loss.png $OUT/brain/ 2>> $LOG
-# 3. DDS with that prior vs CS on the real 8-coil head
-timeout 120 python3 benchmarks/bench_diffusion_mri.py --prior /tmp/brain --data .gpu/data --device cuda >> $LOG 2>&1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> $LOG 2>&1
+python3 -c "import astra, torch, monai; print('astra', astra.__version__, 'cuda', astra.use_cuda(), '| torch', torch.__version__, '| monai', monai.__version__)" >> $LOG 2>&1
+python3 - >> $LOG 2>&1 <<'PY'
+import numpy as np, os
+os.makedirs("/tmp/siat", exist_ok=True)
+a = np.load(".gpu/data/siat_q10.npz")["a"].astype(np.float32) / 511
+np.savez("/tmp/siat/siat_brain_complex_train.npz", images=(a[:, 0] + 1j * a[:, 1]).astype(np.complex64))
+print("SIAT expanded", a.shape)
+PY
+say "setup done"
+
+# 1. CT on the GPU (alone)
+timeout 150 python3 benchmarks/bench_ct_gpu.py --repeats 5 >> $LOG 2>&1 || say "bench_ct_gpu failed (rc $?)"
+cp benchmarks/results/ct_gpu.md $R/ 2>/dev/null
+say "CT bench done"
+
+# 2. priors, side by side, time-boxed; the gpu tests meanwhile
+sed -e 's#../shared/data/mr_volumes#.gpu/data#' configs/mri_brain_ddpm.yaml > /tmp/brain.yaml
+sed -e 's#../shared/data/mri/siat_brain_complex_train.npz#/tmp/siat/siat_brain_complex_train.npz#' configs/mri_siat_ddpm.yaml > /tmp/siat.yaml
+WARM=()
+[ -f medrecon/priors/brain/prior.safetensors ] && WARM=(--init-from medrecon/priors/brain)
+LIMIT=$(python3 -c "print(int(60 * $TRAIN_MIN + 150))")
+timeout $LIMIT python3 -m medrecon train --config /tmp/siat.yaml --device cuda --output /tmp/siat --max-minutes $TRAIN_MIN > $R/train_siat.txt 2>&1 &
+P1=$!
+timeout $LIMIT python3 -m medrecon train --config /tmp/brain.yaml --device cuda --output /tmp/brain --max-minutes $TRAIN_MIN "${WARM[@]}" > $R/train_brain.txt 2>&1 &
+P2=$!
+timeout 200 python3 -m pytest -q -m gpu -s -p no:cacheprovider --continue-on-collection-errors tests > $R/gpu_tests.txt 2>&1
+say "gpu tests rc $?"; tail -n 40 $R/gpu_tests.txt >> $LOG
+wait $P1; say "siat training rc $?"; tail -c 600 $R/train_siat.txt | tr '\r' '\n' | tail -n 4 >> $LOG
+wait $P2; say "brain training rc $?"; tail -c 600 $R/train_brain.txt | tr '\r' '\n' | tail -n 4 >> $LOG
+for p in siat brain; do
+  cp /tmp/$p/prior.safetensors /tmp/$p/prior.json $OUT/$p/ 2>> $LOG
+  cp /tmp/$p/loss.csv $R/loss_$p.csv 2>/dev/null; cp /tmp/$p/loss.png $R/loss_$p.png 2>/dev/null
+done
+
+# 3. DDS on the real head (both priors at once: quality; the SIAT run's times are not alone on the GPU),
+#    then the speed benchmark alone
+timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior /tmp/siat --data .gpu/data --device cuda --samples 1,4 --no-cs \
+  --steps-sweep 10,20,50,100,1000 --out $R/dds_siat.md > $R/dds_siat.txt 2>&1 &
+P3=$!
+timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior /tmp/brain --data .gpu/data --device cuda --samples 1,4 --no-cs \
+  --steps-sweep 50 --out $R/dds_brain.md > $R/dds_brain.txt 2>&1
+say "brain DDS rc $?"; cat $R/dds_brain.md >> $LOG 2>/dev/null || tail -n 20 $R/dds_brain.txt >> $LOG
+wait $P3; say "siat DDS rc $?"; cat $R/dds_siat.md >> $LOG 2>/dev/null || tail -n 20 $R/dds_siat.txt >> $LOG
+timeout 120 python3 benchmarks/bench_diffusion_speed.py --prior /tmp/siat --device cuda --batches 1,8 --slices 8 >> $LOG 2>&1 || say "speed bench failed"
+cp benchmarks/results/diffusion_speed_cuda.md $R/ 2>/dev/null
