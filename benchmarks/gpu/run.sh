@@ -11,6 +11,8 @@
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 TRAIN_MIN=${TRAIN_MIN:-3.5}
+CT_BENCH=${CT_BENCH:-1}     # 0: skip step 1
+TRAIN_SIAT=${TRAIN_SIAT:-1} # 0: no SIAT training; the SIAT prior is carried in benchmarks/results/siat_prior
 T0=$(date +%s)
 R=/tmp/res
 mkdir -p $R $OUT/siat $OUT/brain
@@ -25,11 +27,15 @@ if ! python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >>
   mkdir -p /tmp/pkg && cp -r medrecon /tmp/pkg/ && cp -r physics /tmp/pkg/medrecon/physics && cp -r datasets /tmp/pkg/medrecon/datasets
   export PYTHONPATH=/tmp/pkg:/tmp/site
 fi
+# ASTRA's wheel links CUDA 12 (libcudart.so.12, libcufft.so.11): the real cudart 12 from its wheel, the
+# cuFFT shim, and only CUDA 13's libcufft.so.12 beside it (a whole CUDA lib folder on LD_LIBRARY_PATH
+# would shadow torch's own CUDA libraries)
 CUFFT12=$(find / -xdev -name 'libcufft.so.12*' 2>/dev/null | head -1)
-export LD_LIBRARY_PATH="$PWD/.gpu/astra:/tmp/site/nvidia/cuda_runtime/lib:$(dirname "$CUFFT12"):${LD_LIBRARY_PATH:-}"
+mkdir -p /tmp/cufft12 && ln -sf "$CUFFT12" /tmp/cufft12/libcufft.so.12
+export LD_LIBRARY_PATH="$PWD/.gpu/astra:/tmp/site/nvidia/cuda_runtime/lib:/tmp/cufft12:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> $LOG 2>&1
 python3 -c "import astra, torch, monai; print('astra', astra.__version__, 'cuda', astra.use_cuda(), '| torch', torch.__version__, '| monai', monai.__version__)" >> $LOG 2>&1
-python3 - >> $LOG 2>&1 <<'PY'
+[ -f .gpu/data/siat_q10.npz ] && python3 - >> $LOG 2>&1 <<'PY'
 import numpy as np, os
 os.makedirs("/tmp/siat", exist_ok=True)
 a = np.load(".gpu/data/siat_q10.npz")["a"].astype(np.float32) / 511
@@ -39,9 +45,11 @@ PY
 say "setup done"
 
 # 1. CT on the GPU (alone)
-timeout 150 python3 benchmarks/bench_ct_gpu.py --repeats 5 >> $LOG 2>&1 || say "bench_ct_gpu failed (rc $?)"
-cp benchmarks/results/ct_gpu.md $R/ 2>/dev/null
-say "CT bench done"
+if [ "$CT_BENCH" = 1 ]; then
+  timeout 150 python3 benchmarks/bench_ct_gpu.py --repeats 5 >> $LOG 2>&1 || say "bench_ct_gpu failed (rc $?)"
+  cp benchmarks/results/ct_gpu.md $R/ 2>/dev/null
+  say "CT bench done"
+fi
 
 # 2. priors, side by side, time-boxed; the gpu tests meanwhile
 sed -e 's#../shared/data/mr_volumes#.gpu/data#' configs/mri_brain_ddpm.yaml > /tmp/brain.yaml
@@ -49,13 +57,18 @@ sed -e 's#../shared/data/mri/siat_brain_complex_train.npz#/tmp/siat/siat_brain_c
 WARM=()
 [ -f medrecon/priors/brain/prior.safetensors ] && WARM=(--init-from medrecon/priors/brain)
 LIMIT=$(python3 -c "print(int(60 * $TRAIN_MIN + 150))")
-timeout $LIMIT python3 -m medrecon train --config /tmp/siat.yaml --device cuda --output /tmp/siat --max-minutes $TRAIN_MIN > $R/train_siat.txt 2>&1 &
-P1=$!
+SIAT=benchmarks/results/siat_prior
+P1=
+if [ "$TRAIN_SIAT" = 1 ]; then
+  SIAT=/tmp/siat
+  timeout $LIMIT python3 -m medrecon train --config /tmp/siat.yaml --device cuda --output /tmp/siat --max-minutes $TRAIN_MIN > $R/train_siat.txt 2>&1 &
+  P1=$!
+fi
 timeout $LIMIT python3 -m medrecon train --config /tmp/brain.yaml --device cuda --output /tmp/brain --max-minutes $TRAIN_MIN "${WARM[@]}" > $R/train_brain.txt 2>&1 &
 P2=$!
 timeout 200 python3 -m pytest -q -m gpu -s -p no:cacheprovider --continue-on-collection-errors tests > $R/gpu_tests.txt 2>&1
 say "gpu tests rc $?"; tail -n 40 $R/gpu_tests.txt >> $LOG
-wait $P1; say "siat training rc $?"; tail -c 600 $R/train_siat.txt | tr '\r' '\n' | tail -n 4 >> $LOG
+[ -n "$P1" ] && { wait $P1; say "siat training rc $?"; tail -c 600 $R/train_siat.txt | tr '\r' '\n' | tail -n 4 >> $LOG; }
 wait $P2; say "brain training rc $?"; tail -c 600 $R/train_brain.txt | tr '\r' '\n' | tail -n 4 >> $LOG
 for p in siat brain; do
   cp /tmp/$p/prior.safetensors /tmp/$p/prior.json $OUT/$p/ 2>> $LOG
@@ -64,12 +77,12 @@ done
 
 # 3. DDS on the real head (both priors at once: quality; the SIAT run's times are not alone on the GPU),
 #    then the speed benchmark alone
-timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior /tmp/siat --data .gpu/data --device cuda --samples 1,4 --no-cs \
+timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior $SIAT --data .gpu/data --device cuda --samples 1,4 --no-cs \
   --steps-sweep 10,20,50,100,1000 --out $R/dds_siat.md > $R/dds_siat.txt 2>&1 &
 P3=$!
 timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior /tmp/brain --data .gpu/data --device cuda --samples 1,4 --no-cs \
   --steps-sweep 50 --out $R/dds_brain.md > $R/dds_brain.txt 2>&1
 say "brain DDS rc $?"; cat $R/dds_brain.md >> $LOG 2>/dev/null || tail -n 20 $R/dds_brain.txt >> $LOG
 wait $P3; say "siat DDS rc $?"; cat $R/dds_siat.md >> $LOG 2>/dev/null || tail -n 20 $R/dds_siat.txt >> $LOG
-timeout 120 python3 benchmarks/bench_diffusion_speed.py --prior /tmp/siat --device cuda --batches 1,8 --slices 8 >> $LOG 2>&1 || say "speed bench failed"
+timeout 120 python3 benchmarks/bench_diffusion_speed.py --prior $SIAT --device cuda --batches 1,8 --slices 8 >> $LOG 2>&1 || say "speed bench failed"
 cp benchmarks/results/diffusion_speed_cuda.md $R/ 2>/dev/null

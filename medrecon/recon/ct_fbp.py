@@ -131,7 +131,10 @@ def fdk(sino: torch.Tensor, geometry: CTGeometry, short_scan: bool = False) -> t
         raise RuntimeError("fdk: ASTRA's FDK runs on CUDA only and ASTRA sees no GPU; use sirt / cgls on a GPU or fbp for 2-D beams")
     if sino.ndim != 4 or tuple(sino.shape[1:]) != geometry.sino_shape:
         raise ValueError(f"sino: expected (B, {', '.join(map(str, geometry.sino_shape))}), got {tuple(sino.shape)}")
-    vg, pg = geometry.astra_vol_geom(), geometry.astra_proj_geom()
+    from ..physics.ct.projector import _in_pixel_units
+
+    unit, pitch = _in_pixel_units(geometry)  # as the CUDA projectors: ASTRA in pixel units (see there)
+    vg, pg = unit.astra_vol_geom(), unit.astra_proj_geom()
     out = []
     for b in range(sino.shape[0]):
         sid = astra.data3d.create("-sino", pg, sino[b].detach().float().cpu().numpy())
@@ -145,4 +148,4 @@ def fdk(sino: torch.Tensor, geometry: CTGeometry, short_scan: bool = False) -> t
         finally:
             astra.algorithm.delete(aid)
             astra.data3d.delete([sid, rid])
-    return torch.stack(out).to(sino.device)
+    return (torch.stack(out) / pitch).to(sino.device)  # sino in mm = pitch × sino in pixel units

@@ -154,6 +154,24 @@ def _espirit_sigpy(k: torch.Tensor, rows: int, cols: int, kw: int, thresh: float
     return _reference_phase(torch.from_numpy(np.ascontiguousarray(maps)).to(device=k.device, dtype=dtype))
 
 
+def _batched_eigh(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.linalg.eigh`` of ``(P, C, C)`` Hermitian matrices, one per pixel.
+
+    On CUDA, cuSOLVER's batched eigensolver failed with CUSOLVER_STATUS_INTERNAL_ERROR on 65,536
+    8×8 matrices (H200, torch 2.11 + CUDA 13); where it raises, the small matrices are solved on the
+    CPU (well under a second for a 320² × 15-coil slice) and moved back.
+    """
+    if gram.device.type != "cuda":
+        return torch.linalg.eigh(gram)
+    try:
+        return torch.linalg.eigh(gram)
+    except RuntimeError as err:
+        if "cusolver" not in str(err).lower() and "CUSOLVER" not in str(err):
+            raise
+        vals, vecs = torch.linalg.eigh(gram.cpu())
+        return vals.to(gram.device), vecs.to(gram.device)
+
+
 def _espirit_torch(k: torch.Tensor, rows: int, cols: int, kw: int, thresh: float, crop: float) -> torch.Tensor:
     dtype = torch.complex128 if k.dtype == torch.complex128 else torch.complex64
     k = k.to(dtype)
@@ -176,7 +194,7 @@ def _espirit_torch(k: torch.Tensor, rows: int, cols: int, kw: int, thresh: float
         img = img.permute(2, 0, 1)  # (HW, n, C)
         gram += torch.conj(img).transpose(1, 2) @ img
     gram *= scale
-    evals, evecs = torch.linalg.eigh(gram)  # ascending
+    evals, evecs = _batched_eigh(gram)  # ascending
     top_val = evals[:, -1].real
     maps = torch.conj(evecs[:, :, -1])  # eigenvector of the conjugated Gram = sensitivity
     maps = maps * (top_val > crop).unsqueeze(1)

@@ -111,13 +111,13 @@ class SenseOperator(LinearOperator):
         spatial = maps.shape[-ndim:]
         self._checkerboard = all(n % 2 == 0 for n in spatial)
         if self._checkerboard:
-            c = torch.ones((), dtype=torch.float32)
+            c = torch.ones((), dtype=torch.float32, device=maps.device)
             for axis, n in enumerate(spatial):
                 shape = [1] * ndim
                 shape[axis] = n
-                c = c * (1.0 - 2.0 * (torch.arange(n) % 2)).reshape(shape).to(torch.float32)
+                c = c * (1.0 - 2.0 * (torch.arange(n, device=maps.device) % 2)).reshape(shape).to(torch.float32)
             sign = (-1.0) ** sum(n // 2 for n in spatial)
-            weight = sign * c if mask is None else sign * c * mask
+            weight = sign * c if mask is None else sign * c * mask.to(maps.device)
             self.register_buffer("_maps_c", maps * c.to(maps.device), persistent=False)
             self.register_buffer("_weight_c", weight.to(maps.device), persistent=False)
 
