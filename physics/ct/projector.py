@@ -6,17 +6,24 @@
   ``linear`` 7e-7, fan ``line_fanflat`` 2e-7 — exact adjoints to float precision.
 - CUDA: ASTRA's GPU projectors read and write torch GPU memory directly through
   ``astra.data3d.GPULink`` and ``astra.experimental.direct_FP3D/BP3D`` (no host copies). A batch of
-  2-D parallel slices is one ``parallel3d`` call with one detector row per slice; 2-D fan slices
-  are one-row cone calls; 3-D ``parallel3d`` / ``cone`` volumes are native. ASTRA's GPU
-  back-projector is matched to its forward projector only approximately (ray-driven forward,
-  voxel-driven back-projection); ``medrecon.physics.testing.check_adjoint`` measures it, and the
-  iterative solvers in :mod:`medrecon.recon.ct_iterative` use methods that tolerate it (SIRT,
-  PDHG with a power-iteration step size; CGLS restarts from the residual).
+  2-D parallel slices is one ``parallel3d`` call with one detector row per slice; 3-D
+  ``parallel3d`` / ``cone`` volumes are native. Measured adjoint mismatch (H200, ASTRA 2.5.0):
+  cone 1.4e-4, 2-D parallel slabs 1.3e-3 (ray-driven forward, voxel-driven back-projection);
+  the iterative solvers in :mod:`medrecon.recon.ct_iterative` tolerate it (SIRT, preconditioned
+  PDHG, CGLS restarted from the residual).
+- ASTRA's 3-D geometries do not follow its 2-D angle convention: on an H200 the ``parallel3d``
+  slab disagreed with the 2-D CPU projector by 37 % on smooth images (orientation, not scale:
+  both agree with themselves and with their own FBP). The two candidate mappings left by that
+  run (a rotation by π, or a reflection θ → −θ) are told apart once per process by a probe
+  against the CPU projector (:func:`gpu_angle_convention`); the match is used for every CUDA
+  geometry, so 2-D and 3-D scans share one convention. If neither matches, 2-D slices on CUDA go
+  through the CPU projector on host copies (correct, slower), as 2-D fan slices always do.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import torch
@@ -92,11 +99,10 @@ class _CPUProjector2D:
 def _in_pixel_units(geom: CTGeometry) -> tuple[CTGeometry, float]:
     """The same geometry with every length divided by the in-plane pixel pitch, and that pitch.
 
-    ASTRA's 3-D GPU projectors, given a 2-D slab of pixel pitch p != 1 mm stacked on 1 mm slices,
-    were measured (H200, ASTRA 2.5.0) to disagree with the 2-D CPU projector by 314 HU on average
-    after FBP at p = 1.5 mm, while at p = 1 mm they agree. In pixel units the voxels are cubes and
-    the detector pitch is in pixels; line integrals in mm are then ``p ×`` those in pixel units,
-    for the projection and its transpose alike (checked on ASTRA's CPU projector to 6e-7).
+    ASTRA's documentation asks for lengths in voxel units on its 3-D GPU code; in pixel units the
+    in-plane voxels are unit squares and line integrals in mm are ``p ×`` those in pixel units, for
+    the projection and its transpose alike (checked on ASTRA's CPU projector to 6e-7). On an H200 a
+    parallel3d volume of 2 mm slices of 0.8 mm pixels so expressed projected exactly as its slices.
     """
     from dataclasses import replace
 
@@ -112,18 +118,94 @@ def _in_pixel_units(geom: CTGeometry) -> tuple[CTGeometry, float]:
     return unit, p
 
 
+ANGLE_MAPS = ("none", "pi", "neg")
+_CONVENTION: dict[str, str | None] = {}
+
+
+def _map_angles(angles: tuple[float, ...], how: str) -> tuple[float, ...]:
+    if how == "pi":
+        return tuple(float(a) + np.pi for a in angles)
+    if how == "neg":
+        return tuple(-float(a) for a in angles)
+    return tuple(float(a) for a in angles)
+
+
+def gpu_angle_convention() -> str | None:
+    """How ASTRA's 3-D GPU angles must be mapped to reproduce its 2-D CPU projector, or ``None``.
+
+    Probed once per process (one 32² parallel-beam slice, 12 views, each mapping of
+    :data:`ANGLE_MAPS` against the CPU ``linear`` projector, relative difference < 5 %) and cached.
+    ``None`` when no GPU, no ASTRA CUDA, or no mapping matches.
+    """
+    if "v" in _CONVENTION:
+        return _CONVENTION["v"]
+    astra = _require_astra()
+    found = _probe_angle_map(_CUDAProjector, "cuda") if torch.cuda.is_available() and astra.use_cuda() else None
+    _CONVENTION["v"] = found
+    return found
+
+
+def _probe_angle_map(make_projector, device: str) -> str | None:
+    """The first of :data:`ANGLE_MAPS` for which ``make_projector(geometry, how)`` reproduces the CPU projector."""
+    g = CTGeometry.create("parallel", (32, 32), (1.0, 1.0), 12)
+    x = np.zeros((1, 32, 32), dtype=np.float32)
+    x[0, 3:9, 18:27] = 1.0  # an off-centre, asymmetric probe
+    x[0, 20:30, 5:9] = 0.5
+    ref = np.zeros((1, *g.sino_shape), dtype=np.float32)
+    cpu = _CPUProjector2D(g)
+    cpu.forward(x, ref)
+    cpu.close()
+    xt = torch.from_numpy(x).to(device)
+    for how in ANGLE_MAPS:
+        out = torch.zeros((1, *g.sino_shape), device=device)
+        proj = make_projector(g, how)
+        proj.forward(xt, out)
+        proj.close()
+        if np.linalg.norm(out.cpu().numpy() - ref) < 0.05 * np.linalg.norm(ref):
+            return how
+    return None
+
+
+class _HostProjector2D:
+    """2-D slices on a CUDA device through the CPU projector on host copies (the safe fallback)."""
+
+    def __init__(self, geom: CTGeometry) -> None:
+        self.cpu = _CPUProjector2D(geom)
+
+    def _run(self, fn, src: torch.Tensor, out: torch.Tensor) -> None:
+        s = src.cpu().contiguous()
+        o = torch.zeros(out.shape, dtype=torch.float32)
+        fn(s.numpy(), o.numpy())
+        out.copy_(o)
+
+    def forward(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        self._run(self.cpu.forward, x, out)
+
+    def adjoint(self, y: torch.Tensor, out: torch.Tensor) -> None:
+        self._run(self.cpu.adjoint, y, out)
+
+    def close(self) -> None:
+        self.cpu.close()
+
+
 class _CUDAProjector:
     """ASTRA GPU projection straight on torch CUDA tensors (``GPULink`` + ``direct_FP3D/BP3D``).
 
-    Runs in pixel units (:func:`_in_pixel_units`) and scales both directions by the pixel pitch.
+    Runs in pixel units (:func:`_in_pixel_units`) and scales both directions by the pixel pitch;
+    ``angle_map`` (one of :data:`ANGLE_MAPS`) maps medrecon's angles onto ASTRA's 3-D convention.
     """
 
-    def __init__(self, geom: CTGeometry) -> None:
+    def __init__(self, geom: CTGeometry, angle_map: str = "none") -> None:
+        from dataclasses import replace
+
         astra = _require_astra()
         if not astra.use_cuda():
             raise RuntimeError("ASTRA was built without CUDA or sees no GPU; CT operators on 'cuda' are unavailable")
+        if angle_map not in ANGLE_MAPS:
+            raise ValueError(f"angle_map: expected one of {ANGLE_MAPS}, got {angle_map!r}")
         self.astra = astra
-        self.geom, self.pitch = _in_pixel_units(geom)
+        unit, self.pitch = _in_pixel_units(geom)
+        self.geom = replace(unit, angles_rad=_map_angles(unit.angles_rad, angle_map))
         self._cache: dict[int, tuple] = {}
 
     def _projector(self, n_slices: int | None):
@@ -216,7 +298,13 @@ class CTProjector(LinearOperator):
         key = "cuda:%d" % (device.index or 0) if device.type == "cuda" else "cpu"
         if key not in self._backends:
             if device.type == "cuda":
-                self._backends[key] = _CUDAProjector(self.geometry)
+                how = gpu_angle_convention()
+                if not self.geometry.is_3d and (self.geometry.beam == "fan" or how is None):
+                    self._backends[key] = _HostProjector2D(self.geometry)
+                else:
+                    if how is None:
+                        warnings.warn("ASTRA's 3-D angle convention could not be matched to its 2-D one; 3-D scans keep ASTRA's own", stacklevel=3)
+                    self._backends[key] = _CUDAProjector(self.geometry, how or "none")
             elif self.geometry.is_3d:
                 raise ValueError(f"beam {self.geometry.beam!r}: ASTRA projects 3-D geometries on CUDA only; move the volume to a GPU")
             else:

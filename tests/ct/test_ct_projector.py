@@ -79,6 +79,9 @@ def test_cuda_matches_cpu(name):
 
     if not astra.use_cuda():
         pytest.skip("ASTRA without CUDA")
+    from medrecon.physics.ct.projector import gpu_angle_convention
+
+    print("ASTRA 3-D angle mapping found by the probe:", gpu_angle_convention())
     g = CTGeometry.create(**GEOMS[name])
     op = CTProjector(g)
     x = _smooth_images(3, g.image_shape)  # GPU and CPU interpolation kernels differ on pixel noise
@@ -146,3 +149,28 @@ def test_cone_beam_cuda_projector_and_fdk(voxel):
     rel = float(torch.linalg.vector_norm(r - x) / torch.linalg.vector_norm(x))
     print(f"voxel {voxel} mm: FDK relative error", rel)
     assert rel < 0.3
+
+
+@pytest.mark.parametrize("convention, expected", [("same", "none"), ("rotated", "pi"), ("mirrored", "neg"), ("transposed", None)])
+def test_angle_probe_finds_the_mapping_that_undoes_a_convention(convention, expected):
+    """The probe behind the CUDA projectors picks the angle mapping that turns a projector with
+    another orientation convention (simulated here on the CPU) back into the 2-D one — or none."""
+    from dataclasses import replace
+
+    from medrecon.physics.ct.projector import _CPUProjector2D, _map_angles, _probe_angle_map
+
+    class Other:  # a projector whose volume axes differ from ASTRA 2-D's as `convention` says
+        def __init__(self, g, how):
+            self.p = _CPUProjector2D(replace(g, angles_rad=_map_angles(g.angles_rad, how)))
+
+        def forward(self, x, out):
+            v = x.numpy()
+            v = {"same": v, "rotated": v[:, ::-1, ::-1], "mirrored": v[:, ::-1, :], "transposed": v.transpose(0, 2, 1)}[convention]
+            o = np.zeros(out.shape, dtype=np.float32)
+            self.p.forward(np.ascontiguousarray(v), o)
+            out.copy_(torch.from_numpy(o))
+
+        def close(self):
+            self.p.close()
+
+    assert _probe_angle_map(Other, "cpu") == expected
