@@ -39,7 +39,10 @@ class DemoSlice:
     source: str
 
 
-def demo_slice(size: int = 256, coils: int = 8, noise_rel: float = 1e-4, seed: int = 0) -> DemoSlice:
+BRAIN_SOURCE = "seg3D_MR axial slice 85 (Seg3DData, MIT; one of the brain prior's training slices)"
+
+
+def demo_slice(size: int = 256, coils: int = 8, noise_rel: float = 1e-4, seed: int = 0, anatomy: str = "abdomen") -> DemoSlice:
     """Build the demo acquisition.
 
     Args:
@@ -47,11 +50,18 @@ def demo_slice(size: int = 256, coils: int = 8, noise_rel: float = 1e-4, seed: i
         coils: number of simulated receive coils.
         noise_rel: k-space noise standard deviation relative to the k-space maximum magnitude.
         seed: seed of the noise.
+        anatomy: ``abdomen`` (the pydicom-data slice above) or ``brain`` (an axial T1 slice with
+            skull and scalp shipped beside the brain prior, 160 × 232 at 1.0 × 0.9 mm, MIT; the
+            prior was trained on its volume, so it shows the method, it measures nothing).
     """
-    import pydicom
-    import sigpy.mri
-    from pydicom.data import get_testdata_file
     from skimage.transform import resize
+
+    if anatomy == "brain":
+        return _brain_slice(size, coils, noise_rel, seed)
+    if anatomy != "abdomen":
+        raise ValueError(f"anatomy: expected 'abdomen' or 'brain', got {anatomy!r}")
+    import pydicom
+    from pydicom.data import get_testdata_file
 
     path = get_testdata_file(DEMO_DICOM)
     if path is None:
@@ -66,7 +76,33 @@ def demo_slice(size: int = 256, coils: int = 8, noise_rel: float = 1e-4, seed: i
     inner = int(round(0.8 * size))
     mag = resize(mag, (inner, inner), anti_aliasing=True, order=3, preserve_range=True)
     mag = np.pad(np.clip(mag, 0, None), (size - inner) // 2 + np.array([[0, (size - inner) % 2]] * 2))
-    mag /= mag.max()
+    pixel = float(ds.PixelSpacing[0]) * n0 / inner
+    return _acquire(mag, coils, noise_rel, seed, pixel, f"pydicom-data:{DEMO_DICOM}")
+
+
+def _brain_slice(size: int, coils: int, noise_rel: float, seed: int) -> DemoSlice:
+    from skimage.transform import resize
+
+    from ..shipped import demo_brain_slice
+
+    path = demo_brain_slice()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the demo brain slice ships with medrecon's brain prior; reinstall medrecon")
+    with np.load(path, allow_pickle=False) as z:
+        mag, pix = z["magnitude"].astype(np.float64), z["pixel_mm"].astype(np.float64)
+    extent = np.array(mag.shape) * pix  # mm; the longer side takes 80 % of the field of view
+    inner = np.round(0.8 * size * extent / extent.max()).astype(int)
+    mag = np.clip(resize(mag, tuple(inner), anti_aliasing=True, order=3, preserve_range=True), 0, None)
+    pad = [(int(size - n) // 2, int(size - n) - int(size - n) // 2) for n in inner]
+    return _acquire(np.pad(mag, pad), coils, noise_rel, seed, float(extent.max() / inner.max()), BRAIN_SOURCE)
+
+
+def _acquire(mag: np.ndarray, coils: int, noise_rel: float, seed: int, pixel: float, source: str) -> DemoSlice:
+    """Smooth phase, birdcage coils, centred FFT and complex Gaussian noise for a square magnitude image."""
+    import sigpy.mri
+
+    size = mag.shape[0]
+    mag = mag / mag.max()
     yy, xx = np.mgrid[:size, :size] / size - 0.5
     phase = np.pi * (0.4 * xx - 0.25 * yy + 0.5 * (xx**2 + yy**2))  # smooth, B0-like
     img = (mag * np.exp(1j * phase)).astype(np.complex64)
@@ -77,5 +113,4 @@ def demo_slice(size: int = 256, coils: int = 8, noise_rel: float = 1e-4, seed: i
     g = torch.Generator().manual_seed(seed)
     sigma = noise_rel * float(k.abs().max())
     noise = torch.complex(torch.randn(k.shape, generator=g), torch.randn(k.shape, generator=g)) * (sigma / np.sqrt(2))
-    pixel = float(ds.PixelSpacing[0]) * n0 / inner
-    return DemoSlice((k + noise).to(torch.complex64), x, s, pixel, f"pydicom-data:{DEMO_DICOM}")
+    return DemoSlice((k + noise).to(torch.complex64), x, s, pixel, source)

@@ -59,8 +59,10 @@ def _cmd_simulate_mri(args: argparse.Namespace) -> int:
 
 def _resolve_prior(name: str) -> Path:
     """``brain`` → the prior shipped in the package; anything else is a folder path."""
-    if name == "brain":
-        shipped = Path(__file__).resolve().parents[1] / "priors" / "brain"
+    from ..shipped import SHIPPED_PRIORS, shipped_prior_dir
+
+    if name in SHIPPED_PRIORS:
+        shipped = shipped_prior_dir(name)
         if not (shipped / "prior.safetensors").is_file():
             raise InputFileError(shipped, "prior", "the shipped brain prior", "not in this version of medrecon (train one with 'medrecon train')")
         return shipped
@@ -325,7 +327,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    run_demo(args.out_dir, seed=args.seed)
+    if args.steps < 1 or args.samples < 1:
+        raise ValueError(f"--steps / --samples: expected >= 1, got {args.steps} / {args.samples}")
+    run_demo(args.out_dir, seed=args.seed, diffusion=not args.no_diffusion, steps=args.steps, samples=args.samples)
     return 0
 
 
@@ -422,9 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_cmd_train)
 
-    de = sub.add_parser("demo", help="reconstruct the embedded real MR slice at 4x and 8x")
+    de = sub.add_parser("demo", help="reconstruct the embedded real MR slices at 4x and 8x (classical and with the shipped brain prior)")
     de.add_argument("--out-dir", default="demo_output")
     de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--no-diffusion", action="store_true", help="skip the diffusion part (brain slice, shipped prior)")
+    de.add_argument("--steps", type=int, default=20, help="diffusion: network evaluations per sample")
+    de.add_argument("--samples", type=int, default=2, help="diffusion: posterior samples (mean and std map)")
     de.set_defaults(func=_cmd_demo)
     return p
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..datasets.kspace_source import KSpaceSource
-from ..diffusion.consistency import DataConsistency, GradientGuidance, HardProjection, ProximalCG
+from ..diffusion.consistency import DataConsistency, GradientGuidance, HardProjection, ProximalCG, SupportRestricted
 from ..diffusion.denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser
 from ..diffusion.sampling import DDIMSampler, DDPMSampler, VEPCSampler, posterior_stats, sample
 from ..evaluation.metrics import center_crop
@@ -138,9 +138,14 @@ def reconstruct_slices(
         dc = HardProjection(torch.broadcast_to(mask, (1, 1, *kspace.shape[-2:]))[0], y[:, 0])
     else:
         dc = None
+    if dc is not None and kspace.shape[1] > 1:  # multi-coil: unobserved pixels (all maps zero) stay zero
+        support = (maps.abs().amax(dim=1) > 0).repeat_interleave(n, dim=0)
+        dc = SupportRestricted(dc, support)
     x = sample(denoiser, (s_count * n, *kspace.shape[-2:]), _sampler(denoiser, cfg), generator, dc=dc, device=kspace.device, callback=callback)
     if dc is not None and cfg.dc == "cg":
         x = dc(x, 0.0)  # final data-consistency step on the returned estimate
+    elif dc is not None and isinstance(dc, SupportRestricted):
+        x = x * dc.support
     stats = [posterior_stats(x[i * n : (i + 1) * n]) for i in range(s_count)]
     mean = torch.stack([m for m, _ in stats]) * scale
     std = torch.stack([sd for _, sd in stats]) * scale

@@ -60,8 +60,15 @@ def test_diffusion_bad_input(tmp_path, trained, capsys):
     for extra, msg in cases:
         assert main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", str(trained), "--quiet", *extra, "--out", out]) == 2
         assert msg in capsys.readouterr().err
-    assert main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", "brain", "--out", out]) == 2
-    assert "shipped brain prior" in capsys.readouterr().err
+    import medrecon.shipped as shipped
+
+    real = shipped.shipped_prior_dir
+    try:  # a source tree without the weights: a clear error, not a traceback
+        shipped.shipped_prior_dir = lambda name: tmp_path / "no_such_prior"
+        assert main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", "brain", "--out", out]) == 2
+        assert "shipped brain prior" in capsys.readouterr().err
+    finally:
+        shipped.shipped_prior_dir = real
     assert main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", str(tmp_path), "--out", out]) == 2
     assert "prior.json" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
@@ -130,3 +137,41 @@ def test_slices_batched_equal_slices_one_by_one(trained):
     for i in range(2):
         tol = 1e-4 * float(one[i][0].abs().max())
         assert torch.allclose(both[0][i], one[i][0], atol=tol) and torch.allclose(both[1][i], one[i][1], atol=tol)
+
+
+def test_shipped_brain_prior_reconstructs(tmp_path):
+    """--prior brain loads the prior shipped in the package (provenance in its JSON) and runs."""
+    from medrecon.diffusion.training import load_prior
+    from medrecon.shipped import shipped_prior_dir
+
+    info = load_prior(shipped_prior_dir("brain")).info
+    assert info["training_steps"] >= 5000 and "seg3D_MR" in info["data"] and info["prior"]["image_channels"] == 2
+    assert (shipped_prior_dir("brain") / "NOTICE.md").read_text().count("MIT License") == 2
+    full = write_fastmri(tmp_path / "full.h5", multicoil_volume(slices=1, coils=4, h=48, w=48), recon_size=(40, 40))
+    under = tmp_path / "under.h5"
+    assert main(["simulate", "mri", "--input", str(full), "--accel", "4", "--center-fraction", "0.2", "--out", str(under)]) == 0
+    out = tmp_path / "b.nii.gz"
+    assert main(["reconstruct", "mri", str(under), "--method", "diffusion", "--prior", "brain", "--steps", "2", "--quiet", "--out", str(out)]) == 0
+    assert np.isfinite(nib.load(str(out)).get_fdata()).all()
+
+
+def test_unobserved_pixels_stay_zero(trained):
+    """Where every coil map is zero nothing is measured: the diffusion estimate is zero there, as
+    CG-SENSE's is, instead of what the prior would paint in."""
+    import torch
+
+    from medrecon.diffusion.training import load_prior
+    from medrecon.physics.fft import ifftc
+    from medrecon.physics.mri.coils import rss
+    from medrecon.recon.diffusion_mri import DiffusionConfig, reconstruct_slice
+
+    k = torch.from_numpy(multicoil_volume(slices=1, coils=3, h=32, w=32)).to(torch.complex64)[0]
+    img = ifftc(k)
+    maps = img / rss(img, 0).clamp(min=1e-6)
+    maps[:, :, :6] = 0  # a band outside the coils' support
+    k = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(maps * (img * maps.conj()).sum(0), dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
+    mask = torch.zeros(1, 1, 1, 32)
+    mask[..., ::2] = 1
+    mean, std = reconstruct_slice(k * mask[0], maps, mask, load_prior(trained), DiffusionConfig(steps=3, samples=2), torch.Generator().manual_seed(0))
+    assert float(mean[:, :6].abs().max()) == 0.0 and float(std[:, :6].max()) == 0.0
+    assert float(mean[:, 6:].abs().max()) > 0

@@ -1,0 +1,26 @@
+"""Files shipped inside the package: the default priors and the demo brain slice.
+
+``medrecon/priors/<name>/`` holds ``prior.safetensors`` + ``prior.json`` (see
+:func:`medrecon.diffusion.training.load_prior`) and a ``NOTICE.md`` naming the training data and
+their licences. Located through :mod:`importlib.resources`, so this works from a source checkout,
+an editable install and a wheel alike.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+SHIPPED_PRIORS = ("brain",)
+
+
+def shipped_prior_dir(name: str) -> Path:
+    """Folder of the shipped prior ``name`` (one of :data:`SHIPPED_PRIORS`); it may lack weights in a source tree without them."""
+    if name not in SHIPPED_PRIORS:
+        raise ValueError(f"prior: expected one of {SHIPPED_PRIORS} or a folder, got {name!r}")
+    return Path(str(files("medrecon"))) / "priors" / name
+
+
+def demo_brain_slice() -> Path:
+    """``demo_brain.npz`` (``magnitude`` (160, 232) uint16, ``pixel_mm`` (2,)) beside the brain prior."""
+    return shipped_prior_dir("brain") / "demo_brain.npz"
