@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs ON the borrowed GPU machine (device tool) from the repository root, with .gpu/ carried
-# (fill it here first: bash benchmarks/gpu/prepare.sh). One call of about 8 minutes:
+# (fill it here first: bash benchmarks/gpu/prepare.sh). One call of about 6-8 minutes (TRAIN_MIN + ~3):
 #   1. CT on the GPU: benchmarks/bench_ct_gpu.py (alone on the GPU, for clean timings)
 #   2. two priors trained side by side, time-boxed (TRAIN_MIN minutes each): the shipped brain prior
 #      (configs/mri_brain_ddpm.yaml; warm-started from medrecon/priors/brain when present) and the
@@ -77,12 +77,15 @@ done
 
 # 3. DDS on the real head (both priors at once: quality; the SIAT run's times are not alone on the GPU),
 #    then the speed benchmark alone
-timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior $SIAT --data .gpu/data --device cuda --samples 1,4 --no-cs \
-  --steps-sweep 10,20,50,100,1000 --out $R/dds_siat.md > $R/dds_siat.txt 2>&1 &
-P3=$!
+P3=
+if [ -f $SIAT/prior.json ]; then
+  timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior $SIAT --data .gpu/data --device cuda --samples 1,4 --no-cs \
+    --steps-sweep 10,20,50,100,1000 --out $R/dds_siat.md > $R/dds_siat.txt 2>&1 &
+  P3=$!
+fi
 timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior /tmp/brain --data .gpu/data --device cuda --samples 1,4 --no-cs \
   --steps-sweep 50 --out $R/dds_brain.md > $R/dds_brain.txt 2>&1
 say "brain DDS rc $?"; cat $R/dds_brain.md >> $LOG 2>/dev/null || tail -n 20 $R/dds_brain.txt >> $LOG
-wait $P3; say "siat DDS rc $?"; cat $R/dds_siat.md >> $LOG 2>/dev/null || tail -n 20 $R/dds_siat.txt >> $LOG
-timeout 120 python3 benchmarks/bench_diffusion_speed.py --prior $SIAT --device cuda --batches 1,8 --slices 8 >> $LOG 2>&1 || say "speed bench failed"
+[ -n "$P3" ] && { wait $P3; say "siat DDS rc $?"; cat $R/dds_siat.md >> $LOG 2>/dev/null || tail -n 20 $R/dds_siat.txt >> $LOG; }
+timeout 120 python3 benchmarks/bench_diffusion_speed.py --prior /tmp/brain --device cuda --batches 1,8 --slices 8 >> $LOG 2>&1 || say "speed bench failed"
 cp benchmarks/results/diffusion_speed_cuda.md $R/ 2>/dev/null
