@@ -25,14 +25,15 @@ class CTReconConfig:
         method: ``fbp``, ``sirt``, ``cgls`` or ``tv`` (TV-regularised least squares by PDHG).
         filter: FBP filter (``ram-lak``, ``shepp-logan``, ``cosine``, ``hamming``, ``hann``).
         iters: iterations of the iterative methods (defaults: sirt 200, cgls 30, tv 300).
-        lam: TV weight in 1/mm (attenuation units); default 2e-4.
+        lam: TV weight in 1/mm (attenuation units); default 0.3 (tuned by benchmarks/bench_ct_real.py on real
+            512² abdominal CT at 1e5 photons: 0.3 for 90° and 60-view scans, 1.0 for 120°).
         batch: slices reconstructed together.
     """
 
     method: str = "fbp"
     filter: str = "ram-lak"
     iters: int | None = None
-    lam: float = 2e-4
+    lam: float = 0.3
     batch: int = 8
 
     def __post_init__(self) -> None:
