@@ -183,7 +183,8 @@ def _cmd_reconstruct_ct(args: argparse.Namespace) -> int:
 
         config = load_config(args.config, CTReconConfig, section="recon")
     else:
-        config = CTReconConfig(method=args.method, filter=args.filter, iters=args.iters, lam=args.lam)
+        config = CTReconConfig(method=args.method, filter=args.filter, iters=args.iters,
+                               **({} if args.lam is None else {"lam": args.lam}))
     out = Path(args.out)
     as_dicom = str(args.out).endswith(("/", "\\")) or out.is_dir() or out.suffix == ""
     if as_dicom:
@@ -399,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--method", default="fbp", choices=CT_METHODS)
     rc.add_argument("--filter", default="ram-lak", choices=FILTERS)
     rc.add_argument("--iters", type=int, default=None)
-    rc.add_argument("--lam", type=float, default=2e-4, help="TV weight (1/mm)")
+    rc.add_argument("--lam", type=float, default=None, help="TV weight (1/mm); default 0.3 (tuned on real CT, README 'CT baselines')")
     rc.add_argument("--config", default=None, help="YAML with a 'recon' section (see configs/ct_tv.yaml)")
     rc.add_argument("--device", default="cpu")
     rc.add_argument("--quiet", action="store_true")
