@@ -131,13 +131,9 @@ def fdk(sino: torch.Tensor, geometry: CTGeometry, short_scan: bool = False) -> t
         raise RuntimeError("fdk: ASTRA's FDK runs on CUDA only and ASTRA sees no GPU; use sirt / cgls on a GPU or fbp for 2-D beams")
     if sino.ndim != 4 or tuple(sino.shape[1:]) != geometry.sino_shape:
         raise ValueError(f"sino: expected (B, {', '.join(map(str, geometry.sino_shape))}), got {tuple(sino.shape)}")
-    from dataclasses import replace
+    from ..physics.ct.projector import cuda_geometry
 
-    from ..physics.ct.projector import _in_pixel_units, _map_angles, gpu_angle_convention
-
-    # as the CUDA projectors: pixel units and the same angle convention (see medrecon.physics.ct.projector)
-    unit, pitch = _in_pixel_units(geometry)
-    unit = replace(unit, angles_rad=_map_angles(unit.angles_rad, gpu_angle_convention() or "none"))
+    unit, pitch = cuda_geometry(geometry)  # as the CUDA projectors: pixel units, the same angle convention
     vg, pg = unit.astra_vol_geom(), unit.astra_proj_geom()
     out = []
     for b in range(sino.shape[0]):

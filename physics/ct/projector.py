@@ -130,6 +130,19 @@ def _map_angles(angles: tuple[float, ...], how: str) -> tuple[float, ...]:
     return tuple(float(a) for a in angles)
 
 
+def cuda_geometry(geom: CTGeometry, angle_map: str | None = None) -> tuple[CTGeometry, float]:
+    """The geometry ASTRA's GPU code is given for ``geom``: in pixel units (:func:`_in_pixel_units`)
+    with the angles mapped by ``angle_map`` (default: :func:`gpu_angle_convention`, ``none`` if
+    unknown), and the pixel pitch that scales results back to mm. Shared by the CUDA projectors and FDK."""
+    from dataclasses import replace
+
+    how = angle_map if angle_map is not None else (gpu_angle_convention() or "none")
+    if how not in ANGLE_MAPS:
+        raise ValueError(f"angle_map: expected one of {ANGLE_MAPS}, got {how!r}")
+    unit, pitch = _in_pixel_units(geom)
+    return replace(unit, angles_rad=_map_angles(unit.angles_rad, how)), pitch
+
+
 def gpu_angle_convention() -> str | None:
     """How ASTRA's 3-D GPU angles must be mapped to reproduce its 2-D CPU projector, or ``None``.
 
@@ -203,16 +216,11 @@ class _CUDAProjector:
     """
 
     def __init__(self, geom: CTGeometry, angle_map: str = "none") -> None:
-        from dataclasses import replace
-
         astra = _require_astra()
         if not astra.use_cuda():
             raise RuntimeError("ASTRA was built without CUDA or sees no GPU; CT operators on 'cuda' are unavailable")
-        if angle_map not in ANGLE_MAPS:
-            raise ValueError(f"angle_map: expected one of {ANGLE_MAPS}, got {angle_map!r}")
         self.astra = astra
-        unit, self.pitch = _in_pixel_units(geom)
-        self.geom = replace(unit, angles_rad=_map_angles(unit.angles_rad, angle_map))
+        self.geom, self.pitch = cuda_geometry(geom, angle_map)
         self._cache: dict[int, tuple] = {}
 
     def _projector(self, n_slices: int | None):
