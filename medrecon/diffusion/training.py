@@ -234,12 +234,12 @@ def train_prior(
         torch.manual_seed(cfg.seed)
         prior = UNetPrior(**args).to(device)
     ema = copy.deepcopy(prior).requires_grad_(False)
-    fused = torch.device(device).type == "cuda"  # one fused kernel per step on GPUs
-    opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
+    gpu = torch.device(device).type == "cuda"
+    # fused AdamW: one kernel per step on GPUs
+    opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True if gpu else None)
     g = torch.Generator().manual_seed(cfg.seed + rank)
     # the noise of each step is drawn where the network runs (on a GPU a host draw + copy costs more
     # than a small network's step); on the CPU it is the same generator as the crops
-    gpu = torch.device(device).type == "cuda"
     g_noise = torch.Generator(device=device).manual_seed(cfg.seed + rank + 7919) if gpu else g
     step, losses = 0, []
     warm: dict = {}
@@ -281,7 +281,6 @@ def train_prior(
 
         dev = torch.device(device)
         model = DistributedDataParallel(prior, device_ids=[dev.index or 0] if dev.type == "cuda" else None)
-    use_bf16 = gpu
     if gpu:  # the whole training set stays on the GPU: crops are cut there (no host copies)
         images = images.to(device)
         cond = None if cond is None else cond.to(device)
@@ -299,7 +298,7 @@ def train_prior(
         xb, cb = _random_crops(images, cond, cfg.crop, cfg.batch_size, g)
         xb = xb.to(device)
         cb = None if cb is None else cb.to(device)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=gpu):
             loss = _loss(model, cfg, xb, cb, g, g_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
