@@ -81,7 +81,7 @@ def _cmd_reconstruct_mri_diffusion(args: argparse.Namespace) -> int:
     if args.prior is None:
         raise ValueError("--prior: expected a prior folder or 'brain' with --method diffusion, got nothing")
     cfg = DiffusionConfig(sampler=args.sampler, steps=args.steps, eta=args.eta, dc=args.dc, cg_iters=args.cg_iters,
-                          samples=args.samples, seed=args.seed)
+                          samples=args.samples, seed=args.seed, start=args.start, init=args.init, dc_lam=args.dc_lam)
     out = Path(args.out)
     check_output_path(out)
     name = out.name.lower()
@@ -99,6 +99,7 @@ def _cmd_reconstruct_mri_diffusion(args: argparse.Namespace) -> int:
 
         mean, std = reconstruct_volume_diffusion(src, denoiser, cfg, slices, device=device, progress=prog, batch_slices=args.batch_slices)
     attrs = {"method": f"diffusion-{cfg.sampler}", "prior": str(args.prior), "samples": cfg.samples, "steps": cfg.steps,
+             "start": cfg.start, "init": cfg.init if cfg.start < 1 else "noise",
              "prior_training_steps": int(getattr(denoiser, "info", {}).get("training_steps", -1))}
     if name.endswith((".h5", ".hdf5")):
         write_recon_h5(mean, out, std=std if cfg.samples > 1 else None, attrs=attrs)
@@ -379,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--eta", type=float, default=0.85, help="diffusion: DDIM eta")
     rm.add_argument("--dc", default="cg", choices=("cg", "grad", "hard", "none"), help="diffusion: data consistency")
     rm.add_argument("--cg-iters", type=int, default=5, help="diffusion: CG iterations per step")
+    rm.add_argument("--dc-lam", type=float, default=0.0, help="diffusion: proximal weight of the CG step (0: DDS)")
+    rm.add_argument("--start", type=float, default=1.0,
+                    help="diffusion: fraction of the noise schedule to start from; < 1 warm-starts from --init (fewer steps)")
+    rm.add_argument("--init", default="sense", choices=("sense", "cs"), help="diffusion: warm-start estimate (with --start < 1)")
     rm.add_argument("--samples", type=int, default=1, help="diffusion: posterior samples (>1 also writes the std)")
     rm.add_argument("--batch-slices", type=int, default=1, help="diffusion: slices sampled together in one batch (raise on a GPU)")
     rm.add_argument("--seed", type=int, default=0)

@@ -55,17 +55,25 @@ class VPSchedule:
         frac = torch.clamp((ls - lo) / (hi - lo), 0.0, 1.0)
         return (idx - 1).double() + frac
 
-    def inference_timesteps(self, steps: int) -> list[tuple[int, int]]:
-        """``steps`` pairs ``(t, t_prev)`` from ``T − 1`` down to 0, as MONAI's DDIM scheduler steps.
+    def inference_timesteps(self, steps: int, start: float = 1.0) -> list[tuple[int, int]]:
+        """``steps`` pairs ``(t, t_prev)`` from ``T − 1`` (or ``start·(T − 1)``) down to 0.
 
-        ``t`` runs over ``round(linspace(T − 1, 0, steps))`` and ``t_prev = t − T // steps``
-        (``t_prev < 0`` means the clean end, ᾱ = 1). ``steps == T`` is plain DDPM ancestral order.
+        ``start == 1`` is MONAI's DDIM scheduler order: ``t`` runs over
+        ``round(linspace(T − 1, 0, steps))`` and ``t_prev = t − T // steps`` (``t_prev < 0`` means
+        the clean end, ᾱ = 1); ``steps == T`` is plain DDPM ancestral order. ``start < 1`` begins at
+        ``t₀ = round(start·(T − 1))`` (a truncated chain for a warm start from an initial
+        estimate): ``t`` over ``round(linspace(t₀, 0, steps))``, each ``t_prev`` the next ``t``.
         """
-        if not 1 <= steps <= self.num_train_timesteps:
-            raise ValueError(f"steps: expected 1..{self.num_train_timesteps}, got {steps}")
-        ts = torch.linspace(self.num_train_timesteps - 1, 0, steps).round().long().tolist()
-        ratio = self.num_train_timesteps // steps
-        return [(int(t), int(t) - ratio) for t in ts]
+        if not 0 < start <= 1:
+            raise ValueError(f"start: expected 0 < start <= 1, got {start}")
+        t0 = round(start * (self.num_train_timesteps - 1))
+        if not 1 <= steps <= t0 + 1:
+            raise ValueError(f"steps: expected 1..{t0 + 1} (start {start}), got {steps}")
+        ts = torch.linspace(t0, 0, steps).round().long().tolist()
+        if start == 1:
+            ratio = self.num_train_timesteps // steps
+            return [(int(t), int(t) - ratio) for t in ts]
+        return [(int(t), int(tp)) for t, tp in zip(ts, ts[1:] + [-1])]
 
 
 @dataclass(frozen=True)
@@ -79,13 +87,19 @@ class VESchedule:
         if not 0 < self.sigma_min < self.sigma_max:
             raise ValueError(f"sigma_min / sigma_max: expected 0 < min < max, got {self.sigma_min} / {self.sigma_max}")
 
-    def sigmas(self, steps: int) -> torch.Tensor:
-        """``(steps,)`` float64, decreasing geometric noise levels."""
+    def sigmas(self, steps: int, start: float = 1.0) -> torch.Tensor:
+        """``(steps,)`` float64, decreasing geometric noise levels.
+
+        ``start < 1`` begins lower, at ``exp(log σ_min + start·(log σ_max − log σ_min))`` (warm start).
+        """
         if steps < 1:
             raise ValueError(f"steps: expected >= 1, got {steps}")
+        if not 0 < start <= 1:
+            raise ValueError(f"start: expected 0 < start <= 1, got {start}")
+        top = math.log(self.sigma_min) + start * (math.log(self.sigma_max) - math.log(self.sigma_min))
         if steps == 1:
-            return torch.tensor([self.sigma_max], dtype=torch.float64)
-        return torch.exp(torch.linspace(math.log(self.sigma_max), math.log(self.sigma_min), steps, dtype=torch.float64))
+            return torch.tensor([math.exp(top)], dtype=torch.float64)
+        return torch.exp(torch.linspace(top, math.log(self.sigma_min), steps, dtype=torch.float64))
 
     def sample_training_sigma(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Training noise levels, log-uniform on ``[sigma_min, sigma_max]``, shape ``(n,)`` float32."""

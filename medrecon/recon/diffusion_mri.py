@@ -24,11 +24,12 @@ from ..diffusion.denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser
 from ..diffusion.sampling import DDIMSampler, DDPMSampler, VEPCSampler, posterior_stats, sample
 from ..evaluation.metrics import center_crop
 from ..physics.mri.sense import SenseOperator
-from .classical import cg_sense
+from .classical import cg_sense, cs_l1_wavelet
 from .pipeline import slice_maps
 
 SAMPLERS = ("dds", "ddim", "ddpm", "ve_pc")
 DCS = ("cg", "grad", "hard", "none")
+INITS = ("sense", "cs")
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,17 @@ class DiffusionConfig:
         eta: DDIM stochasticity (``dds`` / ``ddim``).
         dc: data consistency; ``dds`` always uses ``cg``.
         cg_iters: CG iterations per step (``cg``).
+        dc_lam: proximal weight λ of the CG step, ``argmin ||A x − y||² + λ||x − x̂₀||²`` on the
+            prior's scale (0: DDS's plain Krylov step from x̂₀; > 0 trusts the denoiser more,
+            which keeps noise amplified by undersampling out of the image).
         samples: posterior samples per slice (mean and std are written).
         seed: RNG seed.
+        start: fraction of the noise schedule the chain starts from. 1: pure noise; < 1: a warm
+            start (Chung, Sim & Ye 2022, CCDF) — the ``init`` estimate is diffused to that level
+            and only the last part of the chain runs (``steps`` evaluations spread over it).
+        init: the warm start's estimate: ``sense`` (CG-SENSE, Tikhonov 1e-3) or ``cs``
+            (L1-wavelet CS through SigPy, weight ``cs_lam``; runs on the CPU without CuPy).
+        cs_lam: the CS weight for ``init = cs``.
     """
 
     sampler: str = "dds"
@@ -50,8 +60,12 @@ class DiffusionConfig:
     eta: float = 0.85
     dc: str = "cg"
     cg_iters: int = 5
+    dc_lam: float = 0.0
     samples: int = 1
     seed: int = 0
+    start: float = 1.0
+    init: str = "sense"
+    cs_lam: float = 3e-4
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -66,6 +80,14 @@ class DiffusionConfig:
             raise ValueError(f"sampler 'dds' is DDIM with proximal CG: dc must be 'cg', got {self.dc!r}")
         if self.eta < 0:
             raise ValueError(f"eta: expected >= 0, got {self.eta}")
+        if not 0 < self.start <= 1:
+            raise ValueError(f"start: expected 0 < start <= 1, got {self.start}")
+        if self.init not in INITS:
+            raise ValueError(f"init: expected one of {INITS}, got {self.init!r}")
+        if self.dc_lam < 0:
+            raise ValueError(f"dc_lam: expected >= 0, got {self.dc_lam}")
+        if self.cs_lam < 0:
+            raise ValueError(f"cs_lam: expected >= 0, got {self.cs_lam}")
 
 
 def check_prior_for(denoiser: Denoiser, shape: tuple[int, int], cfg: DiffusionConfig, source: str) -> None:
@@ -83,14 +105,15 @@ def check_prior_for(denoiser: Denoiser, shape: tuple[int, int], cfg: DiffusionCo
         raise ValueError("sampler 've_pc' needs a score (VE) prior; this prior is a DDPM one: use dds / ddim / ddpm")
     if cfg.sampler in ("dds", "ddim", "ddpm") and not isinstance(denoiser, EpsilonDenoiser):
         raise ValueError(f"sampler {cfg.sampler!r} needs a DDPM prior; this prior is a score (VE) one: use ve_pc")
+    _sampler(denoiser, cfg)  # steps against the (possibly truncated) schedule
 
 
 def _sampler(denoiser: Denoiser, cfg: DiffusionConfig):
     if cfg.sampler in ("dds", "ddim"):
-        return DDIMSampler(denoiser.schedule, cfg.steps, cfg.eta)
+        return DDIMSampler(denoiser.schedule, cfg.steps, cfg.eta, start=cfg.start)
     if cfg.sampler == "ddpm":
-        return DDPMSampler(denoiser.schedule, cfg.steps)
-    return VEPCSampler(denoiser.schedule, cfg.steps)
+        return DDPMSampler(denoiser.schedule, cfg.steps, start=cfg.start)
+    return VEPCSampler(denoiser.schedule, cfg.steps, start=cfg.start)
 
 
 def reconstruct_slice(
@@ -123,13 +146,14 @@ def reconstruct_slices(
         mask: real, broadcastable to ``(1, C, H, W)``.
     """
     n, s_count = cfg.samples, kspace.shape[0]
+    sampler = _sampler(denoiser, cfg)
     init = cg_sense(kspace, maps, mask, lam=1e-3, max_iter=10)
     scale = torch.quantile(init.abs().reshape(s_count, -1).float(), 0.99, dim=1).clamp(min=1e-12)
     scale = scale.to(init.real.dtype).reshape(-1, 1, 1)
     y = (kspace / scale[:, None]).repeat_interleave(n, dim=0)  # (S·N, C, H, W), slice-major
     op = SenseOperator(maps.to(kspace.dtype).repeat_interleave(n, dim=0), mask)
     if cfg.dc == "cg":
-        dc: DataConsistency | None = ProximalCG(op, y, n_iter=cfg.cg_iters)
+        dc: DataConsistency | None = ProximalCG(op, y, n_iter=cfg.cg_iters, lam=cfg.dc_lam)
     elif cfg.dc == "grad":
         dc = GradientGuidance(op, y)
     elif cfg.dc == "hard":
@@ -138,14 +162,19 @@ def reconstruct_slices(
         dc = HardProjection(torch.broadcast_to(mask, (1, 1, *kspace.shape[-2:]))[0], y[:, 0])
     else:
         dc = None
-    if dc is not None and kspace.shape[1] > 1:  # multi-coil: unobserved pixels (all maps zero) stay zero
+    x_start = None
+    if cfg.start < 1:
+        est = cs_l1_wavelet(kspace, maps, mask, lam=cfg.cs_lam) if cfg.init == "cs" else init
+        x_start = (est / scale).repeat_interleave(n, dim=0)
+    if dc is not None and kspace.shape[1] > 1:  # multi-coil: unobserved pixels (all maps zero) keep zero / the warm start
         support = (maps.abs().amax(dim=1) > 0).repeat_interleave(n, dim=0)
-        dc = SupportRestricted(dc, support)
-    x = sample(denoiser, (s_count * n, *kspace.shape[-2:]), _sampler(denoiser, cfg), generator, dc=dc, device=kspace.device, callback=callback)
+        dc = SupportRestricted(dc, support, fill=x_start)
+    x = sample(denoiser, (s_count * n, *kspace.shape[-2:]), sampler, generator, dc=dc, device=kspace.device,
+               callback=callback, x_start=x_start)
     if dc is not None and cfg.dc == "cg":
         x = dc(x, 0.0)  # final data-consistency step on the returned estimate
-    elif dc is not None and isinstance(dc, SupportRestricted):
-        x = x * dc.support
+    elif isinstance(dc, SupportRestricted):
+        x = dc.restrict(x)
     stats = [posterior_stats(x[i * n : (i + 1) * n]) for i in range(s_count)]
     mean = torch.stack([m for m, _ in stats]) * scale
     std = torch.stack([sd for _, sd in stats]) * scale
