@@ -1,7 +1,8 @@
 """Diffusion (DDS) reconstruction of the real 8-coil head against L1-wavelet CS.
 
 Run:  python benchmarks/bench_diffusion_mri.py [--train-steps N] [--prior DIR] [--device cuda]
-          [--samples 1,4] [--no-cs] [--steps-sweep 10,20,50,100,1000] [--out results/NAME.md]
+          [--samples 1,4] [--no-cs] [--no-cold] [--warm-grid 0.02,0.05,0.1,0.2 --warm-steps 20]
+          [--steps-sweep 10,20,50,100,1000 | --steps-sweep ""] [--out results/NAME.md]
 Writes benchmarks/results/diffusion_mri.md (or --out).
 
 1. Prior: trained here on ``siat_brain_complex_train.npz`` (180 real complex brain images,
@@ -11,13 +12,16 @@ Writes benchmarks/results/diffusion_mri.md (or --out).
    (DDIM η = 0.85 + 5 CG iterations, 50 network evaluations per sample; the mean of 1 and of
    --samples posterior samples) and CS (λ = 3e-4, tuned on
    a SIAT image by bench_mri_real.py); ESPIRiT maps from the undersampled data.
-3. Quality against the number of steps (8×, seed 0).
+   With ``--warm-grid``: DDS warm-started from the CS estimate (CCDF), its start level tuned per R
+   on the SIAT image by PSNR.
+3. Quality against the number of steps (8×, seed 0); ``--steps-sweep ""`` skips it.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,31 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri"
 SETTINGS = ((4, 0.08), (8, 0.04))
 
 
+def _warm_starts(args: argparse.Namespace, d) -> dict[int, float]:
+    """Warm-start level per acceleration, chosen by PSNR on SIAT image #0 with 8 simulated coils
+    (the image CS's weight was tuned on), seed 0, with the largest ``--samples``."""
+    from bench_mri_real import tuning_slice
+
+    k = tuning_slice().to(args.device)
+    gt = rss(ifftc(k), 0)[None].cpu().numpy()
+    n = max(int(v) for v in args.samples.split(","))
+    best = {}
+    for acc, cf in SETTINGS:
+        lm = line_mask("equispaced_fraction", k.shape[-1], cf, acc, 0)
+        mask = torch.from_numpy(lm.mask)[None, None, None].to(args.device)
+        ku = k * mask[0]
+        maps = espirit_maps(ku)
+        scores = {}
+        for start in (float(v) for v in args.warm_grid.split(",")):
+            cfg = DiffusionConfig(steps=min(args.warm_steps, round(start * 999) + 1), samples=n, start=start, init="cs")
+            mean, _ = reconstruct_slice(ku, maps, mask, d, cfg, torch.Generator().manual_seed(0))
+            m = volume_metrics(gt, mean.abs().cpu().numpy()[None])
+            scores[start] = m["PSNR"]
+            print(f"tune {acc}x start {start}: {m['PSNR']:.2f} dB / {m['SSIM']:.3f}", flush=True)
+        best[acc] = max(scores, key=scores.get)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--train-steps", type=int, default=300)
@@ -44,6 +73,9 @@ def main() -> None:
     ap.add_argument("--samples", default="1", help="comma-separated numbers of posterior samples to average")
     ap.add_argument("--no-cs", action="store_true", help="skip CS (e.g. on a GPU machine: CS numbers come from the CPU run)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "diffusion_mri.md"))
+    ap.add_argument("--no-cold", action="store_true", help="skip the 50-step DDS from pure noise")
+    ap.add_argument("--warm-grid", default="", help="comma-separated warm-start levels to tune on the SIAT image (e.g. 0.02,0.05,0.1,0.2)")
+    ap.add_argument("--warm-steps", type=int, default=20, help="steps of the warm-started chains")
     ap.add_argument("--data", default=str(DATA), help="folder with head_8coil_kspace.npz (and the SIAT npz to train)")
     args = ap.parse_args()
     data = Path(args.data)
@@ -73,9 +105,18 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     n_samples = [int(v) for v in args.samples.split(",")]
+    warm = _warm_starts(args, d) if args.warm_grid else {}
+    if warm:
+        lines.insert(1, f"Warm start (CCDF): DDS from the CS estimate diffused to `start`, {args.warm_steps} steps; `start` per R "
+                        f"tuned by PSNR on SIAT image #0 with 8 simulated coils (seed 0, mean of {max(n_samples)}): {warm}.\n")
     for acc, cf in SETTINGS:
         res: dict[str, list] = {} if args.no_cs else {"CS": []}
-        res.update({f"DDS ×{n}": [] for n in n_samples})
+        runs = {} if args.no_cold else {f"DDS, mean of {n} samples": (50 * n, DiffusionConfig(steps=50, samples=n)) for n in n_samples}
+        if warm:
+            runs.update({f"DDS from CS (start {warm[acc]}, {args.warm_steps} steps), mean of {n}":
+                         (args.warm_steps * n, DiffusionConfig(steps=args.warm_steps, samples=n, start=warm[acc], init="cs"))
+                         for n in n_samples})
+        res.update({name: [] for name in runs})
         for seed in (0, 1, 2):
             lm = line_mask("equispaced_fraction", k.shape[-1], cf, acc, seed)
             mask = torch.from_numpy(lm.mask)[None, None, None].to(dev)
@@ -87,20 +128,25 @@ def main() -> None:
                 t_cs = time.perf_counter() - t0
                 m = volume_metrics(gt, cs[None])
                 res["CS"].append((m["PSNR"], m["SSIM"], t_cs))
-            for n in n_samples:
+            for name, (_, cfg) in runs.items():
                 t0 = time.perf_counter()
-                mean, _ = reconstruct_slice(ku, maps, mask, d, DiffusionConfig(steps=50, samples=n, seed=seed), torch.Generator().manual_seed(seed))
+                cfg = replace(cfg, seed=seed)
+                mean, _ = reconstruct_slice(ku, maps, mask, d, cfg, torch.Generator().manual_seed(seed))
                 if dev != "cpu":
                     torch.cuda.synchronize()
                 t_d = time.perf_counter() - t0
                 m = volume_metrics(gt, mean.abs().cpu().numpy()[None])
-                res[f"DDS ×{n}"].append((m["PSNR"], m["SSIM"], t_d))
+                res[name].append((m["PSNR"], m["SSIM"], t_d))
         for name, v in res.items():
             v = np.array(v)
-            nfe = f"{50 * int(name.split('×')[1])}" if name.startswith("DDS") else "–"
-            label = "DDS, mean of " + name.split("×")[1] + " samples" if name.startswith("DDS") else name
-            lines.append(f"| {acc}× | {label} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |")
+            nfe = f"{runs[name][0]}" if name in runs else "–"
+            lines.append(f"| {acc}× | {name} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |")
             print(lines[-1], flush=True)
+    if not args.steps_sweep:
+        text = "\n".join(lines) + "\n"
+        print(text)
+        Path(args.out).write_text(text)
+        return
     lines += ["", f"Quality against steps (8×, seed 0, prior {n_train} steps):\n", "| steps (NFE) | PSNR dB | SSIM | s / slice |", "|---|---|---|---|"]
     lm = line_mask("equispaced_fraction", k.shape[-1], 0.04, 8, 0)
     mask = torch.from_numpy(lm.mask)[None, None, None].to(dev)
