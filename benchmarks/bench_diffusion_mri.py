@@ -1,9 +1,11 @@
 """Diffusion (DDS) reconstruction of the real 8-coil head against L1-wavelet CS.
 
 Run:  python benchmarks/bench_diffusion_mri.py [--train-steps N] [--prior DIR] [--device cuda]
-          [--samples 1,4] [--no-cs] [--no-cold] [--warm-grid 0.02,0.05,0.1,0.2 --warm-steps 20]
+          [--samples 1,4] [--no-cs] [--no-cold] [--warm-grid 0.02,0.05,0.1,0.2 | --warm 4:0.02,8:0.1]
+          [--warm-steps 20] [--sweep-only]
           [--steps-sweep 10,20,50,100,1000 | --steps-sweep ""] [--out results/NAME.md]
-Writes benchmarks/results/diffusion_mri.md (or --out).
+Writes benchmarks/results/diffusion_mri.md (or --out) and, with the steps sweep, a plot of
+quality against steps beside it (same name, .png).
 
 1. Prior: trained here on ``siat_brain_complex_train.npz`` (180 real complex brain images,
    research use: the prior is a benchmark artefact, never shipped) for ``--train-steps`` steps,
@@ -76,6 +78,8 @@ def main() -> None:
     ap.add_argument("--no-cold", action="store_true", help="skip the 50-step DDS from pure noise")
     ap.add_argument("--warm-grid", default="", help="comma-separated warm-start levels to tune on the SIAT image (e.g. 0.02,0.05,0.1,0.2)")
     ap.add_argument("--warm-steps", type=int, default=20, help="steps of the warm-started chains")
+    ap.add_argument("--warm", default="", help="warm-start levels per R without tuning, e.g. 4:0.02,8:0.1 (the tuned ones)")
+    ap.add_argument("--sweep-only", action="store_true", help="only the quality-against-steps sweep")
     ap.add_argument("--data", default=str(DATA), help="folder with head_8coil_kspace.npz (and the SIAT npz to train)")
     args = ap.parse_args()
     data = Path(args.data)
@@ -105,11 +109,14 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     n_samples = [int(v) for v in args.samples.split(",")]
-    warm = _warm_starts(args, d) if args.warm_grid else {}
+    if args.warm:
+        warm = {int(r): float(v) for r, v in (kv.split(":") for kv in args.warm.split(","))}
+    else:
+        warm = _warm_starts(args, d) if args.warm_grid else {}
     if warm:
-        lines.insert(1, f"Warm start (CCDF): DDS from the CS estimate diffused to `start`, {args.warm_steps} steps; `start` per R "
-                        f"tuned by PSNR on SIAT image #0 with 8 simulated coils (seed 0, mean of {max(n_samples)}): {warm}.\n")
-    for acc, cf in SETTINGS:
+        how = "given" if args.warm else f"tuned by PSNR on SIAT image #0 with 8 simulated coils (seed 0, mean of {max(n_samples)})"
+        lines.insert(1, f"Warm start (CCDF): DDS from the CS estimate diffused to `start`, {args.warm_steps} steps; `start` per R {how}: {warm}.\n")
+    for acc, cf in () if args.sweep_only else SETTINGS:
         res: dict[str, list] = {} if args.no_cs else {"CS": []}
         runs = {} if args.no_cold else {f"DDS, mean of {n} samples": (50 * n, DiffusionConfig(steps=50, samples=n)) for n in n_samples}
         if warm:
@@ -147,23 +154,58 @@ def main() -> None:
         print(text)
         Path(args.out).write_text(text)
         return
-    lines += ["", f"Quality against steps (8×, seed 0, prior {n_train} steps):\n", "| steps (NFE) | PSNR dB | SSIM | s / slice |", "|---|---|---|---|"]
+    sweep = [int(v) for v in args.steps_sweep.split(",")]
+    lines += ["", f"Quality against steps (8×, seed 0, 1 sample, prior {n_train} steps):\n",
+              "| chain | steps (NFE) | PSNR dB | SSIM | s / slice |", "|---|---|---|---|---|"]
     lm = line_mask("equispaced_fraction", k.shape[-1], 0.04, 8, 0)
     mask = torch.from_numpy(lm.mask)[None, None, None].to(dev)
     ku = k * mask[0]
     maps = espirit_maps(ku)
-    for steps in [int(s) for s in args.steps_sweep.split(",")]:
-        t0 = time.perf_counter()
-        mean, _ = reconstruct_slice(ku, maps, mask, d, DiffusionConfig(steps=steps), torch.Generator().manual_seed(0))
-        if dev != "cpu":
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        m = volume_metrics(gt, mean.abs().cpu().numpy()[None])
-        lines.append(f"| {steps} | {m['PSNR']:.2f} | {m['SSIM']:.3f} | {dt:.1f} |")
-        print(lines[-1], flush=True)
+    chains = {"from noise": DiffusionConfig()}
+    if warm:
+        chains[f"from CS at {warm[8]}"] = DiffusionConfig(start=warm[8], init="cs")
+    curves: dict[str, list[tuple[int, float, float]]] = {}
+    for name, base in chains.items():
+        for steps in sweep:
+            if base.start < 1 and steps > round(base.start * 999) + 1:
+                continue  # a chain started at t0 has at most t0 + 1 steps
+            t0 = time.perf_counter()
+            mean, _ = reconstruct_slice(ku, maps, mask, d, replace(base, steps=steps), torch.Generator().manual_seed(0))
+            if dev != "cpu":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            m = volume_metrics(gt, mean.abs().cpu().numpy()[None])
+            curves.setdefault(name, []).append((steps, m["PSNR"], m["SSIM"]))
+            lines.append(f"| {name} | {steps} | {m['PSNR']:.2f} | {m['SSIM']:.3f} | {dt:.1f} |")
+            print(lines[-1], flush=True)
+    _plot_steps(curves, Path(args.out).with_suffix(".png"), f"8×, real head, prior {n_train} steps (device {dev})")
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)
+
+
+def _plot_steps(curves: dict[str, list[tuple[int, float, float]]], path: Path, title: str) -> None:
+    """PSNR and SSIM against the number of steps, one line per chain, log-scaled steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for name, pts in curves.items():
+        st, ps, ss = zip(*pts)
+        axes[0].plot(st, ps, "o-", label=name)
+        axes[1].plot(st, ss, "o-", label=name)
+    for ax, lab in zip(axes, ("PSNR (dB)", "SSIM")):
+        ax.set_xscale("log")
+        ax.set_xlabel("steps (network evaluations)")
+        ax.set_ylabel(lab)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

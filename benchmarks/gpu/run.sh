@@ -83,8 +83,8 @@ if [ -f $SIAT/prior.json ]; then
     --steps-sweep 10,20,50,100,1000 --out $R/dds_siat.md > $R/dds_siat.txt 2>&1 &
   P3=$!
 fi
-timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior /tmp/brain --data .gpu/data --device cuda --samples 1,4 --no-cs \
-  --steps-sweep 50 --out $R/dds_brain.md > $R/dds_brain.txt 2>&1
+timeout 240 python3 benchmarks/bench_diffusion_mri.py --prior /tmp/brain --data .gpu/data --device cuda --samples 1,4 --no-cs \
+  --warm 4:0.02,8:0.1 --steps-sweep 10,20,50,100,1000 --out $R/dds_brain.md > $R/dds_brain.txt 2>&1
 say "brain DDS rc $?"; cat $R/dds_brain.md >> $LOG 2>/dev/null || tail -n 20 $R/dds_brain.txt >> $LOG
 [ -n "$P3" ] && { wait $P3; say "siat DDS rc $?"; cat $R/dds_siat.md >> $LOG 2>/dev/null || tail -n 20 $R/dds_siat.txt >> $LOG; }
 timeout 120 python3 benchmarks/bench_diffusion_speed.py --prior /tmp/brain --device cuda --batches 1,8 --slices 8 >> $LOG 2>&1 || say "speed bench failed"
