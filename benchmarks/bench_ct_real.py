@@ -1,6 +1,7 @@
 """FBP, SIRT and TV on real CT slices with simulated limited-angle and sparse-view parallel-beam scans.
 
 Run:  python benchmarks/bench_ct_real.py   (needs ../shared/data/ct; ~40 min on 2 CPU cores)
+      python benchmarks/bench_ct_real.py --tune-only --scans 2 --lams 0.1,0.2,0.3   (weight scores only)
 Writes benchmarks/results/ct_real.md.
 
 Data: ``ct/totalseg_abdomen_ct_dicom`` (20 axial 512² slices, 0.98 mm). Scans are simulated with
@@ -12,6 +13,7 @@ same iterations) by PSNR from LAMS; the table names the weight each scan got.
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -41,15 +43,26 @@ def scan(hu: np.ndarray, arc, views, seed=0):
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lams", default=",".join(str(v) for v in LAMS), help="TV weight grid")
+    ap.add_argument("--scans", default="all", help="'all' or comma-separated scan numbers 0..2 (90°, 120°, 60 views)")
+    ap.add_argument("--tune-only", action="store_true", help="only the weight scores on slice 0 (no table)")
+    args = ap.parse_args()
+    grid = tuple(float(v) for v in args.lams.split(","))
+    names = list(SCANS)
+    scans = names if args.scans == "all" else [names[int(i)] for i in args.scans.split(",")]
     torch.set_num_threads(2)
     vol = read_ct(DATA)
     # TV weight per scan type, on a slice not used for evaluation
     lams = {}
-    for name, (arc, views) in SCANS.items():
+    for name in scans:
+        arc, views = SCANS[name]
         g, op, y = scan(vol.hu[:1], arc, views)
-        scores = {lam: hu_metrics(vol.hu[:1], mu_to_hu(tv_pdhg(op, y, lam, TV_ITERS)).numpy())["PSNR"] for lam in LAMS}
+        scores = {lam: hu_metrics(vol.hu[:1], mu_to_hu(tv_pdhg(op, y, lam, TV_ITERS)).numpy())["PSNR"] for lam in grid}
         lams[name] = max(scores, key=scores.get)
         print(name, "TV weight scores (PSNR dB on slice 0):", {k: round(v, 2) for k, v in scores.items()}, "->", lams[name], flush=True)
+    if args.tune_only:
+        return
     target = vol.hu[EVAL_SLICES]
     lines = [
         f"Real abdominal CT (`totalseg_abdomen_ct_dicom`, slices {EVAL_SLICES}, 512², 0.98 mm), simulated parallel beam, "
@@ -58,7 +71,8 @@ def main() -> None:
         "| scan | method | PSNR dB | SSIM | MAE HU | s / slice |",
         "|---|---|---|---|---|---|",
     ]
-    for name, (arc, views) in SCANS.items():
+    for name in scans:
+        arc, views = SCANS[name]
         g, op, y = scan(target, arc, views, seed=1)
         for method, fn in (
             ("FBP (ram-lak)", lambda: fbp(y, g, "ram-lak", op)),
