@@ -66,7 +66,7 @@ def main() -> None:
     target = vol.hu[EVAL_SLICES]
     lines = [
         f"Real abdominal CT (`totalseg_abdomen_ct_dicom`, slices {EVAL_SLICES}, 512², 0.98 mm), simulated parallel beam, "
-        f"1e5 photons/bin; HU window [-1000, 1000]; SIRT {SIRT_ITERS} it, TV-PDHG {TV_ITERS} it (λ per scan chosen on slice 0 from {LAMS}); "
+        f"1e5 photons/bin; HU window [-1000, 1000]; SIRT {SIRT_ITERS} it, TV-PDHG {TV_ITERS} it (λ per scan chosen on slice 0 from {grid}); "
         "2 CPU cores.\n",
         "| scan | method | PSNR dB | SSIM | MAE HU | s / slice |",
         "|---|---|---|---|---|---|",
