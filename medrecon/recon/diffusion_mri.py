@@ -49,7 +49,9 @@ class DiffusionConfig:
         seed: RNG seed.
         start: fraction of the noise schedule the chain starts from. 1: pure noise; < 1: a warm
             start (Chung, Sim & Ye 2022, CCDF) — the ``init`` estimate is diffused to that level
-            and only the last part of the chain runs (``steps`` evaluations spread over it).
+            and only the last part of the chain runs (``steps`` evaluations spread over it). The
+            samples then share the initial estimate: their std shows the spread of that last part
+            only and understates the full posterior's.
         init: the warm start's estimate: ``sense`` (CG-SENSE, Tikhonov 1e-3) or ``cs``
             (L1-wavelet CS through SigPy, weight ``cs_lam``; runs on the CPU without CuPy).
         cs_lam: the CS weight for ``init = cs``.
