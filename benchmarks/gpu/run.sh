@@ -79,8 +79,8 @@ done
 #    then the speed benchmark alone
 P3=
 if [ -f $SIAT/prior.json ]; then
-  timeout 200 python3 benchmarks/bench_diffusion_mri.py --prior $SIAT --data .gpu/data --device cuda --samples 1,4 --no-cs \
-    --steps-sweep 10,20,50,100,1000 --out $R/dds_siat.md > $R/dds_siat.txt 2>&1 &
+  timeout 240 python3 benchmarks/bench_diffusion_mri.py --prior $SIAT --data .gpu/data --device cuda --samples 1,4 --no-cs \
+    --warm 4:0.02,8:0.1 --steps-sweep 10,20,50,100,1000 --out $R/dds_siat.md > $R/dds_siat.txt 2>&1 &
   P3=$!
 fi
 timeout 240 python3 benchmarks/bench_diffusion_mri.py --prior /tmp/brain --data .gpu/data --device cuda --samples 1,4 --no-cs \
