@@ -115,8 +115,7 @@ class SupportRestricted(DataConsistency):
         self.register_buffer("outside", None if fill is None else fill * (1 - self.support))
 
     def forward(self, x0: torch.Tensor, sigma: float) -> torch.Tensor:
-        x = self.inner(x0, sigma) * self.support
-        return x if self.outside is None else x + self.outside
+        return self.restrict(self.inner(x0, sigma))
 
     def restrict(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` with its unobserved pixels replaced (no data consistency)."""
