@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_diffusion_mri.py [--train-steps N] [--prior DIR] [--device cuda]
           [--samples 1,4] [--no-cs] [--no-cold] [--warm-grid 0.02,0.05,0.1,0.2 | --warm 4:0.02,8:0.1]
-          [--warm-steps 20] [--sweep-only | --poisson-only]
+          [--warm-steps 20] [--seeds 0,1,2] [--accels 4,8] [--sweep-only | --poisson-only]
           [--steps-sweep 10,20,50,100,1000 | --steps-sweep ""] [--out results/NAME.md]
 Writes benchmarks/results/diffusion_mri.md (or --out) and, with the steps sweep, a plot of
 quality against steps beside it (same name, .png).
@@ -43,7 +43,15 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri"
 SETTINGS = ((4, 0.08), (8, 0.04))
 
 
-def _warm_starts(args: argparse.Namespace, d) -> dict[int, float]:
+def _undersample(k: torch.Tensor, acc: int, cf: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Equispaced fastMRI mask ``(1, 1, 1, W)``, undersampled k-space and ESPIRiT maps from it."""
+    lm = line_mask("equispaced_fraction", k.shape[-1], cf, acc, seed)
+    mask = torch.from_numpy(lm.mask)[None, None, None].to(k.device)
+    ku = k * mask[0]
+    return mask, ku, espirit_maps(ku)
+
+
+def _warm_starts(args: argparse.Namespace, d, log: list[str]) -> dict[int, float]:
     """Warm-start level per acceleration, chosen by PSNR on SIAT image #0 with 8 simulated coils
     (the image CS's weight was tuned on), seed 0, with the largest ``--samples``."""
     from bench_mri_real import tuning_slice
@@ -53,17 +61,15 @@ def _warm_starts(args: argparse.Namespace, d) -> dict[int, float]:
     n = max(int(v) for v in args.samples.split(","))
     best = {}
     for acc, cf in SETTINGS:
-        lm = line_mask("equispaced_fraction", k.shape[-1], cf, acc, 0)
-        mask = torch.from_numpy(lm.mask)[None, None, None].to(args.device)
-        ku = k * mask[0]
-        maps = espirit_maps(ku)
+        mask, ku, maps = _undersample(k, acc, cf, 0)
         scores = {}
         for start in (float(v) for v in args.warm_grid.split(",")):
-            cfg = DiffusionConfig(steps=min(args.warm_steps, round(start * 999) + 1), samples=n, start=start, init="cs")
+            cfg = DiffusionConfig(steps=min(args.warm_steps, d.schedule.max_steps(start)), samples=n, start=start, init="cs")
             mean, _ = reconstruct_slice(ku, maps, mask, d, cfg, torch.Generator().manual_seed(0))
             m = volume_metrics(gt, mean.abs().cpu().numpy()[None])
             scores[start] = m["PSNR"]
-            print(f"tune {acc}x start {start}: {m['PSNR']:.2f} dB / {m['SSIM']:.3f}", flush=True)
+            log.append(f"- tuning, SIAT #0, {acc}×, start {start}: {m['PSNR']:.2f} dB / {m['SSIM']:.3f}")
+            print(log[-1], flush=True)
         best[acc] = max(scores, key=scores.get)
     return best
 
@@ -120,6 +126,8 @@ def main() -> None:
     ap.add_argument("--warm-steps", type=int, default=20, help="steps of the warm-started chains")
     ap.add_argument("--warm", default="", help="warm-start levels per R without tuning, e.g. 4:0.02,8:0.1 (the tuned ones)")
     ap.add_argument("--sweep-only", action="store_true", help="only the quality-against-steps sweep")
+    ap.add_argument("--seeds", default="0,1,2", help="mask (and sampling) seeds of the head table")
+    ap.add_argument("--accels", default="4,8", help="accelerations of the head table (4 and/or 8)")
     ap.add_argument("--poisson-only", action="store_true",
                     help="only the real prospectively Poisson-undersampled brain (brain_8coil_poisson_kspace.npz)")
     ap.add_argument("--data", default=str(DATA), help="folder with head_8coil_kspace.npz (and the SIAT npz to train)")
@@ -151,10 +159,13 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     n_samples = [int(v) for v in args.samples.split(",")]
+    seeds = [int(v) for v in args.seeds.split(",")]
+    settings = [(a, cf) for a, cf in SETTINGS if str(a) in args.accels.split(",")]
+    details: list[str] = []  # tuning scores and per-seed values, written below the table
     if args.warm:
         warm = {int(r): float(v) for r, v in (kv.split(":") for kv in args.warm.split(","))}
     else:
-        warm = _warm_starts(args, d) if args.warm_grid else {}
+        warm = _warm_starts(args, d, details) if args.warm_grid else {}
     if args.poisson_only:
         text = "\n".join(_poisson_rows(data, d, n_samples, warm.get(8), args.warm_steps, dev)) + "\n"
         print(text)
@@ -163,7 +174,7 @@ def main() -> None:
     if warm:
         how = "given" if args.warm else f"tuned by PSNR on SIAT image #0 with 8 simulated coils (seed 0, mean of {max(n_samples)})"
         lines.insert(1, f"Warm start (CCDF): DDS from the CS estimate diffused to `start`, {args.warm_steps} steps; `start` per R {how}: {warm}.\n")
-    for acc, cf in () if args.sweep_only else SETTINGS:
+    for acc, cf in () if args.sweep_only else settings:
         res: dict[str, list] = {} if args.no_cs else {"CS": []}
         runs = {} if args.no_cold else {f"DDS, mean of {n} samples": (50 * n, DiffusionConfig(steps=50, samples=n)) for n in n_samples}
         if warm:
@@ -171,11 +182,8 @@ def main() -> None:
                          (args.warm_steps * n, DiffusionConfig(steps=args.warm_steps, samples=n, start=warm[acc], init="cs"))
                          for n in n_samples})
         res.update({name: [] for name in runs})
-        for seed in (0, 1, 2):
-            lm = line_mask("equispaced_fraction", k.shape[-1], cf, acc, seed)
-            mask = torch.from_numpy(lm.mask)[None, None, None].to(dev)
-            ku = k * mask[0]
-            maps = espirit_maps(ku)
+        for seed in seeds:
+            mask, ku, maps = _undersample(k, acc, cf, seed)
             if not args.no_cs:
                 t0 = time.perf_counter()
                 cs = cs_l1_wavelet(ku[None], maps[None], mask, lam=3e-4)[0].abs().cpu().numpy()
@@ -196,6 +204,9 @@ def main() -> None:
             nfe = f"{runs[name][0]}" if name in runs else "–"
             lines.append(f"| {acc}× | {name} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |")
             print(lines[-1], flush=True)
+            details.append(f"- {acc}× {name}, per seed {seeds}: " + ", ".join(f"{p:.2f} / {q:.3f}" for p, q, _ in v))
+    if details:
+        lines += ["", *details]
     if not args.steps_sweep:
         text = "\n".join(lines) + "\n"
         print(text)
@@ -204,17 +215,14 @@ def main() -> None:
     sweep = [int(v) for v in args.steps_sweep.split(",")]
     lines += ["", f"Quality against steps (8×, seed 0, 1 sample, prior {n_train} steps):\n",
               "| chain | steps (NFE) | PSNR dB | SSIM | s / slice |", "|---|---|---|---|---|"]
-    lm = line_mask("equispaced_fraction", k.shape[-1], 0.04, 8, 0)
-    mask = torch.from_numpy(lm.mask)[None, None, None].to(dev)
-    ku = k * mask[0]
-    maps = espirit_maps(ku)
+    mask, ku, maps = _undersample(k, 8, 0.04, 0)
     chains = {"from noise": DiffusionConfig()}
     if warm:
         chains[f"from CS at {warm[8]}"] = DiffusionConfig(start=warm[8], init="cs")
     curves: dict[str, list[tuple[int, float, float]]] = {}
     for name, base in chains.items():
         for steps in sweep:
-            if base.start < 1 and steps > round(base.start * 999) + 1:
+            if steps > d.schedule.max_steps(base.start):
                 continue  # a chain started at t0 has at most t0 + 1 steps
             t0 = time.perf_counter()
             mean, _ = reconstruct_slice(ku, maps, mask, d, replace(base, steps=steps), torch.Generator().manual_seed(0))

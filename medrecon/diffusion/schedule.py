@@ -55,6 +55,12 @@ class VPSchedule:
         frac = torch.clamp((ls - lo) / (hi - lo), 0.0, 1.0)
         return (idx - 1).double() + frac
 
+    def max_steps(self, start: float = 1.0) -> int:
+        """Most steps a chain starting at ``start`` (fraction of ``T − 1``) can take: ``t₀ + 1``."""
+        if not 0 < start <= 1:
+            raise ValueError(f"start: expected 0 < start <= 1, got {start}")
+        return round(start * (self.num_train_timesteps - 1)) + 1
+
     def inference_timesteps(self, steps: int, start: float = 1.0) -> list[tuple[int, int]]:
         """``steps`` pairs ``(t, t_prev)`` from ``T − 1`` (or ``start·(T − 1)``) down to 0.
 
@@ -64,9 +70,7 @@ class VPSchedule:
         ``t₀ = round(start·(T − 1))`` (a truncated chain for a warm start from an initial
         estimate): ``t`` over ``round(linspace(t₀, 0, steps))``, each ``t_prev`` the next ``t``.
         """
-        if not 0 < start <= 1:
-            raise ValueError(f"start: expected 0 < start <= 1, got {start}")
-        t0 = round(start * (self.num_train_timesteps - 1))
+        t0 = self.max_steps(start) - 1
         if not 1 <= steps <= t0 + 1:
             raise ValueError(f"steps: expected 1..{t0 + 1} (start {start}), got {steps}")
         ts = torch.linspace(t0, 0, steps).round().long().tolist()
