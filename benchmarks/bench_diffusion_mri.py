@@ -78,15 +78,14 @@ def _poisson_rows(data: Path, d, n_samples: list[int], warm8: float | None, warm
     """CS and DDS on the real prospectively Poisson-undersampled brain (R ≈ 7.9, one mask), scored
     against its 2-map ESPIRiT reference after least-squares scaling (as bench_mri_real.py does);
     diffusion seeds 0–2."""
-    z = np.load(data / "brain_8coil_poisson_kspace.npz")
-    k = torch.from_numpy(z["kspace"]).to(dev)
-    k = k / k.abs().max()
-    ref = np.sqrt((np.abs(z["reference_maps_recon"]) ** 2).sum(0))[None]
-    mask = (k.abs().sum(0) > 0).float()[None, None]
+    from bench_mri_real import ls_scaled_metrics, poisson_case
+
+    k, ref, mask = poisson_case(data)
+    k, mask = k.to(dev), mask.to(dev)
     maps = espirit_maps(k)
 
     def score(img: np.ndarray) -> tuple[float, float]:
-        m = volume_metrics(ref, float((img * ref[0]).sum() / (img * img).sum()) * img[None])
+        m = ls_scaled_metrics(ref, img)
         return m["PSNR"], m["SSIM"]
 
     n_train = d.info["training_steps"]

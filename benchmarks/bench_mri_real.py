@@ -95,12 +95,23 @@ def head_benchmark(lams: dict[int, dict[str, float]]) -> list[str]:
     return rows
 
 
-def poisson_benchmark(lams: dict[str, float]) -> list[str]:
-    z = np.load(DATA / "brain_8coil_poisson_kspace.npz")
+def poisson_case(data: Path = DATA) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+    """The real Poisson-undersampled brain: k-space ``(C, H, W)`` scaled to max 1, its reference
+    ``(1, H, W)`` (RSS over the 2 ESPIRiT maps' images) and the scanner's mask ``(1, 1, H, W)``."""
+    z = np.load(data / "brain_8coil_poisson_kspace.npz")
     k = torch.from_numpy(z["kspace"])
     k = k / k.abs().max()
     ref = np.sqrt((np.abs(z["reference_maps_recon"]) ** 2).sum(0))[None]
-    mask = (k.abs().sum(0) > 0).float()[None, None]
+    return k, ref, (k.abs().sum(0) > 0).float()[None, None]
+
+
+def ls_scaled_metrics(ref: np.ndarray, img: np.ndarray) -> dict[str, float]:
+    """Metrics of ``img (H, W)`` against ``ref (1, H, W)`` after the least-squares scale of img."""
+    return volume_metrics(ref, float((img * ref[0]).sum() / (img * img).sum()) * img[None])
+
+
+def poisson_benchmark(lams: dict[str, float]) -> list[str]:
+    k, ref, mask = poisson_case()
     t0 = time.perf_counter()
     maps = espirit_maps(k)[None]
     t_maps = time.perf_counter() - t0
@@ -113,8 +124,7 @@ def poisson_benchmark(lams: dict[str, float]) -> list[str]:
             fn = cg_sense if name == "sense" else cs_l1_wavelet
             img = fn(k[None], maps, mask, lam=lams[name])[0].abs().numpy()
         dt = time.perf_counter() - t0 + (t_maps if name != "zf" else 0.0)
-        scale = float((img * ref[0]).sum() / (img * img).sum())
-        m = volume_metrics(ref, scale * img[None])
+        m = ls_scaled_metrics(ref, img)
         lam = f"{lams[name]:g}" if name in lams else "–"
         rows.append(f"| {name} | {lam} | {m['PSNR']:.2f} | {m['SSIM']:.3f} | {dt:.2f} |")
     return rows
