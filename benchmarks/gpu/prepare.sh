@@ -4,10 +4,12 @@
 #   .gpu/whl/      wheels the GPU image lacks (Python 3.12): monai, sigpy, PyWavelets, nibabel, pydicom,
 #                  astra-toolbox + the CUDA 12 runtime it links
 #   .gpu/astra/    the cuFFT 11 -> 12 shim for ASTRA (../shared/tools/astra-cuda12-on-cuda13)
-#   .gpu/data/     MIT-licensed MR volumes for the shipped prior, the real 8-coil head, and the SIAT
-#                  benchmark images as 10-bit integers (siat_q10.npz, run.sh expands it): the
-#                  complex64 file (93 MB) does not fit the carry limit; quantisation noise is 49 dB
-#                  below the signal, ~24 dB below the images' own noise floor
+#   .gpu/data/     MIT-licensed MR volumes for the shipped prior and the real 8-coil head (MRI_DATA=0
+#                  leaves them out), and the SIAT benchmark images as 10-bit integers, xz-compressed
+#                  (siat_q10.npy.xz, 21 MB; run.sh expands it): the complex64 file (93 MB) does not fit
+#                  the carry limit; quantisation noise is 49 dB below the signal, ~24 dB below the
+#                  images' own noise floor
+#   .gpu/siat_prior/  (SIAT_PRIOR=1) the git-ignored SIAT benchmark prior, to continue its training
 # Then, with the device tool:  run(command="bash benchmarks/gpu/run.sh", carry=[".gpu"], timeout_s=...)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,16 +21,21 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   monai==1.6.1 sigpy==0.1.27 PyWavelets nibabel==5.4.2 pydicom==3.0.2 astra-toolbox==2.5.0 nvidia-cuda-runtime-cu12==12.9.79
 ../shared/tools/astra-cuda12-on-cuda13/build.sh .gpu/astra
 D=../shared/data
-cp $D/mr_volumes/stroke_T1.nii.gz $D/mr_volumes/stroke_T2.nii.gz $D/mr_volumes/stroke_FLAIR.nii.gz $D/mr_volumes/seg3D_MR.nii.gz \
-   $D/mri/head_8coil_kspace.npz .gpu/data/
-# SIAT=0 leaves the SIAT images out (26 MB): with the shipped brain prior in the tree (12.7 MB) the
-# SIAT images and the wheels together exceed the 64 MiB carry limit — train one prior per session
+[ "${MRI_DATA:-1}" = 1 ] && cp $D/mr_volumes/stroke_T1.nii.gz $D/mr_volumes/stroke_T2.nii.gz $D/mr_volumes/stroke_FLAIR.nii.gz \
+   $D/mr_volumes/seg3D_MR.nii.gz $D/mri/head_8coil_kspace.npz .gpu/data/
+# Carry budget (64 MiB): wheels 29 MB, SIAT images 21 MB, a prior 13 MB, the tracked tree 13.4 MB of which
+# 12.7 MB is the shipped prior. Continuing the SIAT prior (SIAT_PRIOR=1, MRI_DATA=0) fits only with the
+# shipped prior moved out of the working tree for that call (git stash is not needed: mv it to /tmp and
+# back). SIAT=0 leaves the SIAT images out.
 [ "${SIAT:-1}" = 1 ] && python3 - <<'PY'
+import lzma
 import numpy as np
 x = np.load("../shared/data/mri/siat_brain_complex_train.npz")["images"]
 x = x / np.abs(x).reshape(len(x), -1).max(axis=1)[:, None, None]  # per-image scale (training renormalises)
-np.savez_compressed(".gpu/data/siat_q10.npz", a=np.round(np.stack([x.real, x.imag], 1) * 511).astype(np.int16))
+with lzma.open(".gpu/data/siat_q10.npy.xz", "wb", preset=9) as f:
+    np.save(f, np.round(np.stack([x.real, x.imag], 1) * 511).astype(np.int16))
 PY
+[ "${SIAT_PRIOR:-0}" = 1 ] && mkdir -p .gpu/siat_prior && cp benchmarks/results/siat_prior/prior.json benchmarks/results/siat_prior/prior.safetensors .gpu/siat_prior/
 TREE=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)
 GPU=$(du -sb .gpu | cut -f1)
 echo ".gpu $GPU bytes + tracked tree $TREE bytes = $((GPU + TREE)) of $((64 * 1024 * 1024)) allowed"
