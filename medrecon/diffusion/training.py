@@ -384,7 +384,15 @@ def _write_loss_curve(out: Path, losses: list[float], first_step: int = 1) -> No
             w.writerow(["step", "loss"])
             w.writerows((first_step + i, v) for i, v in enumerate(losses))
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.semilogy(np.arange(first_step, first_step + len(losses)), losses, lw=0.8)
+    steps = np.arange(first_step, first_step + len(losses))
+    ax.semilogy(steps, losses, lw=0.5, alpha=0.35, label="per step")
+    # the per-step loss varies with the random noise level far more than it falls: a running mean
+    # over 2 % of the run (at least 5 steps) shows the trend
+    k = max(5, len(losses) // 50)
+    if len(losses) >= 2 * k:
+        mean = np.convolve(np.asarray(losses, dtype=np.float64), np.ones(k) / k, mode="valid")
+        ax.semilogy(steps[k - 1:], mean, lw=1.5, color="k", label=f"mean of {k}")
+        ax.legend(fontsize=7)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     fig.tight_layout()
