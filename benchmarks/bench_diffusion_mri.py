@@ -41,6 +41,12 @@ from medrecon.recon.diffusion_mri import DiffusionConfig, reconstruct_slice
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri"
 SETTINGS = ((4, 0.08), (8, 0.04))
+PHASE = "auto"  # --phase: DiffusionConfig.phase of every diffusion run
+
+
+def _recon(ku: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, d, cfg: DiffusionConfig, g: torch.Generator) -> tuple:
+    """:func:`reconstruct_slice` with the ``--phase`` choice."""
+    return reconstruct_slice(ku, maps, mask, d, replace(cfg, phase=PHASE), g)
 
 
 def _undersample(k: torch.Tensor, acc: int, cf: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -65,7 +71,7 @@ def _warm_starts(args: argparse.Namespace, d, log: list[str]) -> dict[int, float
         scores = {}
         for start in (float(v) for v in args.warm_grid.split(",")):
             cfg = DiffusionConfig(steps=min(args.warm_steps, d.schedule.max_steps(start)), samples=n, start=start, init="cs")
-            mean, _ = reconstruct_slice(ku, maps, mask, d, cfg, torch.Generator().manual_seed(0))
+            mean, _ = _recon(ku, maps, mask, d, cfg, torch.Generator().manual_seed(0))
             m = volume_metrics(gt, mean.abs().cpu().numpy()[None])
             scores[start] = m["PSNR"]
             log.append(f"- tuning, SIAT #0, {acc}×, start {start}: {m['PSNR']:.2f} dB / {m['SSIM']:.3f}")
@@ -103,7 +109,7 @@ def _poisson_rows(data: Path, d, n_samples: list[int], warm8: float | None, warm
         v = []
         for seed in (0, 1, 2):
             t0 = time.perf_counter()
-            mean, _ = reconstruct_slice(k, maps, mask, d, replace(cfg, seed=seed), torch.Generator().manual_seed(seed))
+            mean, _ = _recon(k, maps, mask, d, replace(cfg, seed=seed), torch.Generator().manual_seed(seed))
             v.append((*score(mean.abs().cpu().numpy()), time.perf_counter() - t0))
         v = np.array(v)
         lines.append(f"| {name} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |")
@@ -129,8 +135,12 @@ def main() -> None:
     ap.add_argument("--accels", default="4,8", help="accelerations of the head table (4 and/or 8)")
     ap.add_argument("--poisson-only", action="store_true",
                     help="only the real prospectively Poisson-undersampled brain (brain_8coil_poisson_kspace.npz)")
+    ap.add_argument("--phase", default="auto", choices=("auto", "demodulate", "keep"),
+                    help="smooth-phase demodulation (DiffusionConfig.phase); auto follows the prior's phase_coherence")
     ap.add_argument("--data", default=str(DATA), help="folder with head_8coil_kspace.npz (and the SIAT npz to train)")
     args = ap.parse_args()
+    global PHASE
+    PHASE = args.phase
     data = Path(args.data)
     dev = args.device
     if dev.startswith("cuda"):  # as the CLI does: TF32 on (cuDNN picks far slower kernels without it)
@@ -153,7 +163,7 @@ def main() -> None:
     gt = rss(ifftc(k), 0)[None].cpu().numpy()
     lines = [
         f"Real 8-coil head, DDS (DDIM η 0.85, 5 CG it.) vs CS (λ 3e-4); prior trained {n_train} steps on {d.info.get('data', '?')} "
-        f"(device {dev}); mean ± std over seeds 0–2.\n",
+        f"(device {dev}); smooth phase {PHASE}; mean ± std over seeds {args.seeds}.\n",
         "| R | method | NFE | PSNR dB | SSIM | s / slice |",
         "|---|---|---|---|---|---|",
     ]
@@ -192,7 +202,7 @@ def main() -> None:
             for name, (_, cfg) in runs.items():
                 t0 = time.perf_counter()
                 cfg = replace(cfg, seed=seed)
-                mean, _ = reconstruct_slice(ku, maps, mask, d, cfg, torch.Generator().manual_seed(seed))
+                mean, _ = _recon(ku, maps, mask, d, cfg, torch.Generator().manual_seed(seed))
                 if dev != "cpu":
                     torch.cuda.synchronize()
                 t_d = time.perf_counter() - t0
@@ -224,7 +234,7 @@ def main() -> None:
             if steps > d.schedule.max_steps(base.start):
                 continue  # a chain started at t0 has at most t0 + 1 steps
             t0 = time.perf_counter()
-            mean, _ = reconstruct_slice(ku, maps, mask, d, replace(base, steps=steps), torch.Generator().manual_seed(0))
+            mean, _ = _recon(ku, maps, mask, d, replace(base, steps=steps), torch.Generator().manual_seed(0))
             if dev != "cpu":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0

@@ -76,12 +76,13 @@ def _cmd_reconstruct_mri_diffusion(args: argparse.Namespace) -> int:
     from ..datasets.image_io import write_recon_h5, write_volume
     from ..datasets.open_kspace import open_kspace
     from ..diffusion.training import load_prior
-    from ..recon.diffusion_mri import DiffusionConfig, reconstruct_volume_diffusion
+    from ..recon.diffusion_mri import DiffusionConfig, demodulates, reconstruct_volume_diffusion
 
     if args.prior is None:
         raise ValueError("--prior: expected a prior folder or 'brain' with --method diffusion, got nothing")
     cfg = DiffusionConfig(sampler=args.sampler, steps=args.steps, eta=args.eta, dc=args.dc, cg_iters=args.cg_iters,
-                          samples=args.samples, seed=args.seed, start=args.start, init=args.init, dc_lam=args.dc_lam)
+                          samples=args.samples, seed=args.seed, start=args.start, init=args.init, dc_lam=args.dc_lam,
+                          phase=args.phase)
     out = Path(args.out)
     check_output_path(out)
     name = out.name.lower()
@@ -100,6 +101,7 @@ def _cmd_reconstruct_mri_diffusion(args: argparse.Namespace) -> int:
         mean, std = reconstruct_volume_diffusion(src, denoiser, cfg, slices, device=device, progress=prog, batch_slices=args.batch_slices)
     attrs = {"method": f"diffusion-{cfg.sampler}", "prior": str(args.prior), "samples": cfg.samples, "steps": cfg.steps,
              "start": cfg.start, "init": cfg.init if cfg.start < 1 else "noise",
+             "phase": "demodulated" if demodulates(denoiser, cfg) else "kept",
              "prior_training_steps": int(getattr(denoiser, "info", {}).get("training_steps", -1))}
     if name.endswith((".h5", ".hdf5")):
         write_recon_h5(mean, out, std=std if cfg.samples > 1 else None, attrs=attrs)
@@ -384,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--start", type=float, default=1.0,
                     help="diffusion: fraction of the noise schedule to start from; < 1 warm-starts from --init (fewer steps)")
     rm.add_argument("--init", default="sense", choices=("sense", "cs"), help="diffusion: warm-start estimate (with --start < 1)")
+    rm.add_argument("--phase", default="auto", choices=("auto", "demodulate", "keep"),
+                    help="diffusion: remove the image's smooth phase before sampling (auto: when the prior was trained on nearly real images)")
     rm.add_argument("--samples", type=int, default=1, help="diffusion: posterior samples (>1 also writes the std)")
     rm.add_argument("--batch-slices", type=int, default=1, help="diffusion: slices sampled together in one batch (raise on a GPU)")
     rm.add_argument("--seed", type=int, default=0)
