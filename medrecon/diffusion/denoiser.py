@@ -36,10 +36,11 @@ def from_channels(c: torch.Tensor, complex_data: bool) -> torch.Tensor:
 
 
 class UNetPrior(torch.nn.Module):
-    """A MONAI ``DiffusionModelUNet`` (2-D) plus the constructor arguments needed to rebuild it.
+    """A MONAI ``DiffusionModelUNet`` (2-D or 3-D) plus the constructor arguments needed to rebuild it.
 
     Args:
         image_channels: 2 for complex images, 1 for real.
+        spatial_dims: 2 (images ``(B, C, H, W)``) or 3 (volumes / patches ``(B, C, D, H, W)``).
         cond_channels: extra conditioning input channels.
         channels, attention_levels, num_res_blocks, num_head_channels, norm_num_groups: passed to
             MONAI's ``DiffusionModelUNet``.
@@ -54,10 +55,13 @@ class UNetPrior(torch.nn.Module):
         num_res_blocks: int = 1,
         num_head_channels: int = 32,
         norm_num_groups: int = 16,
+        spatial_dims: int = 2,
     ) -> None:
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims: expected 2 or 3, got {spatial_dims}")
         if image_channels not in (1, 2):
             raise ValueError(f"image_channels: expected 1 (real) or 2 (complex), got {image_channels}")
         if cond_channels < 0:
@@ -69,30 +73,38 @@ class UNetPrior(torch.nn.Module):
             attention_levels=list(attention_levels), num_res_blocks=num_res_blocks,
             num_head_channels=num_head_channels, norm_num_groups=norm_num_groups,
         )
+        if spatial_dims == 3:  # recorded only when not the default, so 2-D priors' JSONs stay as they were
+            self.config["spatial_dims"] = 3
+        self.spatial_dims = spatial_dims
         self.image_channels = image_channels
         self.cond_channels = cond_channels
         self.multiple = 2 ** (len(channels) - 1)
         self.net = DiffusionModelUNet(
-            spatial_dims=2, in_channels=image_channels + cond_channels, out_channels=image_channels,
+            spatial_dims=spatial_dims, in_channels=image_channels + cond_channels, out_channels=image_channels,
             num_res_blocks=num_res_blocks, channels=tuple(channels), attention_levels=tuple(attention_levels),
             num_head_channels=num_head_channels, norm_num_groups=norm_num_groups,
         )
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """``x (B, image_channels, H, W)``, ``timesteps (B,)`` float, ``cond (B, cond_channels, H, W)``."""
+        """``x (B, image_channels, *spatial)``, ``timesteps (B,)`` float, ``cond (B, cond_channels, *spatial)``;
+        ``spatial`` is ``(H, W)`` or, for 3-D priors, ``(D, H, W)``."""
+        sd = self.spatial_dims
+        if x.ndim != 2 + sd:
+            raise ValueError(f"x: expected (B, {self.image_channels}, {'D, ' if sd == 3 else ''}H, W), got shape {tuple(x.shape)}")
+        size = tuple(x.shape[2:])
         if self.cond_channels:
-            if cond is None or cond.shape[1] != self.cond_channels or cond.shape[-2:] != x.shape[-2:]:
+            if cond is None or cond.shape[1] != self.cond_channels or tuple(cond.shape[2:]) != size:
                 got = None if cond is None else tuple(cond.shape)
-                raise ValueError(f"cond: expected (B, {self.cond_channels}, {x.shape[-2]}, {x.shape[-1]}), got {got}")
+                raise ValueError(f"cond: expected (B, {self.cond_channels}, {', '.join(map(str, size))}), got {got}")
             x = torch.cat((x, cond.to(x.dtype)), dim=1)
         elif cond is not None:
             raise ValueError("cond: this prior was built without conditioning channels")
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.multiple, (-w) % self.multiple
-        if ph or pw:
-            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode="reflect" if min(h, w) > max(ph, pw) else "constant")
+        pads = [(-n) % self.multiple for n in size]
+        if any(pads):
+            widths = [w for p in reversed(pads) for w in (p // 2, p - p // 2)]  # F.pad: last dim first
+            x = F.pad(x, widths, mode="reflect" if min(size) > max(pads) else "constant")
         out = self.net(x, timesteps.to(x.dtype))
-        return out[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+        return out[(..., *(slice(p // 2, p // 2 + n) for p, n in zip(pads, size)))]
 
 
 class Denoiser(torch.nn.Module):
@@ -106,8 +118,9 @@ class Denoiser(torch.nn.Module):
     def _check(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if x.is_complex() != self.complex_data:
             raise TypeError(f"x: this prior expects {'complex' if self.complex_data else 'real'} images, got {x.dtype}")
-        if x.ndim != 3:
-            raise ValueError(f"x: expected (B, H, W), got shape {tuple(x.shape)}")
+        sd = getattr(getattr(self, "net", None), "spatial_dims", 2)
+        if x.ndim != 1 + sd:
+            raise ValueError(f"x: expected (B, {'D, ' if sd == 3 else ''}H, W), got shape {tuple(x.shape)}")
         sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32).reshape(-1)
         return sigma.expand(x.shape[0]) if sigma.numel() == 1 else sigma
 
@@ -123,7 +136,7 @@ class EpsilonDenoiser(Denoiser):
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         sigma = self._check(x, sigma)
-        s = sigma.to(x.real.dtype).reshape(-1, 1, 1)
+        s = sigma.to(x.real.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
         x_t = x / torch.sqrt(1 + s**2)
         t = self.schedule.timestep_of_sigma(sigma).float()
         eps = from_channels(self.net(to_channels(x_t), t, cond), self.complex_data)
@@ -151,6 +164,6 @@ class ScoreDenoiser(Denoiser):
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         sigma = self._check(x, sigma)
-        s = sigma.to(x.real.dtype).reshape(-1, 1, 1)
+        s = sigma.to(x.real.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
         n_hat = from_channels(self.net(to_channels(x / torch.sqrt(1 + s**2)), self.noise_embedding(sigma), cond), self.complex_data)
         return x - s * n_hat

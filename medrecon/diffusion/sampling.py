@@ -179,7 +179,7 @@ def sample(
 
     Args:
         denoiser: the prior ``D(x, σ, cond)``.
-        shape: ``(B, H, W)``; B independent samples (e.g. B posterior samples of one slice).
+        shape: ``(B, H, W)`` (``(B, D, H, W)`` for a 3-D prior); B independent samples (e.g. B posterior samples of one slice).
         sampler: :class:`DDPMSampler`, :class:`DDIMSampler` or :class:`VEPCSampler`.
         generator: explicit RNG; the result is reproducible given it.
         dc: data consistency on x̂₀ (``None``: unconditional).
@@ -193,8 +193,8 @@ def sample(
     Returns:
         The final clean estimate ``(B, H, W)`` (complex for complex priors).
     """
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"shape: expected (B, H, W) with positive sizes, got {shape}")
+    if len(shape) not in (3, 4) or min(shape) < 1:
+        raise ValueError(f"shape: expected (B, H, W) or, for 3-D priors, (B, D, H, W) with positive sizes, got {shape}")
     steps = sampler.steps()
     if x_start is None:
         x = sampler.init(tuple(shape), denoiser.complex_data, generator, device)

@@ -83,22 +83,23 @@ class TrainConfig:
 
 
 def normalise_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Divide each image ``(N, H, W)`` by its 99th percentile of magnitude (see module docstring)."""
+    """Divide each image ``(N, H, W)`` (or volume ``(N, D, H, W)``) by its 99th percentile of magnitude (see module docstring)."""
     x = torch.as_tensor(images)
     q = torch.quantile(x.abs().reshape(x.shape[0], -1).float(), 0.99, dim=1).clamp(min=1e-12)
-    return x / q.reshape(-1, 1, 1).to(x.real.dtype if x.is_complex() else x.dtype)
+    return x / q.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.real.dtype if x.is_complex() else x.dtype)
 
 
 def _random_crops(x: torch.Tensor, cond: torch.Tensor | None, crop: int, n: int, g: torch.Generator):
+    """``n`` random crops (patches) of side ``crop`` from ``x (N, *spatial)`` (2-D or 3-D) and ``cond``."""
     idx = torch.randint(0, x.shape[0], (n,), generator=g)
-    h, w = x.shape[-2:]
-    if crop == 0 or (crop >= h and crop >= w):
+    size = x.shape[1:]
+    if crop == 0 or all(crop >= m for m in size):
         return x[idx], None if cond is None else cond[idx]
-    ch, cw = min(crop, h), min(crop, w)
-    ys = torch.randint(0, h - ch + 1, (n,), generator=g).tolist()
-    xs = torch.randint(0, w - cw + 1, (n,), generator=g).tolist()
-    xb = torch.stack([x[i, y : y + ch, z : z + cw] for i, y, z in zip(idx.tolist(), ys, xs)])
-    cb = None if cond is None else torch.stack([cond[i, :, y : y + ch, z : z + cw] for i, y, z in zip(idx.tolist(), ys, xs)])
+    sides = [min(crop, m) for m in size]
+    starts = [torch.randint(0, m - c + 1, (n,), generator=g).tolist() for m, c in zip(size, sides)]
+    boxes = [tuple(slice(o, o + c) for o, c in zip(org, sides)) for org in zip(*starts)]
+    xb = torch.stack([x[(i, *b)] for i, b in zip(idx.tolist(), boxes)])
+    cb = None if cond is None else torch.stack([cond[(i, slice(None), *b)] for i, b in zip(idx.tolist(), boxes)])
     return xb, cb
 
 
@@ -115,13 +116,13 @@ def _loss(
     if cfg.objective == "ddpm":
         sched = VPSchedule(cfg.num_train_timesteps)
         t = torch.randint(0, cfg.num_train_timesteps, (n,), generator=g)
-        ab = sched.alphas_cumprod()[t].to(dev).reshape(-1, 1, 1, 1)
+        ab = sched.alphas_cumprod()[t].to(dev).reshape((-1,) + (1,) * (c0.ndim - 1))
         inp = torch.sqrt(ab) * c0 + torch.sqrt(1 - ab) * noise
         out = prior(inp, t.to(dev).float(), cond)
     else:
         sched = VESchedule(cfg.sigma_min, cfg.sigma_max)
         sigma = sched.sample_training_sigma(n, g).to(dev)
-        s = sigma.reshape(-1, 1, 1, 1)
+        s = sigma.reshape((-1,) + (1,) * (c0.ndim - 1))
         inp = (c0 + s * noise) / torch.sqrt(1 + s**2)
         out = prior(inp, noise_embedding(sigma, sched), cond)
     return torch.mean((out.float() - target) ** 2)
@@ -196,7 +197,7 @@ def train_prior(
     """Train (or resume) a prior on normalised images and write it to ``out_dir``.
 
     Args:
-        images: ``(N, H, W)`` complex (→ 2-channel prior) or real, already normalised
+        images: ``(N, H, W)`` (``(N, D, H, W)`` volumes for a 3-D prior, ``prior_args["spatial_dims"] = 3``) complex (→ 2-channel prior) or real, already normalised
             (:func:`normalise_images`).
         cfg: training settings.
         out_dir: existing or new folder; a ``checkpoint.*`` pair there is resumed.
@@ -220,10 +221,11 @@ def train_prior(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if images.ndim != 3:
-        raise ValueError(f"images: expected (N, H, W), got shape {tuple(images.shape)}")
-    if cond is not None and (cond.ndim != 4 or cond.shape[0] != images.shape[0] or cond.shape[-2:] != images.shape[-2:]):
-        raise ValueError(f"cond: expected ({images.shape[0]}, Cc, {images.shape[1]}, {images.shape[2]}), got {tuple(cond.shape)}")
+    sd = int((prior_args or {}).get("spatial_dims", 2))
+    if images.ndim != 1 + sd:
+        raise ValueError(f"images: expected (N, {'D, ' if sd == 3 else ''}H, W) for a {sd}-D prior, got shape {tuple(images.shape)}")
+    if cond is not None and (cond.ndim != images.ndim + 1 or cond.shape[0] != images.shape[0] or cond.shape[2:] != images.shape[1:]):
+        raise ValueError(f"cond: expected ({images.shape[0]}, Cc, {', '.join(map(str, images.shape[1:]))}), got {tuple(cond.shape)}")
     args = dict(prior_args or {})
     args["image_channels"] = 2 if images.is_complex() else 1
     args["cond_channels"] = 0 if cond is None else int(cond.shape[1])
@@ -346,7 +348,7 @@ def train_prior(
         "objective": cfg.objective,
         "schedule": asdict(VPSchedule(cfg.num_train_timesteps)) if cfg.objective == "ddpm" else asdict(VESchedule(cfg.sigma_min, cfg.sigma_max)),
         "normalisation": NORMALISATION,
-        "image_shape": [int(images.shape[-2]), int(images.shape[-1])],
+        "image_shape": [int(m) for m in images.shape[1:]],
         "data": data_description,
         **({"phase_coherence": phase_coherence(images)} if images.is_complex() else {}),
         "training_steps": step,

@@ -113,6 +113,8 @@ def check_prior_for(denoiser: Denoiser, shape: tuple[int, int], cfg: DiffusionCo
     info = getattr(denoiser, "info", {})
     if not denoiser.complex_data:
         raise ValueError(f"prior: expected a complex (2-channel) MRI prior, got a real-valued one ({info.get('data', '')})")
+    if getattr(getattr(denoiser, "net", None), "spatial_dims", 2) != 2:
+        raise ValueError("prior: a 3-D prior; MRI reconstruction samples 2-D slices: use a 2-D prior")
     if getattr(getattr(denoiser, "net", None), "cond_channels", 0):
         raise ValueError("prior: this prior needs conditioning images; MRI reconstruction provides none")
     crop = info.get("train_config", {}).get("crop", 1)
