@@ -67,6 +67,40 @@ def load_training_images(
     return images.astype(np.complex64 if np.iscomplexobj(images) else np.float32)
 
 
+def load_training_volumes(paths: list[str | Path], synthetic_phase: bool = False, seed: int = 0) -> np.ndarray:
+    """Load whole volumes for a 3-D (patch) prior: one volume ``(D, H, W)`` per file.
+
+    Volumes of different sizes are zero-padded, centred, to the largest depth, rows and columns
+    among them (training cuts random 3-D patches). A synthetic phase is one smooth in-plane map per
+    volume, the same on every slice.
+
+    Args:
+        paths: files as for :func:`load_training_images` (an ``.npz`` ``images`` stack is one volume).
+        synthetic_phase: give magnitude volumes a smooth random phase (complex output).
+        seed: RNG seed of the synthetic phase.
+
+    Returns:
+        ``(N, D, H, W)`` complex64 or float32.
+
+    Raises:
+        InputFileError: unreadable files, missing keys.
+    """
+    if not paths:
+        raise ValueError("paths: expected at least one training volume, got none")
+    rng = np.random.default_rng(seed)
+    vols = [_read(Path(p)) for p in paths]
+    d, h, w = (max(v.shape[i] for v in vols) for i in range(3))
+    out = []
+    for v in vols:
+        dd = d - v.shape[0]
+        v = np.pad(_pad_centred(v, h, w), ((dd // 2, dd - dd // 2), (0, 0), (0, 0)))
+        if synthetic_phase and not np.iscomplexobj(v):
+            v = v * np.exp(1j * smooth_phase((h, w), rng))[None]
+        out.append(v)
+    volumes = np.stack(out)
+    return volumes.astype(np.complex64 if np.iscomplexobj(volumes) else np.float32)
+
+
 def _pad_centred(a: np.ndarray, h: int, w: int) -> np.ndarray:
     """Zero-pad ``(N, h0, w0)`` to ``(N, h, w)``, the original centred."""
     dh, dw = h - a.shape[1], w - a.shape[2]

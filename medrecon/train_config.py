@@ -30,7 +30,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class PriorArchConfig:
-    """Section ``prior``: the MONAI ``DiffusionModelUNet`` size (see ``UNetPrior``)."""
+    """Section ``prior``: the MONAI ``DiffusionModelUNet`` size (see ``UNetPrior``).
+
+    ``spatial_dims: 3`` trains a 3-D prior on random 3-D patches (``train.crop``) of whole volumes
+    (each data file is one volume, zero-padded, centred, to the largest size among them).
+    """
 
     channels: list = field(default_factory=lambda: [32, 64, 64])
     attention_levels: list = field(default_factory=lambda: [False, False, True])
@@ -38,8 +42,13 @@ class PriorArchConfig:
     num_head_channels: int = 32
     norm_num_groups: int = 16
     fp16_weights: bool = False
+    spatial_dims: int = 2
+
+    def __post_init__(self) -> None:
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"prior.spatial_dims: expected 2 or 3, got {self.spatial_dims!r}")
 
     def as_args(self) -> dict:
         """Keyword arguments of ``UNetPrior`` (channel counts are set from the data)."""
         return dict(channels=tuple(self.channels), attention_levels=tuple(self.attention_levels), num_res_blocks=self.num_res_blocks,
-                    num_head_channels=self.num_head_channels, norm_num_groups=self.norm_num_groups)
+                    num_head_channels=self.num_head_channels, norm_num_groups=self.norm_num_groups, spatial_dims=self.spatial_dims)

@@ -279,7 +279,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..config import load_config
-    from ..datasets.training_images import load_training_images
+    from ..datasets.training_images import load_training_images, load_training_volumes
     from ..diffusion.training import TrainConfig, normalise_images, train_prior
     from ..train_config import DataConfig, PriorArchConfig
 
@@ -310,8 +310,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             torch.cuda.set_device(local)
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    images = normalise_images(torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed, data.pad_to_common)))
-    desc = f"{len(images)} slices from {', '.join(Path(x).name for x in data.paths)}" + (" (synthetic smooth phase)" if data.synthetic_phase else "")
+    if arch.spatial_dims == 3:  # whole volumes; training cuts random 3-D patches
+        images = normalise_images(torch.from_numpy(load_training_volumes(data.paths, data.synthetic_phase, data.seed)))
+        what = f"{len(images)} volumes {tuple(images.shape[1:])}"
+    else:
+        images = normalise_images(torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed, data.pad_to_common)))
+        what = f"{len(images)} slices"
+    desc = f"{what} from {', '.join(Path(x).name for x in data.paths)}" + (" (synthetic smooth phase)" if data.synthetic_phase else "")
     with tqdm(total=cfg.steps, desc=f"train {cfg.objective}", unit="step", disable=args.quiet or rank != 0) as bar:
         def prog(step, total, loss):
             bar.n = step

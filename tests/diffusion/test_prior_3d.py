@@ -74,3 +74,33 @@ def test_mri_reconstruction_refuses_a_3d_prior(tmp_path):
     train_prior(vols, TrainConfig(steps=1, batch_size=1, crop=8, checkpoint_every=1), tmp_path, args)
     with pytest.raises(ValueError, match="3-D prior"):
         check_prior_for(load_prior(tmp_path), (20, 18), DiffusionConfig(), "x.h5")
+
+
+def test_cli_trains_a_3d_prior_on_nifti_volumes_of_two_sizes(tmp_path, capsys):
+    import nibabel as nib
+    import numpy as np
+
+    from medrecon.cli.main import main
+
+    paths = []
+    for i, shape in enumerate(((12, 16, 10), (14, 18, 8))):  # NIfTI (i, j, k): read as (k, i, j)
+        vol = np.zeros(shape, np.float32)
+        vol[3:-3, 3:-3, 2:-2] = 1.0 + i
+        paths.append(tmp_path / f"v{i}.nii.gz")
+        nib.save(nib.Nifti1Image(vol, np.eye(4)), str(paths[-1]))
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(
+        f"data:\n  paths: [{paths[0]}, {paths[1]}]\n  synthetic_phase: true\n"
+        "prior:\n  spatial_dims: 3\n  channels: [8, 8]\n  attention_levels: [false, false]\n  num_head_channels: 8\n  norm_num_groups: 4\n"
+        f"train:\n  steps: 2\n  batch_size: 2\n  crop: 8\n  checkpoint_every: 2\noutput: {tmp_path / 'p'}\n"
+    )
+    assert main(["train", "--config", str(cfg), "--quiet"]) == 0
+    info = json.loads((tmp_path / "p" / "prior.json").read_text())
+    assert info["prior"]["spatial_dims"] == 3 and info["prior"]["image_channels"] == 2
+    assert info["image_shape"] == [10, 14, 18] and info["data"].startswith("2 volumes (10, 14, 18) from v0.nii.gz")
+    x = sample(load_prior(tmp_path / "p"), (1, 8, 8, 8), DDIMSampler(steps=2), torch.Generator().manual_seed(0))
+    assert x.shape == (1, 8, 8, 8) and x.is_complex()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cfg.read_text().replace("spatial_dims: 3", "spatial_dims: 4"))
+    assert main(["train", "--config", str(bad), "--quiet"]) == 2
+    assert "spatial_dims" in capsys.readouterr().err
