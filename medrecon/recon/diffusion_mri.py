@@ -62,8 +62,10 @@ class DiffusionConfig:
             back): what a prior trained on nearly real images (SIAT) needs, since ESPIRiT maps
             leave the phase of one coil in the image. ``keep``: the image as the maps give it.
             ``auto``: ``demodulate`` when the prior's ``phase_coherence`` (``prior.json``) is
-            above 0.5, else ``keep`` (priors trained with a synthetic smooth phase, and priors
-            whose JSON predates the key).
+            above 0.5 (the SIAT images: 0.94; slices given a synthetic smooth phase: 0.94 too),
+            else ``keep`` (priors trained on images whose phase varies across the object, and
+            priors whose JSON predates the key, such as the shipped brain prior — for which
+            demodulating measured neutral: 8x, 40 NFE, 34.27 / 0.832 against 34.31 / 0.835).
         phase_sigma: the Gaussian blur (pixels) of the smooth-phase estimate from CG-SENSE.
     """
 
