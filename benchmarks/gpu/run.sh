@@ -2,12 +2,13 @@
 # Runs ON the borrowed GPU machine (device tool) from the repository root, with .gpu/ carried
 # (fill it here first: bash benchmarks/gpu/prepare.sh). One call of about 6-8 minutes (TRAIN_MIN + ~3):
 #   1. CT on the GPU: benchmarks/bench_ct_gpu.py (alone on the GPU, for clean timings)
-#   2. two priors trained side by side, time-boxed (TRAIN_MIN minutes each): the shipped brain prior
+#   2. priors trained side by side, time-boxed (TRAIN_MIN minutes each): the shipped brain prior
 #      (configs/mri_brain_ddpm.yaml; warm-started from medrecon/priors/brain when present) and the
-#      SIAT benchmark prior (configs/mri_siat_ddpm.yaml) — meanwhile the gpu-marked tests
+#      SIAT benchmark prior (configs/mri_siat_ddpm.yaml), with TRAIN_3D=1 also the 3-D example prior
+#      (configs/mri_brain_3d_ddpm.yaml, 32³ patches) — meanwhile the gpu-marked tests
 #   3. DDS on the real 8-coil head with both priors; DDS speed on 320² x 15 coils
 # Comes back in $OUT: log.txt (everything, written as it goes), results.tar (tables, loss curves,
-# test output), siat/ and brain/ prior.safetensors + prior.json.
+# test output), siat/, brain/ (and brain3d/) prior.safetensors + prior.json.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 TRAIN_MIN=${TRAIN_MIN:-3.5}
@@ -15,10 +16,11 @@ CT_BENCH=${CT_BENCH:-1}     # 0: skip step 1
 TRAIN_SIAT=${TRAIN_SIAT:-1} # 0: no SIAT training; the SIAT prior is carried in benchmarks/results/siat_prior
 TRAIN_BRAIN=${TRAIN_BRAIN:-1} # 0: no brain training (and no brain DDS / speed bench)
 DDS=${DDS:-1}               # 0: skip step 3 (evaluate the priors on the CPU afterwards)
+TRAIN_3D=${TRAIN_3D:-0}     # 1: also train the 3-D example prior (configs/mri_brain_3d_ddpm.yaml; needs MRI_DATA)
 # the SIAT training continues from .gpu/siat_prior when prepare.sh put it there (SIAT_PRIOR=1)
 T0=$(date +%s)
 R=/tmp/res
-mkdir -p $R $OUT/siat $OUT/brain
+mkdir -p $R $OUT/siat $OUT/brain $OUT/brain3d
 LOG=$OUT/log.txt
 say() { echo "== [$(( $(date +%s) - T0 )) s] $*" | tee -a $LOG; }
 trap 'say "end"; tar -C $R -cf $OUT/results.tar .' EXIT
@@ -76,11 +78,18 @@ if [ "$TRAIN_BRAIN" = 1 ]; then
   timeout $LIMIT python3 -m medrecon train --config /tmp/brain.yaml --device cuda --output /tmp/brain --max-minutes $TRAIN_MIN "${WARM[@]}" > $R/train_brain.txt 2>&1 &
   P2=$!
 fi
+P4=
+if [ "$TRAIN_3D" = 1 ]; then
+  sed -e 's#../shared/data/mr_volumes#.gpu/data#' configs/mri_brain_3d_ddpm.yaml > /tmp/brain3d.yaml
+  timeout $LIMIT python3 -m medrecon train --config /tmp/brain3d.yaml --device cuda --output /tmp/brain3d --max-minutes $TRAIN_MIN > $R/train_brain3d.txt 2>&1 &
+  P4=$!
+fi
 timeout 200 python3 -m pytest -v -m gpu -s -p no:cacheprovider --continue-on-collection-errors tests > $R/gpu_tests.txt 2>&1
 say "gpu tests rc $?"; tail -n 40 $R/gpu_tests.txt >> $LOG
 [ -n "$P1" ] && { wait $P1; say "siat training rc $?"; tail -c 600 $R/train_siat.txt | tr '\r' '\n' | tail -n 4 >> $LOG; }
 [ -n "$P2" ] && { wait $P2; say "brain training rc $?"; tail -c 600 $R/train_brain.txt | tr '\r' '\n' | tail -n 4 >> $LOG; }
-for p in siat brain; do
+[ -n "$P4" ] && { wait $P4; say "3-D training rc $?"; tail -c 600 $R/train_brain3d.txt | tr '\r' '\n' | tail -n 4 >> $LOG; }
+for p in siat brain brain3d; do
   cp /tmp/$p/prior.safetensors /tmp/$p/prior.json $OUT/$p/ 2>> $LOG
   cp /tmp/$p/loss.csv $R/loss_$p.csv 2>/dev/null; cp /tmp/$p/loss.png $R/loss_$p.png 2>/dev/null
 done
