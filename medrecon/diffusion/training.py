@@ -362,10 +362,12 @@ def train_prior(
 
 
 def phase_coherence(images: torch.Tensor) -> float:
-    """Median over images of ``|Σ x| / Σ |x|``: 1 for images with one phase everywhere (nearly real
-    data such as the SIAT images, 0.94), near 0 for images whose phase varies across the object
-    (ESPIRiT-combined scans, synthetic smooth phase). Recorded in ``prior.json``; reconstruction
-    demodulates the smooth phase for priors above 0.5 (:mod:`medrecon.recon.smooth_phase`).
+    """Median over images of ``|Σ x| / Σ |x|``: 1 for images with one phase everywhere, lower the
+    more the phase varies across the object (the SIAT images and slices given the synthetic smooth
+    phase of :mod:`medrecon.datasets.training_images` score 0.96 and 0.94; an ESPIRiT-combined
+    head, whose maps keep one coil's phase, 0.26 — ``benchmarks/bench_diffusion_mri.py``
+    prints both). Recorded in ``prior.json``; reconstruction demodulates the smooth phase for
+    priors above 0.5 (:mod:`medrecon.recon.phase_estimate`).
 
     Args:
         images: ``(N, H, W)`` complex.

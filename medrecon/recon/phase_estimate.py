@@ -18,7 +18,7 @@ import math
 import torch
 
 
-def smooth_phase(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
+def estimate_smooth_phase(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     """Phase of ``x`` low-passed by a Gaussian of ``sigma_px`` pixels.
 
     Args:

@@ -13,7 +13,7 @@ from medrecon.diffusion.denoiser import Denoiser
 from medrecon.diffusion.schedule import VPSchedule
 from medrecon.diffusion.training import phase_coherence
 from medrecon.recon.diffusion_mri import DiffusionConfig, demodulates, reconstruct_slice
-from medrecon.recon.smooth_phase import smooth_phase
+from medrecon.recon.phase_estimate import estimate_smooth_phase
 
 H = W = 48
 
@@ -39,18 +39,18 @@ def test_smooth_phase_recovers_a_smooth_phase():
     mag, phase, x = _object_with_phase()
     inside = mag > 0.3 * mag.max()
     noisy = x + 0.02 * torch.randn(H, W, dtype=torch.complex64, generator=torch.Generator().manual_seed(1))
-    est = smooth_phase(noisy[None], 2.0)[0]
+    est = estimate_smooth_phase(noisy[None], 2.0)[0]
     err = _wrapped(est - phase)[inside].abs()
     assert float(err.mean()) < 0.05 and float(err.max()) < 0.3
     # a blur much wider than the phase's variation cannot follow it
-    assert float(_wrapped(smooth_phase(x, 20.0) - phase)[inside].abs().mean()) > 0.2
+    assert float(_wrapped(estimate_smooth_phase(x, 20.0) - phase)[inside].abs().mean()) > 0.2
 
 
 def test_smooth_phase_errors():
     with pytest.raises(ValueError, match="complex"):
-        smooth_phase(torch.ones(4, 4), 2.0)
+        estimate_smooth_phase(torch.ones(4, 4), 2.0)
     with pytest.raises(ValueError, match="sigma_px"):
-        smooth_phase(torch.ones(4, 4, dtype=torch.complex64), 0.0)
+        estimate_smooth_phase(torch.ones(4, 4, dtype=torch.complex64), 0.0)
     with pytest.raises(ValueError, match="phase"):
         DiffusionConfig(phase="remove")
 
@@ -60,7 +60,7 @@ def test_phase_moved_into_the_maps_leaves_the_sense_model_unchanged():
     maps = torch.randn(4, H, W, dtype=torch.complex64, generator=torch.Generator().manual_seed(2))
     mask = torch.zeros(1, 1, W)
     mask[..., ::3] = 1
-    rot = torch.exp(1j * smooth_phase(x, 3.0)).to(torch.complex64)
+    rot = torch.exp(1j * estimate_smooth_phase(x, 3.0)).to(torch.complex64)
     a = SenseOperator(maps[None], mask)(x[None])
     b = SenseOperator((maps * rot)[None], mask)((x * rot.conj())[None])
     assert torch.allclose(a, b, atol=1e-5 * float(a.abs().max()))
