@@ -100,7 +100,7 @@ def main() -> None:
     import astra
 
     from medrecon.physics.ct import CTGeometry, CTProjector
-    from medrecon.recon.ct_fbp import fbp, fdk
+    from medrecon.tasks.ct.fbp import fbp, fdk
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)

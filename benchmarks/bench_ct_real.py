@@ -24,8 +24,8 @@ from medrecon.datasets.ct_volume import read_ct
 from medrecon.evaluation.ct_metrics import hu_metrics
 from medrecon.physics.ct import CTGeometry, CTProjector
 from medrecon.physics.ct.transmission import hu_to_mu, log_transform, mu_to_hu, simulate_counts
-from medrecon.recon.ct_fbp import fbp
-from medrecon.recon.ct_iterative import sirt, tv_pdhg
+from medrecon.tasks.ct.fbp import fbp
+from medrecon.tasks.ct.iterative import sirt, tv_pdhg
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct" / "totalseg_abdomen_ct_dicom"
 SCANS = {"limited 90° (90 views)": (90.0, 90), "limited 120° (120 views)": (120.0, 120), "sparse 60 views (180°)": (None, 60)}

@@ -36,8 +36,8 @@ from medrecon.evaluation.metrics import volume_metrics
 from medrecon.physics.fft import ifftc
 from medrecon.physics.mri.coils import espirit_maps, rss
 from medrecon.physics.mri.masks import line_mask
-from medrecon.recon.classical import cs_l1_wavelet
-from medrecon.recon.diffusion_mri import DiffusionConfig, reconstruct_slice
+from medrecon.tasks.mri.classical import cs_l1_wavelet
+from medrecon.tasks.mri.diffusion import DiffusionConfig, reconstruct_slice
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri"
 SETTINGS = ((4, 0.08), (8, 0.04))

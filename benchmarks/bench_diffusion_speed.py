@@ -23,7 +23,7 @@ def main() -> None:
     from medrecon.diffusion.training import load_prior
     from medrecon.physics.fft import fftc
     from medrecon.physics.mri.masks import line_mask
-    from medrecon.recon.diffusion_mri import DiffusionConfig, reconstruct_slices
+    from medrecon.tasks.mri.diffusion import DiffusionConfig, reconstruct_slices
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--prior", required=True)

@@ -25,7 +25,7 @@ from medrecon.evaluation.metrics import volume_metrics
 from medrecon.physics.fft import fftc, ifftc
 from medrecon.physics.mri.coils import espirit_maps, rss
 from medrecon.physics.mri.masks import line_mask
-from medrecon.recon.classical import cg_sense, cs_l1_wavelet, zero_filled
+from medrecon.tasks.mri.classical import cg_sense, cs_l1_wavelet, zero_filled
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri"
 SETTINGS = ((4, 0.08), (8, 0.04))

@@ -11,6 +11,8 @@ added to the k-space. Everything is deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +20,12 @@ import torch
 from ..physics.fft import fftc
 
 DEMO_DICOM = "MR-SIEMENS-DICOM-WithOverlays.dcm"
+
+
+def demo_brain_file() -> Path:
+    """``demo_brain.npz`` (``magnitude`` (160, 232) uint16, ``pixel_mm`` (2,)): axial slice 85 of the
+    MIT-licensed ``seg3D/MR`` head (licence and provenance: ``DEMO_NOTICE.md`` beside it)."""
+    return Path(str(files("medrecon.datasets"))) / "demo_brain.npz"
 
 
 @dataclass
@@ -83,11 +91,9 @@ def demo_slice(size: int = 256, coils: int = 8, noise_rel: float = 1e-4, seed: i
 def _brain_slice(size: int, coils: int, noise_rel: float, seed: int) -> DemoSlice:
     from skimage.transform import resize
 
-    from ..shipped import demo_brain_slice
-
-    path = demo_brain_slice()
+    path = demo_brain_file()
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the demo brain slice ships with medrecon's brain prior; reinstall medrecon")
+        raise FileNotFoundError(f"{path}: the demo brain slice ships inside medrecon.datasets; reinstall medrecon")
     with np.load(path, allow_pickle=False) as z:
         mag, pix = z["magnitude"].astype(np.float64), z["pixel_mm"].astype(np.float64)
     extent = np.array(mag.shape) * pix  # mm; the longer side takes 80 % of the field of view

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
+from ..errors import InputFileError
 from .file_access import open_h5
 from .kspace_source import KSpaceSource, SliceGeometry, check_mask_shape
 
@@ -196,7 +196,7 @@ def write_fastmri_multicoil(
     """
     import h5py
 
-    from .atomic import atomic_output
+    from ..atomic import atomic_output
 
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:

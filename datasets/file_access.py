@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
+from ..errors import InputFileError
 
 
 def open_h5(path: Path):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_output
-from .errors import InputFileError
+from ..atomic import atomic_output
+from ..errors import InputFileError
 
 
 def nifti_affine(shape_src: tuple[int, int, int], voxel_size_mm: tuple[float, float, float]) -> np.ndarray:
@@ -128,7 +128,7 @@ def reference_from_kspace(path: str | Path) -> np.ndarray:
 
     The RSS is centre-cropped to the file's recon size when it has one (fastMRI convention).
     """
-    from ..evaluation.metrics import center_crop
+    from ..physics.crop import center_crop
     from ..physics.fft import ifftc
     import torch
 

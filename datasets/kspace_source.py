@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
+from ..errors import InputFileError
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
+from ..errors import InputFileError
 from .kspace_source import KSpaceSource, SliceGeometry, check_mask_shape
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import InputFileError
+from ..errors import InputFileError
 from .kspace_source import KSpaceSource
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..physics.ct.geometry import CTGeometry
-from .atomic import atomic_output
-from .errors import InputFileError
+from ..atomic import atomic_output
+from ..errors import InputFileError
 from .file_access import open_h5
 
 

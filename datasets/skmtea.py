@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
+from ..errors import InputFileError
 from .file_access import open_h5
 from .kspace_source import KSpaceSource, SliceGeometry, check_mask_shape
 

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .datasets.errors import InputFileError
+from .errors import InputFileError
 
 T = TypeVar("T")
 

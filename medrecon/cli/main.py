@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..datasets.errors import InputFileError
+from ..errors import InputFileError
 
 
 def parse_slices(text: str | None) -> list[int] | None:
@@ -48,7 +48,7 @@ def _device(name: str) -> str:
 
 def _cmd_simulate_mri(args: argparse.Namespace) -> int:
     from ..datasets.open_kspace import open_kspace
-    from ..simulate_mri import MaskSpec, simulate_undersampling
+    from ..tasks.mri.simulate import MaskSpec, simulate_undersampling
 
     spec = MaskSpec(kind=args.mask, acceleration=args.accel, center_fraction=args.center_fraction, calib=args.calib, seed=args.seed)
     src = open_kspace(args.input)
@@ -59,7 +59,7 @@ def _cmd_simulate_mri(args: argparse.Namespace) -> int:
 
 def _resolve_prior(name: str) -> Path:
     """``brain`` → the prior shipped in the package; anything else is a folder path."""
-    from ..shipped import SHIPPED_PRIORS, shipped_prior_dir
+    from ..priors import SHIPPED_PRIORS, shipped_prior_dir
 
     if name in SHIPPED_PRIORS:
         shipped = shipped_prior_dir(name)
@@ -72,11 +72,11 @@ def _resolve_prior(name: str) -> Path:
 def _cmd_reconstruct_mri_diffusion(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..datasets.atomic import check_output_path
+    from ..atomic import check_output_path
     from ..datasets.image_io import write_recon_h5, write_volume
     from ..datasets.open_kspace import open_kspace
     from ..diffusion.training import load_prior
-    from ..recon.diffusion_mri import DiffusionConfig, demodulates, reconstruct_volume_diffusion
+    from ..tasks.mri.diffusion import DiffusionConfig, demodulates, reconstruct_volume_diffusion
 
     if args.prior is None:
         raise ValueError("--prior: expected a prior folder or 'brain' with --method diffusion, got nothing")
@@ -127,10 +127,10 @@ def _cmd_reconstruct_mri(args: argparse.Namespace) -> int:
     if args.method == "diffusion":
         return _cmd_reconstruct_mri_diffusion(args)
 
-    from ..datasets.atomic import check_output_path
+    from ..atomic import check_output_path
     from ..datasets.image_io import write_volume
     from ..datasets.open_kspace import open_kspace
-    from ..recon.pipeline import ClassicalConfig, reconstruct_volume
+    from ..tasks.mri.volume import ClassicalConfig, reconstruct_volume
 
     if args.config is not None:
         from ..config import load_config
@@ -156,9 +156,9 @@ def _cmd_reconstruct_mri(args: argparse.Namespace) -> int:
 def _cmd_simulate_ct(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..datasets.atomic import check_output_path
+    from ..atomic import check_output_path
     from ..datasets.ct_volume import read_ct
-    from ..simulate_ct import CTScanSpec, simulate_ct
+    from ..tasks.ct.simulate import CTScanSpec, simulate_ct
 
     spec = CTScanSpec(beam=args.geometry, arc_deg=args.arc, views=args.views, dose=None if args.dose <= 0 else args.dose,
                       electronic_sigma=args.electronic_noise, seed=args.seed)
@@ -176,10 +176,10 @@ def _cmd_simulate_ct(args: argparse.Namespace) -> int:
 def _cmd_reconstruct_ct(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..datasets.atomic import check_output_path
+    from ..atomic import check_output_path
     from ..datasets.ct_volume import CTVolume, read_ct, write_ct_nifti, write_dicom_series
     from ..datasets.sinogram_io import read_sinogram
-    from ..recon.ct_pipeline import CTReconConfig, reconstruct_sinogram
+    from ..tasks.ct.volume import CTReconConfig, reconstruct_sinogram
 
     if args.config is not None:
         from ..config import load_config
@@ -235,7 +235,7 @@ def _cmd_evaluate_ct(args: argparse.Namespace) -> int:
 
 def _report_metrics(m: dict[str, float], args: argparse.Namespace) -> int:
     """Print a metrics table and, with ``--json``, write it atomically."""
-    from ..datasets.atomic import atomic_output
+    from ..atomic import atomic_output
 
     width = max(len(k) for k in m) + 2
     print(f"{'metric':<{width}}{'value':>12}")
@@ -281,7 +281,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..datasets.training_images import load_training_images, load_training_volumes
     from ..diffusion.training import TrainConfig, normalise_images, train_prior
-    from ..train_config import DataConfig, PriorArchConfig
+    from ..diffusion.train_config import DataConfig, PriorArchConfig
 
     p = Path(args.config)
     try:
@@ -334,7 +334,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..tasks.mri.demo import run_demo
 
     if args.steps < 1 or args.samples < 1:
         raise ValueError(f"--steps / --samples: expected >= 1, got {args.steps} / {args.samples}")
@@ -345,7 +345,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     from ..physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D
-    from ..recon.classical import METHODS
+    from ..tasks.mri.classical import METHODS
 
     p = argparse.ArgumentParser(prog="medrecon", description="Medical image reconstruction with physics and diffusion priors.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -406,8 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--out", required=True, help="output .nii, .nii.gz or .h5")
     rm.set_defaults(func=_cmd_reconstruct_mri)
 
-    from ..recon.ct_fbp import FILTERS
-    from ..recon.ct_pipeline import CT_METHODS
+    from ..tasks.ct.fbp import FILTERS
+    from ..tasks.ct.volume import CT_METHODS
 
     rc = rec_sub.add_parser("ct", help="CT from a sinogram file written by 'simulate ct'")
     rc.add_argument("input")

@@ -31,8 +31,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..datasets.atomic import atomic_output
-from ..datasets.errors import InputFileError
+from ..atomic import atomic_output
+from ..errors import InputFileError
 from .denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
 from .schedule import VESchedule, VPSchedule
 

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..physics.crop import center_crop
+
+__all__ = ["center_crop", "nmse", "psnr", "ssim", "volume_metrics"]
+
 
 def _check_pair(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     gt = np.asarray(gt)
@@ -48,15 +52,6 @@ def ssim(gt: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> float
     gt, pred = _check_pair(gt, pred)
     rng = gt.max() if maxval is None else maxval
     return float(np.mean([structural_similarity(g, p, data_range=rng) for g, p in zip(gt, pred)]))
-
-
-def center_crop(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Centre crop of the last two axes to ``shape``, with fastMRI's offsets ``(n - m) // 2``."""
-    h, w = x.shape[-2:]
-    if not (0 < shape[0] <= h and 0 < shape[1] <= w):
-        raise ValueError(f"crop shape {tuple(shape)} does not fit inside image shape {(h, w)}")
-    y0, x0 = (h - shape[0]) // 2, (w - shape[1]) // 2
-    return x[..., y0 : y0 + shape[0], x0 : x0 + shape[1]]
 
 
 def volume_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:

@@ -96,8 +96,8 @@ def test_config_file(tmp_path, fully):
     from pathlib import Path
 
     from medrecon.config import load_config
-    from medrecon.datasets.errors import InputFileError
-    from medrecon.recon.pipeline import ClassicalConfig
+    from medrecon.errors import InputFileError
+    from medrecon.tasks.mri.volume import ClassicalConfig
 
     repo_cfg = Path(__file__).resolve().parents[2] / "configs" / "mri_sense.yaml"
     assert load_config(repo_cfg, ClassicalConfig, "recon").method == "sense"

@@ -7,7 +7,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from medrecon.datasets.ct_volume import read_ct, write_ct_nifti, write_dicom_series
-from medrecon.datasets.errors import InputFileError
+from medrecon.errors import InputFileError
 
 from conftest import shared_file
 

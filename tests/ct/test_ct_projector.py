@@ -136,7 +136,7 @@ def test_cone_beam_cuda_projector_and_fdk(voxel):
 
     if not astra.use_cuda():
         pytest.skip("ASTRA without CUDA")
-    from medrecon.recon.ct_fbp import fdk
+    from medrecon.tasks.ct.fbp import fdk
 
     g = CTGeometry.create("cone", (32, 64, 64), (voxel,) * 3, 180, source_origin_mm=400.0 * voxel, origin_det_mm=200.0 * voxel)
     op = CTProjector(g)

@@ -6,8 +6,8 @@ pytest.importorskip("astra")
 
 from medrecon.physics.ct import CTGeometry, CTProjector
 from medrecon.physics.ct.transmission import hu_to_mu, log_transform, mu_to_hu, simulate_counts
-from medrecon.recon.ct_fbp import FILTERS, fbp
-from medrecon.recon.ct_iterative import _div2d, _grad2d, cgls, sirt, tv_pdhg
+from medrecon.tasks.ct.fbp import FILTERS, fbp
+from medrecon.tasks.ct.iterative import _div2d, _grad2d, cgls, sirt, tv_pdhg
 
 
 def phantom(n=64, v=1.0):

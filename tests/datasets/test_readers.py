@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from medrecon.datasets.errors import InputFileError
+from medrecon.errors import InputFileError
 from medrecon.datasets.fastmri import FastMRIFile, parse_ismrmrd_header
 from medrecon.datasets.image_io import read_volume, write_nifti, write_recon_h5, write_volume
 from medrecon.datasets.npz_kspace import NpzKSpace
@@ -148,7 +148,7 @@ def test_nifti_and_h5_roundtrip(tmp_path):
 
 
 def test_failed_write_leaves_nothing(tmp_path):
-    from medrecon.datasets.atomic import atomic_output
+    from medrecon.atomic import atomic_output
 
     with pytest.raises(RuntimeError):
         with atomic_output(tmp_path / "out.h5") as tmp:

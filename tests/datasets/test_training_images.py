@@ -2,7 +2,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medrecon.datasets.errors import InputFileError
+from medrecon.errors import InputFileError
 from medrecon.datasets.training_images import load_training_images
 
 

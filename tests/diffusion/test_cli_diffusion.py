@@ -69,7 +69,7 @@ def test_diffusion_bad_input(tmp_path, trained, capsys):
     for extra, msg in cases:
         assert main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", str(trained), "--quiet", *extra, "--out", out]) == 2
         assert msg in capsys.readouterr().err
-    import medrecon.shipped as shipped
+    import medrecon.priors as shipped
 
     real = shipped.shipped_prior_dir
     try:  # a source tree without the weights: a clear error, not a traceback
@@ -128,7 +128,7 @@ def test_slices_batched_equal_slices_one_by_one(trained):
     from medrecon.diffusion.training import load_prior
     from medrecon.physics.fft import ifftc
     from medrecon.physics.mri.coils import rss
-    from medrecon.recon.diffusion_mri import DiffusionConfig, reconstruct_slice, reconstruct_slices
+    from medrecon.tasks.mri.diffusion import DiffusionConfig, reconstruct_slice, reconstruct_slices
 
     k = torch.from_numpy(multicoil_volume(slices=2, coils=3, h=32, w=32)).to(torch.complex64)
     img = ifftc(k)
@@ -151,7 +151,7 @@ def test_slices_batched_equal_slices_one_by_one(trained):
 def test_shipped_brain_prior_reconstructs(tmp_path):
     """--prior brain loads the prior shipped in the package (provenance in its JSON) and runs."""
     from medrecon.diffusion.training import load_prior
-    from medrecon.shipped import shipped_prior_dir
+    from medrecon.priors import shipped_prior_dir
 
     info = load_prior(shipped_prior_dir("brain")).info
     assert info["training_steps"] >= 5000 and "seg3D_MR" in info["data"] and info["prior"]["image_channels"] == 2
@@ -172,7 +172,7 @@ def test_unobserved_pixels_stay_zero(trained):
     from medrecon.diffusion.training import load_prior
     from medrecon.physics.fft import ifftc
     from medrecon.physics.mri.coils import rss
-    from medrecon.recon.diffusion_mri import DiffusionConfig, reconstruct_slice
+    from medrecon.tasks.mri.diffusion import DiffusionConfig, reconstruct_slice
 
     k = torch.from_numpy(multicoil_volume(slices=1, coils=3, h=32, w=32)).to(torch.complex64)[0]
     img = ifftc(k)
@@ -194,8 +194,8 @@ def test_warm_start_keeps_its_estimate_where_nothing_is_measured(trained):
     from medrecon.diffusion.training import load_prior
     from medrecon.physics.fft import ifftc
     from medrecon.physics.mri.coils import rss
-    from medrecon.recon.classical import cs_l1_wavelet
-    from medrecon.recon.diffusion_mri import DiffusionConfig, reconstruct_slice
+    from medrecon.tasks.mri.classical import cs_l1_wavelet
+    from medrecon.tasks.mri.diffusion import DiffusionConfig, reconstruct_slice
 
     k = torch.from_numpy(multicoil_volume(slices=1, coils=3, h=32, w=32)).to(torch.complex64)[0]
     img = ifftc(k)

@@ -68,7 +68,7 @@ def test_3d_prior_rejects_slices_and_2d_prior_rejects_volumes(tmp_path):
 
 
 def test_mri_reconstruction_refuses_a_3d_prior(tmp_path):
-    from medrecon.recon.diffusion_mri import DiffusionConfig, check_prior_for
+    from medrecon.tasks.mri.diffusion import DiffusionConfig, check_prior_for
 
     vols = normalise_images(_volumes(n=2).to(torch.complex64))
     args = dict(channels=[8, 8], attention_levels=[False, False], num_head_channels=8, norm_num_groups=4, spatial_dims=3)

@@ -6,7 +6,7 @@ import torch
 
 pytest.importorskip("monai")
 
-from medrecon.datasets.errors import InputFileError
+from medrecon.errors import InputFileError
 from medrecon.diffusion.denoiser import EpsilonDenoiser, ScoreDenoiser, UNetPrior, from_channels
 from medrecon.diffusion.sampling import DDIMSampler, sample
 from medrecon.diffusion.training import TrainConfig, load_prior, normalise_images, train_prior

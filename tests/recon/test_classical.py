@@ -5,7 +5,7 @@ import torch
 from medrecon.evaluation.metrics import volume_metrics
 from medrecon.physics.mri.coils import espirit_maps
 from medrecon.physics.mri.masks import line_mask
-from medrecon.recon.classical import cg_sense, cs_l1_wavelet, zero_filled
+from medrecon.tasks.mri.classical import cg_sense, cs_l1_wavelet, zero_filled
 
 from conftest import shared_file
 

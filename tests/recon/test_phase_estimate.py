@@ -12,8 +12,8 @@ from medrecon.physics.mri.coils import rss
 from medrecon.diffusion.denoiser import Denoiser
 from medrecon.diffusion.schedule import VPSchedule
 from medrecon.diffusion.training import phase_coherence
-from medrecon.recon.diffusion_mri import DiffusionConfig, demodulates, reconstruct_slice
-from medrecon.recon.phase_estimate import estimate_smooth_phase
+from medrecon.tasks.mri.diffusion import DiffusionConfig, demodulates, reconstruct_slice
+from medrecon.tasks.mri.phase import estimate_smooth_phase
 
 H = W = 48
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from ..physics.ct import CTGeometry, CTProjector
+from ...physics.ct import CTGeometry, CTProjector
 
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
 
@@ -131,7 +131,7 @@ def fdk(sino: torch.Tensor, geometry: CTGeometry, short_scan: bool = False) -> t
         raise RuntimeError("fdk: ASTRA's FDK runs on CUDA only and ASTRA sees no GPU; use sirt / cgls on a GPU or fbp for 2-D beams")
     if sino.ndim != 4 or tuple(sino.shape[1:]) != geometry.sino_shape:
         raise ValueError(f"sino: expected (B, {', '.join(map(str, geometry.sino_shape))}), got {tuple(sino.shape)}")
-    from ..physics.ct.projector import cuda_geometry
+    from ...physics.ct.projector import cuda_geometry
 
     unit, pitch = cuda_geometry(geometry)  # as the CUDA projectors: pixel units, the same angle convention
     vg, pg = unit.astra_vol_geom(), unit.astra_proj_geom()

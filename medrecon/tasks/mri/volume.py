@@ -8,9 +8,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..datasets.kspace_source import KSpaceSource
-from ..evaluation.metrics import center_crop
-from ..physics.mri.coils import espirit_maps
+from ...datasets.kspace_source import KSpaceSource
+from ...physics.crop import center_crop
+from ...physics.mri.coils import espirit_maps
 from .classical import METHODS, cg_sense, cs_l1_wavelet, zero_filled
 
 

@@ -18,15 +18,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..datasets.kspace_source import KSpaceSource
-from ..diffusion.consistency import DataConsistency, GradientGuidance, HardProjection, ProximalCG, SupportRestricted
-from ..diffusion.denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser
-from ..diffusion.sampling import DDIMSampler, DDPMSampler, VEPCSampler, posterior_stats, sample
-from ..evaluation.metrics import center_crop
-from ..physics.mri.sense import SenseOperator
+from ...datasets.kspace_source import KSpaceSource
+from ...diffusion.consistency import DataConsistency, GradientGuidance, HardProjection, ProximalCG, SupportRestricted
+from ...diffusion.denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser
+from ...diffusion.sampling import DDIMSampler, DDPMSampler, VEPCSampler, posterior_stats, sample
+from ...physics.crop import center_crop
+from ...physics.mri.sense import SenseOperator
 from .classical import cg_sense, cs_l1_wavelet
-from .pipeline import slice_maps
-from .phase_estimate import estimate_smooth_phase
+from .volume import slice_maps
+from .phase import estimate_smooth_phase
 
 SAMPLERS = ("dds", "ddim", "ddpm", "ve_pc")
 DCS = ("cg", "grad", "hard", "none")

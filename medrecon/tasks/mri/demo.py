@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .datasets.atomic import atomic_output
-from .datasets.demo_data import demo_slice
-from .evaluation.metrics import volume_metrics
-from .physics.fft import ifftc
-from .physics.mri.coils import espirit_maps, rss
-from .physics.mri.masks import line_mask
-from .recon.classical import cg_sense, cs_l1_wavelet, zero_filled
-from .recon.pipeline import DEFAULT_LAM
+from ...atomic import atomic_output
+from ...datasets.demo_data import demo_slice
+from ...evaluation.metrics import volume_metrics
+from ...physics.fft import ifftc
+from ...physics.mri.coils import espirit_maps, rss
+from ...physics.mri.masks import line_mask
+from .classical import cg_sense, cs_l1_wavelet, zero_filled
+from .volume import DEFAULT_LAM
 
 SETTINGS = ((4, 0.08), (8, 0.04))  # fastMRI's standard (acceleration, centre fraction) pairs
 
@@ -84,9 +84,9 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 
 def _brain_part(seed: int, steps: int, samples: int, results: dict, print_fn, setting: tuple[int, float] = SETTINGS[0]) -> list[tuple[str, np.ndarray, str]]:
     """The shipped brain slice at ``setting`` (4× by default): zf, CS and DDS with the shipped brain prior (mean and std)."""
-    from .diffusion.training import load_prior
-    from .recon.diffusion_mri import DiffusionConfig, reconstruct_slice
-    from .shipped import shipped_prior_dir
+    from ...diffusion.training import load_prior
+    from .diffusion import DiffusionConfig, reconstruct_slice
+    from ...priors import shipped_prior_dir
 
     data = demo_slice(seed=seed, anatomy="brain")
     print_fn(f"brain: {data.source}; prior: medrecon/priors/brain ({steps} steps x {samples} samples)")

@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..physics.fft import ifftc
-from ..physics.mri.coils import coil_combine, rss
-from ..physics.mri.sense import SenseOperator
-from ..solvers.cg import conjugate_gradient
+from ...physics.fft import ifftc
+from ...physics.mri.coils import coil_combine, rss
+from ...physics.mri.sense import SenseOperator
+from ...solvers.cg import conjugate_gradient
 
 METHODS = ("zf", "sense", "cs")
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .datasets.fastmri import FastMRIFile, make_ismrmrd_header, write_fastmri_multicoil
-from .datasets.kspace_source import KSpaceSource
-from .evaluation.metrics import center_crop
-from .physics.fft import ifftc
-from .physics.mri.coils import rss
-from .physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D, gaussian2d_mask, line_mask, poisson_mask
+from ...datasets.fastmri import FastMRIFile, make_ismrmrd_header, write_fastmri_multicoil
+from ...datasets.kspace_source import KSpaceSource
+from ...physics.crop import center_crop
+from ...physics.fft import ifftc
+from ...physics.mri.coils import rss
+from ...physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D, gaussian2d_mask, line_mask, poisson_mask
 
 
 @dataclass(frozen=True)

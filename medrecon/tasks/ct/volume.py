@@ -8,11 +8,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..datasets.sinogram_io import SinogramFile
-from ..physics.ct import CTProjector
-from ..physics.ct.transmission import mu_to_hu
-from .ct_fbp import FILTERS, fbp
-from .ct_iterative import cgls, sirt, tv_pdhg
+from ...datasets.sinogram_io import SinogramFile
+from ...physics.ct import CTProjector
+from ...physics.ct.transmission import mu_to_hu
+from .fbp import FILTERS, fbp
+from .iterative import cgls, sirt, tv_pdhg
 
 CT_METHODS = ("fbp", "sirt", "cgls", "tv")
 

@@ -1,8 +1,9 @@
-"""Files shipped inside the package: the default priors and the demo brain slice.
+"""The priors shipped inside the package.
 
 ``medrecon/priors/<name>/`` holds ``prior.safetensors`` + ``prior.json`` (see
 :func:`medrecon.diffusion.training.load_prior`) and a ``NOTICE.md`` naming the training data and
-their licences. Located through :mod:`importlib.resources`, so this works from a source checkout,
+their licences (the demo brain slice, a training slice of the brain prior, lives in
+:mod:`medrecon.datasets`). Located through :mod:`importlib.resources`, so this works from a source checkout,
 an editable install and a wheel alike.
 """
 
@@ -19,8 +20,3 @@ def shipped_prior_dir(name: str) -> Path:
     if name not in SHIPPED_PRIORS:
         raise ValueError(f"prior: expected one of {SHIPPED_PRIORS} or a folder, got {name!r}")
     return Path(str(files("medrecon"))) / "priors" / name
-
-
-def demo_brain_slice() -> Path:
-    """``demo_brain.npz`` (``magnitude`` (160, 232) uint16, ``pixel_mm`` (2,)) beside the brain prior."""
-    return shipped_prior_dir("brain") / "demo_brain.npz"

@@ -19,8 +19,8 @@ from typing import Callable
 
 import torch
 
-from ..physics.linop import LinearOperator
-from ..solvers.cg import conjugate_gradient
+from ...physics.linop import LinearOperator
+from ...solvers.cg import conjugate_gradient
 
 Progress = Callable[[int, int], None] | None
 

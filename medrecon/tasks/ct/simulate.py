@@ -9,10 +9,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .datasets.ct_volume import CTVolume
-from .datasets.sinogram_io import write_sinogram
-from .physics.ct import CTGeometry, CTProjector
-from .physics.ct.transmission import MU_WATER_PER_MM, hu_to_mu, log_transform, simulate_counts
+from ...datasets.ct_volume import CTVolume
+from ...datasets.sinogram_io import write_sinogram
+from ...physics.ct import CTGeometry, CTProjector
+from ...physics.ct.transmission import MU_WATER_PER_MM, hu_to_mu, log_transform, simulate_counts
 
 
 @dataclass(frozen=True)
