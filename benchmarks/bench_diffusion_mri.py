@@ -123,7 +123,7 @@ def _poisson_rows(data: Path, d, n_samples: list[int], warm8: float | None, warm
              f"ESPIRiT reference (least-squares scaled); prior trained {n_train} steps; diffusion seeds 0–2 (device {dev}).\n",
              "| method | NFE | PSNR dB | SSIM | s / slice |", "|---|---|---|---|---|"]
     t0 = time.perf_counter()
-    p, s_ = score(cs_l1_wavelet(k[None], maps[None], mask, lam=3e-4)[0].abs().cpu().numpy())
+    p, s_ = score(cs_l1_wavelet(k[None], maps[None], mask, lam=3e-4, iters=100)[0].abs().cpu().numpy())
     lines.append(f"| CS (λ 3e-4) | – | {p:.2f} | {s_:.3f} | {time.perf_counter() - t0:.1f} |")
     runs = {f"DDS, mean of {n}": (50 * n, DiffusionConfig(steps=50, samples=n)) for n in n_samples}
     if warm8 is not None:
@@ -220,7 +220,7 @@ def main() -> None:
             mask, ku, maps = _undersample(k, acc, cf, seed)
             if not args.no_cs:
                 t0 = time.perf_counter()
-                cs = cs_l1_wavelet(ku[None], maps[None], mask, lam=3e-4)[0].abs().cpu().numpy()
+                cs = cs_l1_wavelet(ku[None], maps[None], mask, lam=3e-4, iters=100)[0].abs().cpu().numpy()
                 t_cs = time.perf_counter() - t0
                 m = volume_metrics(gt, cs[None])
                 res["CS"].append((m["PSNR"], m["SSIM"], t_cs))

@@ -59,7 +59,7 @@ def demo_slice(size: int = 256, coils: int = 8, noise_rel: float = 1e-4, seed: i
         noise_rel: k-space noise standard deviation relative to the k-space maximum magnitude.
         seed: seed of the noise.
         anatomy: ``abdomen`` (the pydicom-data slice above) or ``brain`` (an axial T1 slice with
-            skull and scalp shipped beside the brain prior, 160 × 232 at 1.0 × 0.9 mm, MIT; the
+            skull and scalp shipped in this package (demo_brain.npz), 160 × 232 at 1.0 × 0.9 mm, MIT; the
             prior was trained on its volume, so it shows the method, it measures nothing).
     """
     from skimage.transform import resize

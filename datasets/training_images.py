@@ -67,6 +67,47 @@ def load_training_images(
     return images.astype(np.complex64 if np.iscomplexobj(images) else np.float32)
 
 
+def load_training_pairs(
+    paths: list[str | Path], cond_paths: list[str | Path], min_fraction: float = 0.05, pad_to_common: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training images and their condition images, file by file and slice by slice.
+
+    Each ``cond_paths[i]`` holds the condition of ``paths[i]``'s slices, with the same number of
+    slices and in-plane size (e.g. the MR slices registered to a CT volume). Near-empty slices are
+    dropped by the image's brightness, from both.
+
+    Returns:
+        ``images (N, H, W)`` and ``conds (N, 1, H, W)`` float32 (complex images stay complex64).
+
+    Raises:
+        InputFileError: unreadable files, a pair whose shapes differ, sizes that differ between
+            files without ``pad_to_common``.
+    """
+    if len(paths) != len(cond_paths):
+        raise ValueError(f"cond_paths: expected one per image file ({len(paths)}), got {len(cond_paths)}")
+    imgs, conds = [], []
+    for p, c in zip(map(Path, paths), map(Path, cond_paths)):
+        arr, cond = _read(p), _read(c)
+        if cond.shape != arr.shape:
+            raise InputFileError(c, "shape", f"{arr.shape} like its image file {p.name}", f"{cond.shape}")
+        if np.iscomplexobj(cond):
+            raise InputFileError(c, "values", "real condition images", "complex values")
+        means = np.abs(arr).reshape(arr.shape[0], -1).mean(axis=1)
+        keep = means >= min_fraction * means.max() if means.max() > 0 else np.zeros(len(arr), bool)
+        if imgs and arr.shape[1:] != imgs[0].shape[1:] and not pad_to_common:
+            raise InputFileError(p, "image size", f"{imgs[0].shape[1:]} like the other training files", f"{arr.shape[1:]}")
+        imgs.append(arr[keep])
+        conds.append(cond[keep])
+    if sum(len(a) for a in imgs) == 0:
+        raise ValueError(f"paths: no usable training slices in {list(map(str, paths))}")
+    if pad_to_common:
+        h, w = max(a.shape[1] for a in imgs), max(a.shape[2] for a in imgs)
+        imgs = [_pad_centred(a, h, w) for a in imgs]
+        conds = [_pad_centred(a, h, w) for a in conds]
+    images = np.concatenate(imgs)
+    return images.astype(np.complex64 if np.iscomplexobj(images) else np.float32), np.concatenate(conds)[:, None].astype(np.float32)
+
+
 def load_training_volumes(paths: list[str | Path], synthetic_phase: bool = False, seed: int = 0) -> np.ndarray:
     """Load whole volumes for a 3-D (patch) prior: one volume ``(D, H, W)`` per file.
 

@@ -1,5 +1,5 @@
 """medrecon.physics: forward models as torch LinearOperators (MRI, CT) and measurement models."""
 
-from .linop import Identity, LinearOperator
+from .linop import Identity, LinearOperator, RepeatItems
 
-__all__ = ["LinearOperator", "Identity"]
+__all__ = ["LinearOperator", "Identity", "RepeatItems"]

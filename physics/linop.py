@@ -87,3 +87,41 @@ class Identity(LinearOperator):
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return y
+
+
+class RepeatItems(LinearOperator):
+    """An operator on ``S`` items applied to ``S × n`` copies laid out item-major.
+
+    ``x`` of shape ``(S·n, *item)`` holds ``n`` versions of each item ``s`` at rows
+    ``s·n … s·n + n − 1`` (``torch.repeat_interleave(…, n, dim=0)`` order); each version goes
+    through ``op`` with item ``s``'s parameters. This lets a posterior sampler draw ``n`` samples
+    of ``S`` items in one batch through an operator built for the ``S`` items alone.
+
+    Args:
+        op: acts on ``(S, *item)``.
+        n: versions per item.
+    """
+
+    def __init__(self, op: LinearOperator, n: int) -> None:
+        super().__init__()
+        if n < 1:
+            raise ValueError(f"n: expected >= 1, got {n}")
+        self.op, self.n = op, n
+
+    def _apply(self, fn, x: torch.Tensor) -> torch.Tensor:
+        if self.n == 1:
+            return fn(x)
+        if x.shape[0] % self.n:
+            raise ValueError(f"x: expected a batch that is a multiple of {self.n}, got {x.shape[0]}")
+        xs = x.reshape(x.shape[0] // self.n, self.n, *x.shape[1:])
+        out = torch.stack([fn(xs[:, j]) for j in range(self.n)], dim=1)
+        return out.reshape(x.shape[0], *out.shape[2:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._apply(self.op.forward, x)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self._apply(self.op.adjoint, y)
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        return self._apply(self.op.normal, x)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 
-from ..physics.fft import fftc, ifftc
 from ..physics.linop import LinearOperator
 from ..solvers.cg import conjugate_gradient
 from ..solvers.power import operator_norm
@@ -22,50 +21,54 @@ class DataConsistency(torch.nn.Module):
 
 
 class HardProjection(DataConsistency):
-    """Replace the sampled k-space locations of x̂₀ by the measurements (single-coil Cartesian).
+    """Exact projection of x̂₀ onto the measurements ``{x : A x = y}``: ``x ← x − Aᴴ(A x − y)``.
 
-    ``x ← Fᴴ((1 − M) F x̂₀ + M y)``: the exact projection onto ``{x : M F x = y}`` for noiseless
-    single-coil Cartesian data (Song et al. 2022, "Solving inverse problems in medical imaging").
+    Exact when ``A Aᴴ`` is itself a projection (``A`` a partial isometry), e.g. a binary Cartesian
+    mask after a unitary FFT (single-coil MRI): there it replaces the sampled k-space of x̂₀ by the
+    measurements, ``x ← Fᴴ((1 − M) F x̂₀ + M y)`` (Song et al. 2022, "Solving inverse problems in
+    medical imaging with score-based generative models"). Checked at construction on a random probe.
 
     Args:
-        mask: real 0/1, broadcastable to ``(B, H, W)``.
-        y: measured k-space ``(B, H, W)`` complex (zeros where not sampled).
+        op: ``A`` with ``A Aᴴ`` idempotent.
+        y: measurements ``A x`` (on the prior's scale).
+        generator: RNG of the probe (default: seed 0).
     """
 
-    def __init__(self, mask: torch.Tensor, y: torch.Tensor) -> None:
+    def __init__(self, op: LinearOperator, y: torch.Tensor, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if not y.is_complex() or y.ndim != 3:
-            raise ValueError(f"y: expected single-coil complex k-space (B, H, W), got {y.dtype} {tuple(y.shape)}")
-        m = mask.to(torch.float32)
-        if m.max() > 1 or m.min() < 0 or not torch.all((m == 0) | (m == 1)):
-            raise ValueError("mask: hard projection needs a binary 0/1 mask")
-        self.register_buffer("mask", m)
+        g = torch.Generator().manual_seed(0) if generator is None else generator
+        v = torch.randn(y.shape, generator=g, dtype=y.real.dtype)
+        v = (torch.complex(v, torch.randn(y.shape, generator=g, dtype=y.real.dtype)) if y.is_complex() else v).to(y.device)
+        pv = op(op.adjoint(v))
+        err = float(torch.linalg.vector_norm(op(op.adjoint(pv)) - pv) / torch.linalg.vector_norm(pv).clamp(min=1e-30))
+        if err > 1e-3:
+            raise ValueError(f"op: hard projection needs A Aᴴ to be a projection (a binary mask, unit maps), got ||P² − P|| / ||P|| = {err:.2e}")
+        self.op = op
         self.register_buffer("y", y)
 
     def forward(self, x0: torch.Tensor, sigma: float) -> torch.Tensor:
-        k = fftc(x0)
-        return ifftc(k * (1 - self.mask) + self.y * self.mask)
+        return x0 - self.op.adjoint(self.op(x0) - self.y)
 
 
 class ProximalCG(DataConsistency):
     """A few CG iterations on the normal equations, warm-started at x̂₀ (DDS, Chung et al. 2024).
 
-    Solves ``(AᴴA + λI) x = Aᴴy + λ x̂₀`` approximately with ``n_iter`` iterations of the shared
+    Solves ``(AᴴA + λI) x = Aᴴy + λ x̂₀`` approximately with ``iters`` iterations of the shared
     complex-correct CG from ``x̂₀`` (``λ = 0``: DDS's Krylov-subspace step).
     """
 
-    def __init__(self, op: LinearOperator, y: torch.Tensor, n_iter: int = 5, lam: float = 0.0) -> None:
+    def __init__(self, op: LinearOperator, y: torch.Tensor, iters: int = 5, lam: float = 0.0) -> None:
         super().__init__()
-        if n_iter < 1:
-            raise ValueError(f"n_iter: expected >= 1, got {n_iter}")
+        if iters < 1:
+            raise ValueError(f"iters: expected >= 1, got {iters}")
         if lam < 0:
             raise ValueError(f"lam: expected >= 0, got {lam}")
-        self.op, self.n_iter, self.lam = op, n_iter, lam
+        self.op, self.iters, self.lam = op, iters, lam
         self.register_buffer("aty", op.adjoint(y))
 
     def forward(self, x0: torch.Tensor, sigma: float) -> torch.Tensor:
         rhs = self.aty + self.lam * x0 if self.lam else self.aty
-        return conjugate_gradient(self.op.normal, rhs, x0=x0, max_iter=self.n_iter, damping=self.lam)
+        return conjugate_gradient(self.op.normal, rhs, x0=x0, iters=self.iters, damping=self.lam)
 
 
 class GradientGuidance(DataConsistency):
@@ -75,18 +78,18 @@ class GradientGuidance(DataConsistency):
     backward pass per step); ``x ← x − (step / L) Aᴴ(A x − y)`` with ``L = ||A||²``.
     """
 
-    def __init__(self, op: LinearOperator, y: torch.Tensor, step: float = 1.0, n_steps: int = 1) -> None:
+    def __init__(self, op: LinearOperator, y: torch.Tensor, step: float = 1.0, iters: int = 1) -> None:
         super().__init__()
         if not 0 < step < 2:
             raise ValueError(f"step: expected 0 < step < 2 (relative to 1/||A||²), got {step}")
-        if n_steps < 1:
-            raise ValueError(f"n_steps: expected >= 1, got {n_steps}")
-        self.op, self.y, self.step, self.n_steps = op, y, step, n_steps
+        if iters < 1:
+            raise ValueError(f"iters: expected >= 1, got {iters}")
+        self.op, self.y, self.step, self.iters = op, y, step, iters
         self.lipschitz = operator_norm(op, op.adjoint(y)) ** 2
 
     def forward(self, x0: torch.Tensor, sigma: float) -> torch.Tensor:
         x = x0
-        for _ in range(self.n_steps):
+        for _ in range(self.iters):
             x = x - (self.step / self.lipschitz) * self.op.adjoint(self.op(x) - self.y)
         return x
 

@@ -213,15 +213,3 @@ def sample(
             if callback is not None:
                 callback(i + 1, len(steps), x0)
     return sampler.final(x, x0)
-
-
-def posterior_stats(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and per-pixel standard deviation of the magnitude over the sample axis 0.
-
-    Args:
-        samples: ``(N, H, W)`` samples of one slice.
-
-    Returns:
-        ``mean (H, W)`` (complex mean for complex samples), ``std (H, W)`` of ``|samples|``.
-    """
-    return samples.mean(dim=0), samples.abs().std(dim=0, unbiased=samples.shape[0] > 1)

@@ -1,12 +1,47 @@
-"""YAML sections of ``medrecon train`` that are not the optimiser settings (those are TrainConfig)."""
+"""YAML sections of ``medrecon train`` besides the optimiser settings (:class:`~medrecon.diffusion.training.TrainConfig`).
+
+A training YAML has the sections ``data`` (:class:`DataConfig`), ``prior`` (optional,
+:class:`PriorArchConfig`), ``train`` and ``output`` (the prior's folder).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from ..config import Settings
 
 
-@dataclass(frozen=True)
-class DataConfig:
+class ConditionConfig(Settings):
+    """Section ``data.condition``: where a conditional prior's condition images come from (one of two).
+
+    Attributes:
+        paths: files paired one-to-one with ``data.paths`` (same slices, same size): e.g. the MR
+            image of each CT slice for MR→CT, the FBP image of each limited-angle scan.
+        simulate: the name of a pair simulator a task registers
+            (:func:`medrecon.tasks.registry.register_pair_simulator`): the condition is made on
+            the fly from each training image (before cropping, so crops of image and condition
+            match), with a fresh random scan per draw.
+        options: keyword arguments of that simulator.
+    """
+
+    paths: list[str] | None = None
+    simulate: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ConditionConfig":
+        if (self.paths is None) == (self.simulate is None):
+            raise ValueError("expected exactly one of 'paths' (paired files) and 'simulate' (a registered simulator)")
+        if self.paths is not None and not self.paths:
+            raise ValueError("paths: expected at least one file")
+        if self.options and self.simulate is None:
+            raise ValueError("options: only with 'simulate'")
+        return self
+
+
+class DataConfig(Settings):
     """Section ``data``: training files and how to read them.
 
     Attributes:
@@ -15,38 +50,38 @@ class DataConfig:
         min_fraction: drop near-empty slices (mean below this fraction of the brightest slice's).
         seed: RNG seed of the synthetic phase.
         pad_to_common: zero-pad files of different in-plane sizes to the largest (patch training).
+        condition: condition images of a conditional prior (``None``: an unconditional prior).
     """
 
-    paths: list = field(default_factory=list)
+    paths: list[str] = Field(min_length=1)
     synthetic_phase: bool = False
-    min_fraction: float = 0.05
+    min_fraction: float = Field(0.05, ge=0, lt=1)
     seed: int = 0
     pad_to_common: bool = False
+    condition: ConditionConfig | None = None
 
-    def __post_init__(self) -> None:
-        if not self.paths or not all(isinstance(p, str) for p in self.paths):
-            raise ValueError(f"data.paths: expected a non-empty list of file paths, got {self.paths!r}")
+    @model_validator(mode="after")
+    def _pairs_match(self) -> "DataConfig":
+        c = self.condition
+        if c is not None and c.paths is not None and len(c.paths) != len(self.paths):
+            raise ValueError(f"condition.paths: expected one file per data path ({len(self.paths)}), got {len(c.paths)}")
+        return self
 
 
-@dataclass(frozen=True)
-class PriorArchConfig:
+class PriorArchConfig(Settings):
     """Section ``prior``: the MONAI ``DiffusionModelUNet`` size (see ``UNetPrior``).
 
     ``spatial_dims: 3`` trains a 3-D prior on random 3-D patches (``train.crop``) of whole volumes
     (each data file is one volume, zero-padded, centred, to the largest size among them).
     """
 
-    channels: list = field(default_factory=lambda: [32, 64, 64])
-    attention_levels: list = field(default_factory=lambda: [False, False, True])
-    num_res_blocks: int = 1
-    num_head_channels: int = 32
-    norm_num_groups: int = 16
+    channels: list[int] = Field(default_factory=lambda: [32, 64, 64], min_length=1)
+    attention_levels: list[bool] = Field(default_factory=lambda: [False, False, True], min_length=1)
+    num_res_blocks: int = Field(1, ge=1)
+    num_head_channels: int = Field(32, ge=1)
+    norm_num_groups: int = Field(16, ge=1)
     fp16_weights: bool = False
-    spatial_dims: int = 2
-
-    def __post_init__(self) -> None:
-        if self.spatial_dims not in (2, 3):
-            raise ValueError(f"prior.spatial_dims: expected 2 or 3, got {self.spatial_dims!r}")
+    spatial_dims: int = Field(2, ge=2, le=3)
 
     def as_args(self) -> dict:
         """Keyword arguments of ``UNetPrior`` (channel counts are set from the data)."""

@@ -24,15 +24,18 @@ import copy
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from ..atomic import atomic_output
+from ..config import Settings
 from ..errors import InputFileError
+from .pairs import Simulator, TrainingPairs
 from .denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
 from .schedule import VESchedule, VPSchedule
 
@@ -40,8 +43,7 @@ OBJECTIVES = ("ddpm", "score")
 NORMALISATION = "per-image 99th percentile of magnitude = 1"
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings):
     """Training settings (YAML section ``train``).
 
     Attributes:
@@ -58,28 +60,19 @@ class TrainConfig:
         num_train_timesteps: VP steps (ddpm objective).
     """
 
-    objective: str = "ddpm"
-    steps: int = 1000
-    batch_size: int = 8
-    crop: int = 64
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
+    objective: Literal["ddpm", "score"] = "ddpm"
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    crop: int = Field(64, ge=0)
+    lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)
     seed: int = 0
-    checkpoint_every: int = 500
-    sigma_min: float = 0.01
-    sigma_max: float = 20.0
-    num_train_timesteps: int = 1000
-
-    def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective: expected one of {OBJECTIVES}, got {self.objective!r}")
-        for name in ("steps", "batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        if self.crop < 0 or not 0 < self.ema_decay < 1 or self.lr <= 0 or self.grad_clip <= 0:
-            raise ValueError("crop >= 0, 0 < ema_decay < 1, lr > 0 and grad_clip > 0 are required")
+    checkpoint_every: int = Field(500, ge=1)
+    sigma_min: float = Field(0.01, gt=0)
+    sigma_max: float = Field(20.0, gt=0)
+    num_train_timesteps: int = Field(1000, ge=2)
 
 
 def normalise_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -87,20 +80,6 @@ def normalise_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     x = torch.as_tensor(images)
     q = torch.quantile(x.abs().reshape(x.shape[0], -1).float(), 0.99, dim=1).clamp(min=1e-12)
     return x / q.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.real.dtype if x.is_complex() else x.dtype)
-
-
-def _random_crops(x: torch.Tensor, cond: torch.Tensor | None, crop: int, n: int, g: torch.Generator):
-    """``n`` random crops (patches) of side ``crop`` from ``x (N, *spatial)`` (2-D or 3-D) and ``cond``."""
-    idx = torch.randint(0, x.shape[0], (n,), generator=g)
-    size = x.shape[1:]
-    if crop == 0 or all(crop >= m for m in size):
-        return x[idx], None if cond is None else cond[idx]
-    sides = [min(crop, m) for m in size]
-    starts = [torch.randint(0, m - c + 1, (n,), generator=g).tolist() for m, c in zip(size, sides)]
-    boxes = [tuple(slice(o, o + c) for o, c in zip(org, sides)) for org in zip(*starts)]
-    xb = torch.stack([x[(i, *b)] for i, b in zip(idx.tolist(), boxes)])
-    cb = None if cond is None else torch.stack([cond[(i, slice(None), *b)] for i, b in zip(idx.tolist(), boxes)])
-    return xb, cb
 
 
 def _loss(
@@ -176,7 +155,7 @@ def save_checkpoint(
             tensors.update({f"{name}.{r}": st for r, st in enumerate(states)})
     with atomic_output(out_dir / "checkpoint.safetensors") as tmp:
         save_file(tensors, str(tmp))
-    meta = {"step": step, "config": asdict(cfg), "prior": prior.config, "optimizer": opt_meta, "losses": losses, **(extra or {})}
+    meta = {"step": step, "config": cfg.model_dump(), "prior": prior.config, "optimizer": opt_meta, "losses": losses, **(extra or {})}
     with atomic_output(out_dir / "checkpoint.json") as tmp:
         tmp.write_text(json.dumps(meta))
 
@@ -187,6 +166,7 @@ def train_prior(
     out_dir: str | Path,
     prior_args: dict | None = None,
     cond: torch.Tensor | None = None,
+    simulate: Simulator | None = None,
     data_description: str = "",
     device: str | torch.device = "cpu",
     progress: Callable[[int, int, float], None] | None = None,
@@ -202,7 +182,9 @@ def train_prior(
         cfg: training settings.
         out_dir: existing or new folder; a ``checkpoint.*`` pair there is resumed.
         prior_args: :class:`UNetPrior` constructor arguments (channels, attention, ...).
-        cond: optional conditioning images ``(N, Cc, H, W)`` real.
+        cond: optional conditioning images ``(N, Cc, H, W)`` real, paired with ``images``.
+        simulate: instead of ``cond``, a simulator that makes the condition of each drawn image
+            (:class:`~medrecon.diffusion.pairs.TrainingPairs`).
         data_description: recorded in ``prior.json``.
         progress: called as ``progress(step, total, loss)``.
         fp16_weights: store the final EMA weights as float16.
@@ -224,11 +206,14 @@ def train_prior(
     sd = int((prior_args or {}).get("spatial_dims", 2))
     if images.ndim != 1 + sd:
         raise ValueError(f"images: expected (N, {'D, ' if sd == 3 else ''}H, W) for a {sd}-D prior, got shape {tuple(images.shape)}")
-    if cond is not None and (cond.ndim != images.ndim + 1 or cond.shape[0] != images.shape[0] or cond.shape[2:] != images.shape[1:]):
-        raise ValueError(f"cond: expected ({images.shape[0]}, Cc, {', '.join(map(str, images.shape[1:]))}), got {tuple(cond.shape)}")
+    pairs = TrainingPairs(images, cond, simulate, cfg.crop, cfg.seed)
+    if simulate is not None:  # one draw tells the condition's channel count
+        cond_channels = int(pairs[0][1].shape[0])
+    else:
+        cond_channels = 0 if cond is None else int(cond.shape[1])
     args = dict(prior_args or {})
     args["image_channels"] = 2 if images.is_complex() else 1
-    args["cond_channels"] = 0 if cond is None else int(cond.shape[1])
+    args["cond_channels"] = cond_channels
     dist = torch.distributed
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
@@ -284,8 +269,7 @@ def train_prior(
         dev = torch.device(device)
         model = DistributedDataParallel(prior, device_ids=[dev.index or 0] if dev.type == "cuda" else None)
     if gpu:  # the whole training set stays on the GPU: crops are cut there (no host copies)
-        images = images.to(device)
-        cond = None if cond is None else cond.to(device)
+        pairs.to(device)
     params, ema_params = list(prior.parameters()), list(ema.parameters())
     t0 = time.perf_counter()
     pending: list[torch.Tensor] = []  # losses not yet copied to the host (one sync per flush)
@@ -297,7 +281,7 @@ def train_prior(
 
     prior.train()
     while step < cfg.steps:
-        xb, cb = _random_crops(images, cond, cfg.crop, cfg.batch_size, g)
+        xb, cb = pairs.batch(cfg.batch_size, g)
         xb = xb.to(device)
         cb = None if cb is None else cb.to(device)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=gpu):
@@ -353,7 +337,7 @@ def train_prior(
         **({"phase_coherence": phase_coherence(images)} if images.is_complex() else {}),
         "training_steps": step,
         **({"warm_start": warm} if warm else {}),
-        "train_config": asdict(cfg),
+        "train_config": cfg.model_dump(),
     }
     with atomic_output(out / "prior.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2))

@@ -23,7 +23,7 @@ def conjugate_gradient(
     normal: Callable[[torch.Tensor], torch.Tensor],
     rhs: torch.Tensor,
     x0: torch.Tensor | None = None,
-    max_iter: int = 10,
+    iters: int = 10,
     tol: float = 0.0,
     damping: float = 0.0,
 ) -> torch.Tensor:
@@ -33,15 +33,15 @@ def conjugate_gradient(
         normal: the Hermitian positive semi-definite map ``N`` (e.g. ``A.normal``), batch-wise.
         rhs: right-hand side ``(B, ...)``, real or complex.
         x0: initial guess (zeros when ``None``).
-        max_iter: number of CG iterations (>= 0).
+        iters: number of CG iterations (>= 0).
         tol: stop when every item's residual norm is below ``tol · ||rhs||``.
         damping: Tikhonov weight ``λ >= 0`` added to the diagonal.
 
     Returns:
         The solution, same shape and dtype as ``rhs``. Differentiable (no in-place updates).
     """
-    if max_iter < 0:
-        raise ValueError(f"max_iter: expected >= 0, got {max_iter}")
+    if iters < 0:
+        raise ValueError(f"iters: expected >= 0, got {iters}")
     if damping < 0:
         raise ValueError(f"damping: expected >= 0, got {damping}")
 
@@ -54,7 +54,7 @@ def conjugate_gradient(
     p = r
     rr = _batched_dot(r, r)
     stop = (tol * tol) * _batched_dot(rhs, rhs)
-    for _ in range(max_iter):
+    for _ in range(iters):
         if tol > 0 and bool(torch.all(rr <= stop)):
             break
         ap = op(p)

@@ -7,7 +7,7 @@ import torch
 from ..physics.linop import LinearOperator
 
 
-def operator_norm(op: LinearOperator, like: torch.Tensor, n_iter: int = 30, generator: torch.Generator | None = None) -> float:
+def operator_norm(op: LinearOperator, like: torch.Tensor, iters: int = 30, generator: torch.Generator | None = None) -> float:
     """``||A||₂`` by power iteration on ``AᴴA`` from a random start shaped like ``like`` (an input of ``A``).
 
     Works for real and complex operators (a complex ``like`` gets a complex start).
@@ -20,7 +20,7 @@ def operator_norm(op: LinearOperator, like: torch.Tensor, n_iter: int = 30, gene
             x = torch.complex(x, torch.rand(like.shape, generator=g, dtype=real))
         x = x.to(like.device)
         s = 0.0
-        for _ in range(n_iter):
+        for _ in range(iters):
             x = op.normal(x)
             s = float(torch.linalg.vector_norm(x))
             x = x / max(s, 1e-30)

@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from medrecon.cli.main import main, parse_slices
+from medrecon.cli.main import main
+from medrecon.runtime import parse_slices
 
 from mri_files import multicoil_volume, write_fastmri, write_skmtea
 
@@ -97,14 +98,14 @@ def test_config_file(tmp_path, fully):
 
     from medrecon.config import load_config
     from medrecon.errors import InputFileError
-    from medrecon.tasks.mri.volume import ClassicalConfig
+    from medrecon.tasks.mri.config import ClassicalConfig
 
     repo_cfg = Path(__file__).resolve().parents[2] / "configs" / "mri_sense.yaml"
     assert load_config(repo_cfg, ClassicalConfig, "recon").method == "sense"
     assert main(["reconstruct", "mri", str(fully), "--config", str(repo_cfg), "--quiet", "--out", str(tmp_path / "r.h5")]) == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("recon:\n  method: cs\n  lamda: 0.1\n")
-    with pytest.raises(InputFileError, match=r"unknown keys \['lamda'\]"):
+    with pytest.raises(InputFileError, match=r"recon.lamda: expected a key among \['crop_to_recon_size', 'iters', 'lam', 'method'\], got an unknown key"):
         load_config(bad, ClassicalConfig, "recon")
     bad.write_text("recon:\n  method: tv\n")
     with pytest.raises(ValueError, match="method"):

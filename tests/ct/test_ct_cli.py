@@ -4,7 +4,6 @@ import h5py
 import numpy as np
 import pytest
 
-pytest.importorskip("astra")
 
 from medrecon.cli.main import main
 from medrecon.datasets.ct_volume import read_ct, write_dicom_series

@@ -5,7 +5,6 @@ import torch
 from medrecon.physics.ct import CTGeometry, CTProjector
 from medrecon.physics.testing import check_operator
 
-pytest.importorskip("astra")
 
 GEOMS = {
     "parallel": dict(beam="parallel", image_shape=(48, 48), voxel_size_mm=(0.8, 0.8), n_views=60),

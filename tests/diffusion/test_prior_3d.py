@@ -9,15 +9,14 @@ import torch
 
 from medrecon.diffusion.denoiser import UNetPrior
 from medrecon.diffusion.sampling import DDIMSampler, sample
+from medrecon.diffusion.pairs import TrainingPairs
 from medrecon.diffusion.training import (
     TrainConfig,
-    _random_crops,
     load_prior,
     normalise_images,
     train_prior,
 )
 
-pytest.importorskip("monai")
 
 
 def _volumes(n=3, d=10, h=20, w=18):
@@ -33,7 +32,7 @@ def _volumes(n=3, d=10, h=20, w=18):
 def test_random_crops_are_3d_patches_of_the_volumes():
     x = torch.arange(2 * 6 * 7 * 8, dtype=torch.float32).reshape(2, 6, 7, 8)
     cond = x[:, None] * 2
-    xb, cb = _random_crops(x, cond, 4, 5, torch.Generator().manual_seed(1))
+    xb, cb = TrainingPairs(x, cond, crop=4).batch(5, torch.Generator().manual_seed(1))
     assert xb.shape == (5, 4, 4, 4) and cb.shape == (5, 1, 4, 4, 4)
     assert torch.equal(cb[:, 0], 2 * xb)
     for p in xb:  # each patch is a contiguous block of one volume

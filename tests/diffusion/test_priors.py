@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("monai")
 
 from medrecon.errors import InputFileError
 from medrecon.diffusion.denoiser import EpsilonDenoiser, ScoreDenoiser, UNetPrior, from_channels
@@ -80,7 +79,7 @@ def test_training_learns_resumes_exactly_and_loads(tmp_path, objective):
     assert np.mean(losses[-10:]) < np.mean(losses[:10])  # it learns
     assert (tmp_path / "a" / "loss.png").read_bytes()[:4] == b"\x89PNG"
     # an interrupted run (20 steps, then resumed to 40) ends with identical weights
-    train_prior(imgs, TrainConfig(**{**cfg.__dict__, "steps": 15}), tmp_path / "b", TINY)
+    train_prior(imgs, cfg.model_copy(update={"steps": 15}), tmp_path / "b", TINY)
     train_prior(imgs, cfg, tmp_path / "b", TINY)
     from safetensors.torch import load_file
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ...physics.ct import CTGeometry, CTProjector
+from .config import FILTERS
 
-FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
 
 
 def ramp_filter(n_det: int, det_spacing_mm: float, window: str = "ram-lak", device=None) -> torch.Tensor:

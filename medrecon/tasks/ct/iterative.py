@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from ...physics.gradient import FiniteDifference2D
 from ...physics.linop import LinearOperator
 from ...solvers.cg import conjugate_gradient
 
@@ -30,71 +31,48 @@ def _zeros_image(op: LinearOperator, y: torch.Tensor) -> torch.Tensor:
 
 
 def sirt(
-    op: LinearOperator, y: torch.Tensor, n_iter: int = 100, nonneg: bool = True, x0: torch.Tensor | None = None, progress: Progress = None
+    op: LinearOperator, y: torch.Tensor, iters: int, nonneg: bool = True, x0: torch.Tensor | None = None, progress: Progress = None
 ) -> torch.Tensor:
-    """SIRT with inverse row / column sum weights; ``n_iter >= 1``."""
-    if n_iter < 1:
-        raise ValueError(f"n_iter: expected >= 1, got {n_iter}")
+    """SIRT with inverse row / column sum weights; ``iters >= 1``."""
+    if iters < 1:
+        raise ValueError(f"iters: expected >= 1, got {iters}")
     with torch.no_grad():
         x = _zeros_image(op, y) if x0 is None else x0.clone()
         row = op(torch.ones_like(x))
         col = op.adjoint(torch.ones_like(y))
         r_w = torch.where(row > 1e-8, 1.0 / torch.where(row > 1e-8, row, torch.ones_like(row)), torch.zeros_like(row))
         c_w = torch.where(col > 1e-8, 1.0 / torch.where(col > 1e-8, col, torch.ones_like(col)), torch.zeros_like(col))
-        for it in range(n_iter):
+        for it in range(iters):
             x = x + c_w * op.adjoint(r_w * (y - op(x)))
             if nonneg:
                 x = torch.clamp(x, min=0)
             if progress:
-                progress(it + 1, n_iter)
+                progress(it + 1, iters)
     return x
 
 
-def cgls(op: LinearOperator, y: torch.Tensor, n_iter: int = 30, restart: int = 10, progress: Progress = None) -> torch.Tensor:
+def cgls(op: LinearOperator, y: torch.Tensor, iters: int, restart: int = 10, progress: Progress = None) -> torch.Tensor:
     """Least squares ``argmin ||A x − y||²`` by CG on the normal equations, restarted every ``restart``."""
-    if n_iter < 1 or restart < 1:
-        raise ValueError(f"n_iter / restart: expected >= 1, got {n_iter} / {restart}")
+    if iters < 1 or restart < 1:
+        raise ValueError(f"iters / restart: expected >= 1, got {iters} / {restart}")
     with torch.no_grad():
         rhs = op.adjoint(y)
         x = torch.zeros_like(rhs)
         done = 0
-        while done < n_iter:
-            k = min(restart, n_iter - done)
-            x = conjugate_gradient(op.normal, rhs, x0=x, max_iter=k)
+        while done < iters:
+            k = min(restart, iters - done)
+            x = conjugate_gradient(op.normal, rhs, x0=x, iters=k)
             done += k
             if progress:
-                progress(done, n_iter)
+                progress(done, iters)
     return x
-
-
-def _grad2d(x: torch.Tensor) -> torch.Tensor:
-    """Forward differences with Neumann boundary: ``(B, H, W) -> (B, 2, H, W)``."""
-    gy = torch.zeros_like(x)
-    gx = torch.zeros_like(x)
-    gy[:, :-1] = x[:, 1:] - x[:, :-1]
-    gx[:, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
-    return torch.stack((gy, gx), dim=1)
-
-
-def _div2d(p: torch.Tensor) -> torch.Tensor:
-    """Negative adjoint of :func:`_grad2d`: ``div = −∇ᵀ``."""
-    py, px = p[:, 0], p[:, 1]
-    dy = torch.zeros_like(py)
-    dx = torch.zeros_like(px)
-    dy[:, 0] = py[:, 0]
-    dy[:, 1:-1] = py[:, 1:-1] - py[:, :-2]
-    dy[:, -1] = -py[:, -2]
-    dx[:, :, 0] = px[:, :, 0]
-    dx[:, :, 1:-1] = px[:, :, 1:-1] - px[:, :, :-2]
-    dx[:, :, -1] = -px[:, :, -2]
-    return dy + dx
 
 
 def tv_pdhg(
     op: LinearOperator,
     y: torch.Tensor,
     lam: float,
-    n_iter: int = 200,
+    iters: int,
     nonneg: bool = True,
     progress: Progress = None,
 ) -> torch.Tensor:
@@ -109,7 +87,7 @@ def tv_pdhg(
         op: projector ``A``.
         y: sinograms ``(B, views, det)``.
         lam: TV weight (image units; 1/mm for attenuation images).
-        n_iter: iterations.
+        iters: iterations.
         nonneg: project the image onto ``x >= 0``.
 
     Returns:
@@ -117,8 +95,8 @@ def tv_pdhg(
     """
     if lam < 0:
         raise ValueError(f"lam: expected >= 0, got {lam}")
-    if n_iter < 1:
-        raise ValueError(f"n_iter: expected >= 1, got {n_iter}")
+    if iters < 1:
+        raise ValueError(f"iters: expected >= 1, got {iters}")
     with torch.no_grad():
         x = _zeros_image(op, y)
         if x.ndim != 3:
@@ -128,19 +106,20 @@ def tv_pdhg(
         sigma_a = torch.where(row > 1e-8, 1.0 / torch.where(row > 1e-8, row, torch.ones_like(row)), torch.zeros_like(row))
         tau = 1.0 / (col + 4.0)
         sigma_g = 0.5
+        grad = FiniteDifference2D()
         xbar = x.clone()
         p = torch.zeros_like(y)
-        q = torch.zeros_like(_grad2d(x))
-        for it in range(n_iter):
+        q = torch.zeros_like(grad(x))
+        for it in range(iters):
             p = (p + sigma_a * (op(xbar) - y)) / (1.0 + sigma_a)
-            q = q + sigma_g * _grad2d(xbar)
+            q = q + sigma_g * grad(xbar)
             mag = torch.sqrt((q**2).sum(dim=1, keepdim=True))
             q = q / torch.clamp(mag / max(lam, 1e-30), min=1.0) if lam > 0 else torch.zeros_like(q)
             x_old = x
-            x = x - tau * (op.adjoint(p) - _div2d(q))
+            x = x - tau * (op.adjoint(p) + grad.adjoint(q))
             if nonneg:
                 x = torch.clamp(x, min=0)
             xbar = 2 * x - x_old
             if progress:
-                progress(it + 1, n_iter)
+                progress(it + 1, iters)
     return x

@@ -21,7 +21,6 @@ from ...physics.mri.coils import coil_combine, rss
 from ...physics.mri.sense import SenseOperator
 from ...solvers.cg import conjugate_gradient
 
-METHODS = ("zf", "sense", "cs")
 
 
 def zero_filled(kspace: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,7 +49,7 @@ def _scaled_adjoint(op: SenseOperator, kspace: torch.Tensor) -> tuple[torch.Tens
 
 
 def cg_sense(
-    kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, lam: float = 1e-3, max_iter: int = 30
+    kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, lam: float, iters: int
 ) -> torch.Tensor:
     """CG-SENSE with Tikhonov regularisation: ``argmin_x ||M F S x - y||² + λ ||x||²``.
 
@@ -63,7 +62,7 @@ def cg_sense(
         raise ValueError(f"lam: expected >= 0, got {lam}")
     op = SenseOperator(maps.to(kspace.dtype), mask)
     rhs, scale = _scaled_adjoint(op, kspace)
-    x = conjugate_gradient(op.normal, rhs, max_iter=max_iter, damping=lam)
+    x = conjugate_gradient(op.normal, rhs, iters=iters, damping=lam)
     return x * scale[:, 0]
 
 
@@ -71,8 +70,8 @@ def cs_l1_wavelet(
     kspace: torch.Tensor,
     maps: torch.Tensor,
     mask: torch.Tensor,
-    lam: float = 1e-3,
-    max_iter: int = 100,
+    lam: float,
+    iters: int,
     wave_name: str = "db4",
 ) -> torch.Tensor:
     """L1-wavelet compressed sensing through SigPy (``sigpy.mri.app.L1WaveletRecon``), slice by slice.
@@ -102,7 +101,7 @@ def cs_l1_wavelet(
         sb = sp.to_device(maps_b[b].detach().cpu().numpy().astype(np.complex64), dev)
         wb = sp.to_device((mask_b[b].detach().cpu().numpy() > 0).astype(np.float32), dev)
         app = sigpy.mri.app.L1WaveletRecon(
-            yb, sb, lam, weights=wb, wave_name=wave_name, max_iter=max_iter, device=dev, show_pbar=False
+            yb, sb, lam, weights=wb, wave_name=wave_name, max_iter=iters, device=dev, show_pbar=False
         )
         out.append(torch.from_numpy(np.asarray(sp.to_device(app.run(), sp.cpu_device))))
     return torch.stack(out).to(kspace.device) * scale[:, 0]

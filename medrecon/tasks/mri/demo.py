@@ -21,20 +21,21 @@ from ...physics.fft import ifftc
 from ...physics.mri.coils import espirit_maps, rss
 from ...physics.mri.masks import line_mask
 from .classical import cg_sense, cs_l1_wavelet, zero_filled
-from .volume import DEFAULT_LAM
+from .config import DEFAULT_ITERS, DEFAULT_LAM
 
 SETTINGS = ((4, 0.08), (8, 0.04))  # fastMRI's standard (acceleration, centre fraction) pairs
 
 
 def run_demo(
-    out_dir: str | Path = "demo_output", seed: int = 0, print_fn=print, diffusion: bool = True, steps: int = 20, samples: int = 2
+    out_dir: str | Path = "demo_output", seed: int = 0, print_fn=print, diffusion: bool = True, steps: int | None = None,
+    samples: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Run the demo; returns ``{"<R>x <method>": {"PSNR":..,"SSIM":..,"NMSE":..,"seconds":..}}``
     (brain rows are named ``brain 8x <method>``).
 
     Writes ``<out_dir>/comparison.png`` (a missing ``out_dir`` is created: it is the demo's own).
-    ``steps`` / ``samples``: DDS network evaluations per sample and posterior samples (CPU time
-    grows with their product: about 35 s for 20 × 2 on two cores).
+    ``steps`` / ``samples``: DDS network evaluations per sample and posterior samples (``None``:
+    the shipped prior's recommendation for 4×, a warm start from CS; CPU time grows with their product).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -53,8 +54,8 @@ def run_demo(
         t_maps = time.perf_counter() - t0
         for name, fn in (
             ("zf", lambda: zero_filled(ku)),
-            ("sense", lambda: cg_sense(ku, maps, mask, lam=DEFAULT_LAM["sense"]).abs()),
-            ("cs", lambda: cs_l1_wavelet(ku, maps, mask, lam=DEFAULT_LAM["cs"]).abs()),
+            ("sense", lambda: cg_sense(ku, maps, mask, lam=DEFAULT_LAM["sense"], iters=DEFAULT_ITERS["sense"]).abs()),
+            ("cs", lambda: cs_l1_wavelet(ku, maps, mask, lam=DEFAULT_LAM["cs"], iters=DEFAULT_ITERS["cs"]).abs()),
         ):
             t0 = time.perf_counter()
             img = fn()[0].numpy()
@@ -82,21 +83,28 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _brain_part(seed: int, steps: int, samples: int, results: dict, print_fn, setting: tuple[int, float] = SETTINGS[0]) -> list[tuple[str, np.ndarray, str]]:
+def _brain_part(seed: int, steps: int | None, samples: int | None, results: dict, print_fn,
+                setting: tuple[int, float] = SETTINGS[0]) -> list[tuple[str, np.ndarray, str]]:
     """The shipped brain slice at ``setting`` (4× by default): zf, CS and DDS with the shipped brain prior (mean and std)."""
+    from ...config import build_settings
     from ...diffusion.training import load_prior
-    from .diffusion import DiffusionConfig, reconstruct_slice
     from ...priors import shipped_prior_dir
+    from .config import DiffusionConfig, recommended_settings
+    from .diffusion import reconstruct_slice
 
+    prior = load_prior(shipped_prior_dir("brain"))
+    cfg = build_settings(DiffusionConfig, recommended=recommended_settings(prior.info, setting[0]),
+                         flags={"steps": steps, "samples": samples, "seed": seed})
     data = demo_slice(seed=seed, anatomy="brain")
-    print_fn(f"brain: {data.source}; prior: medrecon/priors/brain ({steps} steps x {samples} samples)")
+    print_fn(f"brain: {data.source}; prior: medrecon/priors/brain ({cfg.samples} samples x {cfg.steps} steps"
+             f"{f', from CS at {cfg.start:g}' if cfg.start < 1 else ''})")
     k = data.kspace
     target = rss(ifftc(k), dim=0)[None].numpy()
     acc, cf = setting
     mask = torch.from_numpy(line_mask("equispaced_fraction", k.shape[-1], cf, acc, seed).mask)[None, None, None]
     ku = k * mask[0]
     maps = espirit_maps(ku)
-    prior = load_prior(shipped_prior_dir("brain"))
+    samples = cfg.samples
     out = {}
     for name in ("zf", "cs", "dds"):
         t0 = time.perf_counter()
@@ -104,10 +112,9 @@ def _brain_part(seed: int, steps: int, samples: int, results: dict, print_fn, se
             if name == "zf":
                 img, std = zero_filled(ku[None])[0], None
             elif name == "cs":
-                img, std = cs_l1_wavelet(ku[None], maps[None], mask, lam=DEFAULT_LAM["cs"])[0].abs(), None
+                img, std = cs_l1_wavelet(ku[None], maps[None], mask, lam=DEFAULT_LAM["cs"], iters=DEFAULT_ITERS["cs"])[0].abs(), None
             else:
-                mean, std = reconstruct_slice(ku, maps, mask, prior, DiffusionConfig(steps=steps, samples=samples, seed=seed),
-                                              torch.Generator().manual_seed(seed))
+                mean, std = reconstruct_slice(ku, maps, mask, prior, cfg, torch.Generator().manual_seed(seed))
                 img = mean.abs()
         m = volume_metrics(target, img.numpy()[None])
         m["seconds"] = time.perf_counter() - t0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -11,38 +10,9 @@ import torch
 from ...datasets.kspace_source import KSpaceSource
 from ...physics.crop import center_crop
 from ...physics.mri.coils import espirit_maps
-from .classical import METHODS, cg_sense, cs_l1_wavelet, zero_filled
-
-
-@dataclass(frozen=True)
-class ClassicalConfig:
-    """Settings of a classical reconstruction.
-
-    Attributes:
-        method: ``"zf"`` (RSS of zero-filled coil images), ``"sense"`` (CG-SENSE, Tikhonov) or
-            ``"cs"`` (L1-wavelet through SigPy).
-        lam: regularisation weight (relative to the data scale; see :mod:`medrecon.recon.classical`).
-        max_iter: solver iterations.
-        crop_to_recon_size: crop to the file's reference size (fastMRI's 320×320) when it has one.
-    """
-
-    method: str = "cs"
-    lam: float | None = None
-    max_iter: int | None = None
-    crop_to_recon_size: bool = True
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
-        if self.lam is not None and self.lam < 0:
-            raise ValueError(f"lam: expected >= 0, got {self.lam}")
-        if self.max_iter is not None and self.max_iter < 1:
-            raise ValueError(f"max_iter: expected >= 1, got {self.max_iter}")
-
-
-# tuned on a different image than the benchmark's (benchmarks/bench_mri_real.py)
-DEFAULT_LAM = {"sense": 1e-4, "cs": 3e-4}
-DEFAULT_ITERS = {"sense": 30, "cs": 100}
+from ...errors import ArgumentError
+from .classical import cg_sense, cs_l1_wavelet, zero_filled
+from .config import ClassicalConfig
 
 
 def slice_maps(src: KSpaceSource, index: int, kspace: torch.Tensor) -> torch.Tensor:
@@ -76,10 +46,8 @@ def reconstruct_volume(
     idx = list(range(src.num_slices)) if slices is None else list(slices)
     for i in idx:
         if not 0 <= i < src.num_slices:
-            raise ValueError(f"slices: index {i} out of range 0..{src.num_slices - 1} for {src.path}")
+            raise ArgumentError(f"slices: index {i} out of range 0..{src.num_slices - 1} for {src.path}")
     mask = torch.from_numpy(src.sampling_pattern(idx[0]))[None, None].to(device)  # (1, 1, 1|H, W)
-    lam = DEFAULT_LAM.get(config.method, 0.0) if config.lam is None else config.lam
-    iters = DEFAULT_ITERS.get(config.method, 0) if config.max_iter is None else config.max_iter
     out = []
     for n, i in enumerate(idx):
         k = torch.from_numpy(src.kspace(i)).to(device)
@@ -88,7 +56,7 @@ def reconstruct_volume(
         else:
             maps = slice_maps(src, i, k)[None]
             solver = cg_sense if config.method == "sense" else cs_l1_wavelet
-            img = solver(k[None], maps, mask, lam=lam, max_iter=iters)[0].abs()
+            img = solver(k[None], maps, mask, lam=config.weight, iters=config.iterations)[0].abs()
         img = img.detach().cpu().numpy().astype(np.float32)
         if config.crop_to_recon_size and src.geometry.recon_size is not None:
             rs = src.geometry.recon_size

@@ -1,0 +1,82 @@
+"""``medrecon evaluate``: metrics of a reconstruction against a target (fastMRI conventions, or HU for CT)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import InputFileError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("evaluate", help="NMSE / PSNR / SSIM of a reconstruction against a target (fastMRI conventions; HU for CT)")
+    ev.add_argument("--target", required=True, help="fully sampled raw file or reference volume (DICOM series / NIfTI in HU for CT)")
+    ev.add_argument("--recon", required=True, help="reconstruction (.nii[.gz], .h5, DICOM series)")
+    ev.add_argument("--slices", default=None, help="target slices the reconstruction covers")
+    ev.add_argument("--json", default=None, help="also write the metrics as JSON")
+    ev.add_argument("--window", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="CT: HU window for the metrics (default -1000 1000); implied for DICOM targets")
+    ev.set_defaults(func=run)
+
+
+def _is_ct_path(p: str) -> bool:
+    path = Path(p)
+    return path.is_dir() or path.suffix.lower() == ".dcm"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime import parse_slices
+
+    if args.window is not None or _is_ct_path(args.target) or _is_ct_path(args.recon):
+        return _evaluate_ct(args)
+    import numpy as np
+
+    from ..datasets.image_io import read_volume
+    from ..evaluation.metrics import volume_metrics
+
+    target = read_volume(args.target)
+    recon = read_volume(args.recon)
+    slices = parse_slices(args.slices)
+    if slices is not None:
+        if max(slices) >= target.shape[0]:
+            raise InputFileError(args.target, "slices", f"indices below {target.shape[0]}", f"{max(slices)} in --slices")
+        target = target[slices]
+    if recon.shape[0] != target.shape[0]:
+        raise InputFileError(args.recon, "slices", f"{target.shape[0]} slices like the target (or pass --slices)", f"{recon.shape[0]}")
+    if recon.shape[1] < target.shape[1] or recon.shape[2] < target.shape[2]:
+        raise InputFileError(args.recon, "image size", f"at least {target.shape[1:]} (the target's)", f"{recon.shape[1:]}")
+    if not np.all(np.isfinite(recon)):
+        raise InputFileError(args.recon, "values", "finite values", "NaN or Inf")
+    return _report(volume_metrics(target, recon), args)
+
+
+def _evaluate_ct(args: argparse.Namespace) -> int:
+    from ..datasets.ct_volume import read_ct
+    from ..evaluation.ct_metrics import DEFAULT_WINDOW, hu_metrics
+    from ..runtime import parse_slices
+
+    target = read_ct(args.target).hu
+    recon = read_ct(args.recon).hu
+    slices = parse_slices(args.slices)
+    if slices is not None:
+        if max(slices) >= target.shape[0]:
+            raise InputFileError(args.target, "slices", f"indices below {target.shape[0]}", f"{max(slices)} in --slices")
+        target = target[slices]
+    if recon.shape != target.shape:
+        raise InputFileError(args.recon, "shape", f"{target.shape} like the target (or pass --slices)", f"{recon.shape}")
+    return _report(hu_metrics(target, recon, tuple(args.window) if args.window else DEFAULT_WINDOW), args)
+
+
+def _report(m: dict[str, float], args: argparse.Namespace) -> int:
+    """Print a metrics table and, with ``--json``, write it atomically."""
+    from ..atomic import atomic_output
+
+    width = max(len(k) for k in m) + 2
+    print(f"{'metric':<{width}}{'value':>12}")
+    for k, v in m.items():
+        print(f"{k:<{width}}{v:>12.4f}")
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"target": str(args.target), "recon": str(args.recon), **m}, indent=2))
+    return 0

@@ -1,0 +1,112 @@
+"""``medrecon train --config FILE.yaml``: train (or resume) a diffusion prior, unconditional or conditional.
+
+Sections: ``data`` (files; ``data.condition`` for a conditional prior: paired files or a task's
+simulator), ``prior`` (network size, optional), ``train`` (optimiser) and ``output`` (folder).
+Under ``torchrun`` it trains data-parallel (NCCL on GPUs, gloo on CPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..errors import ArgumentError, InputFileError
+
+SECTIONS = {"data", "prior", "train", "output"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    tr = sub.add_parser("train", help="train a diffusion prior from a YAML config (see configs/)")
+    tr.add_argument("--config", required=True, metavar="FILE.yaml")
+    tr.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
+                    help="override one setting, e.g. train.steps=2000 (repeatable)")
+    tr.add_argument("--output", default=None, help="override the config's output folder")
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--init-from", default=None,
+                    help="warm-start from a prior folder (its weights and step count; fresh optimiser) when the output has no checkpoint")
+    tr.add_argument("--max-minutes", type=float, default=None,
+                    help="stop after this much training time with a checkpoint and the prior so far (resume later up to train.steps)")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=run)
+
+
+def _sections(args: argparse.Namespace) -> tuple[dict, dict, dict, str]:
+    from ..config import parse_set_options, read_yaml
+
+    top = read_yaml(args.config)
+    if set(top) - SECTIONS or not {"data", "train", "output"} <= set(top):
+        raise InputFileError(args.config, "document", "sections data, train, output (and optional prior)", f"{sorted(top)}")
+    parts = {k: dict(top.get(k) or {}) for k in ("data", "prior", "train")}
+    for k, v in parts.items():
+        if not isinstance(top.get(k) or {}, dict):
+            raise InputFileError(args.config, k, "a mapping of settings", type(top[k]).__name__)
+    for key, value in parse_set_options(args.set).items():
+        section, _, name = key.partition(".")
+        if section not in parts or not name:
+            raise ArgumentError(f"--set {key}: expected SECTION.KEY with SECTION one of data, prior, train")
+        parts[section][name] = value
+    return parts["data"], parts["prior"], parts["train"], str(top["output"])
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from ..config import build_settings
+    from ..datasets.training_images import load_training_images, load_training_pairs, load_training_volumes
+    from ..diffusion.train_config import DataConfig, PriorArchConfig
+    from ..diffusion.training import TrainConfig, normalise_images, train_prior
+    from ..runtime import resolve_prior, select_device
+    from ..tasks.registry import pair_simulator
+
+    data_v, prior_v, train_v, output = _sections(args)
+    data = build_settings(DataConfig, file_values=data_v, file=args.config, section="data")
+    arch = build_settings(PriorArchConfig, file_values=prior_v, file=args.config, section="prior")
+    cfg = build_settings(TrainConfig, file_values=train_v, file=args.config, section="train")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise ArgumentError(f"--max-minutes: expected > 0, got {args.max_minutes}")
+    out = Path(output if args.output is None else args.output)
+    device = select_device(args.device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():  # started by torchrun
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.startswith("cuda"):
+            device = f"cuda:{local}"
+            torch.cuda.set_device(local)
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    cond, simulate, cond_desc = None, None, ""
+    if arch.spatial_dims == 3:  # whole volumes; training cuts random 3-D patches
+        if data.condition is not None:
+            raise InputFileError(args.config, "data.condition", "no condition for a 3-D prior (not supported yet)", "a condition")
+        images = normalise_images(torch.from_numpy(load_training_volumes(data.paths, data.synthetic_phase, data.seed)))
+        what = f"{len(images)} volumes {tuple(images.shape[1:])}"
+    elif data.condition is not None and data.condition.paths is not None:
+        imgs, conds = load_training_pairs(data.paths, data.condition.paths, data.min_fraction, data.pad_to_common)
+        images, cond = normalise_images(torch.from_numpy(imgs)), normalise_images(torch.from_numpy(conds))
+        what = f"{len(images)} slice pairs"
+        cond_desc = f"; condition: {', '.join(Path(x).name for x in data.condition.paths)} (each normalised to its 99th percentile)"
+    else:
+        images = normalise_images(torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed,
+                                                                        data.pad_to_common)))
+        what = f"{len(images)} slices"
+        if data.condition is not None:
+            simulate = pair_simulator(data.condition.simulate, data.condition.options)
+            cond_desc = f"; condition simulated by {data.condition.simulate} {data.condition.options}"
+    desc = f"{what} from {', '.join(Path(x).name for x in data.paths)}" + (" (synthetic smooth phase)" if data.synthetic_phase else "") + cond_desc
+    with tqdm(total=cfg.steps, desc=f"train {cfg.objective}", unit="step", disable=args.quiet or rank != 0) as bar:
+        def prog(step, total, loss):
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.refresh()
+
+        res = train_prior(images, cfg, out, arch.as_args(), cond=cond, simulate=simulate, data_description=desc, device=device,
+                          progress=prog, fp16_weights=arch.fp16_weights,
+                          max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
+                          init_from=None if args.init_from is None else resolve_prior(args.init_from))
+    if rank == 0:
+        print(f"wrote {out}/prior.safetensors + prior.json ({res['steps']} steps, final loss {res['final_loss']:.4f}, {res['seconds']:.0f} s)")
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return 0

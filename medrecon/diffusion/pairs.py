@@ -1,0 +1,82 @@
+"""Training data of a prior: images, and for a conditional prior their condition images, cropped alike.
+
+:class:`TrainingPairs` is a ``torch.utils.data.Dataset`` of ``(image, condition)`` pairs whose
+condition is either stored (paired files, e.g. MR slices for MR→CT) or simulated from the image on
+each draw by a task's simulator (e.g. the FBP image of a random limited-angle scan, DOLCE-style):
+``simulate(images (n, *spatial), generator) -> conditions (n, Cc, *spatial)``. The simulator sees
+whole images, so the random patch cut afterwards is the same region of both. Training draws
+batches through :meth:`TrainingPairs.batch` with an explicit generator, which keeps resumed runs
+bit-exact (the generator's state is in the checkpoint).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Simulator = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class TrainingPairs(torch.utils.data.Dataset):
+    """Images ``(N, *spatial)`` with stored conditions ``(N, Cc, *spatial)``, a simulator, or neither.
+
+    Args:
+        images: ``(N, H, W)`` or ``(N, D, H, W)``, real or complex, normalised.
+        cond: stored condition images, or ``None``.
+        simulate: a simulator (see module docstring), or ``None``; not together with ``cond``.
+        crop: side of the random patches (``0``: whole images).
+        seed: seed of the per-item generator :meth:`__getitem__` gives the simulator.
+    """
+
+    def __init__(self, images: torch.Tensor, cond: torch.Tensor | None = None, simulate: Simulator | None = None,
+                 crop: int = 0, seed: int = 0) -> None:
+        if cond is not None and simulate is not None:
+            raise ValueError("cond / simulate: expected stored conditions or a simulator, got both")
+        if cond is not None and (cond.ndim != images.ndim + 1 or cond.shape[0] != images.shape[0] or cond.shape[2:] != images.shape[1:]):
+            raise ValueError(f"cond: expected ({images.shape[0]}, Cc, {', '.join(map(str, images.shape[1:]))}), got {tuple(cond.shape)}")
+        if crop < 0:
+            raise ValueError(f"crop: expected >= 0, got {crop}")
+        self.images, self.cond, self.simulate, self.crop, self.seed = images, cond, simulate, crop, seed
+
+    @property
+    def conditional(self) -> bool:
+        return self.cond is not None or self.simulate is not None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Whole image ``i`` and its condition (simulated with a generator seeded by ``seed`` and ``i``)."""
+        x = self.images[i]
+        if self.simulate is not None:
+            return x, self.simulate(x[None], torch.Generator().manual_seed(self.seed * 1_000_003 + i))[0]
+        return x, None if self.cond is None else self.cond[i]
+
+    def to(self, device: str | torch.device) -> "TrainingPairs":
+        """Move stored images and conditions (e.g. onto the GPU, where patches are then cut)."""
+        self.images = self.images.to(device)
+        self.cond = None if self.cond is None else self.cond.to(device)
+        return self
+
+    def batch(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` random items, cropped to random patches of side ``crop``; conditions cropped alike."""
+        idx = torch.randint(0, self.images.shape[0], (n,), generator=g)
+        if self.simulate is None:
+            return _crops(self.images, self.cond, idx, self.crop, g)
+        x = self.images[idx]
+        return _crops(x, self.simulate(x, g).to(x.device), torch.arange(n), self.crop, g)
+
+
+def _crops(x: torch.Tensor, cond: torch.Tensor | None, idx: torch.Tensor, crop: int, g: torch.Generator):
+    """Patches of side ``crop`` of the items ``idx`` of ``x (N, *spatial)`` and the same regions of ``cond``."""
+    size = x.shape[1:]
+    if crop == 0 or all(crop >= m for m in size):
+        return x[idx], None if cond is None else cond[idx]
+    n = idx.shape[0]
+    sides = [min(crop, m) for m in size]
+    starts = [torch.randint(0, m - c + 1, (n,), generator=g).tolist() for m, c in zip(size, sides)]
+    boxes = [tuple(slice(o, o + c) for o, c in zip(org, sides)) for org in zip(*starts)]
+    xb = torch.stack([x[(i, *b)] for i, b in zip(idx.tolist(), boxes)])
+    cb = None if cond is None else torch.stack([cond[(i, slice(None), *b)] for i, b in zip(idx.tolist(), boxes)])
+    return xb, cb

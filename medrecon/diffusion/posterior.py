@@ -1,0 +1,193 @@
+"""Posterior sampling that knows no modality: prior + forward operator + measurements → mean, std, samples.
+
+A task builds its forward operator on the prior's scale (or none, for translation and denoising),
+its measurements, an optional condition image, warm start and support; :func:`sample_posterior`
+does the rest, for ``S`` items (slices, patches) at once:
+
+1. repeats every item ``samples`` times (item-major, so all ``S × N`` chains run as one batch
+   through the network and the data consistency; the operator sees each copy through
+   :class:`~medrecon.physics.linop.RepeatItems`);
+2. builds the data consistency named by ``settings.dc`` — proximal CG on the normal equations
+   (``cg``, DDS, Chung et al. 2024), gradient steps (``grad``, DPS-style), exact projection
+   (``hard``, for operators with ``A Aᴴ`` a projection), ``none``, or a step the task supplies
+   (``likelihood``, e.g. a Poisson-likelihood step);
+3. restricts every estimate to the support (pixels outside keep zero or the warm start);
+4. runs the one :func:`~medrecon.diffusion.sampling.sample` loop, from noise or from the warm
+   start diffused to ``settings.start`` (Chung, Sim & Ye 2022, "Come-Closer-Diffuse-Faster");
+5. applies a final CG step (``cg``), then returns per-item mean and per-pixel std of the magnitude.
+
+Everything on the prior's scale: the task divides its measurements and warm start by its data
+scale first and multiplies the result back (the MRI recipe in :mod:`medrecon.tasks.mri.diffusion`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from ..config import Settings
+from ..errors import ArgumentError
+from ..physics.linop import LinearOperator, RepeatItems
+from .consistency import DataConsistency, GradientGuidance, HardProjection, ProximalCG, SupportRestricted
+from .denoiser import Denoiser
+from .sampling import DDIMSampler, DDPMSampler, Sampler, VEPCSampler, sample
+from .schedule import VESchedule
+
+SAMPLERS = ("dds", "ddim", "ddpm", "ve_pc")
+DCS = ("cg", "grad", "hard", "none", "likelihood")
+
+
+class PosteriorSettings(Settings):
+    """How posterior samples are drawn (the part of every diffusion recipe that knows no modality).
+
+    Attributes:
+        sampler: ``dds`` (DDIM(η) with proximal CG, Chung et al. 2024), ``ddim``, ``ddpm``
+            (ancestral) or ``ve_pc`` (VE predictor–corrector; score priors).
+        steps: network evaluations per sample (predictor steps for ``ve_pc``).
+        eta: DDIM stochasticity (``dds`` / ``ddim``).
+        dc: data consistency on x̂₀: ``cg``, ``grad``, ``hard``, ``none`` or ``likelihood`` (a step
+            the task supplies); ``dds`` always uses ``cg``.
+        dc_iters: iterations of the data-consistency step (CG iterations for ``cg``, gradient
+            steps for ``grad``).
+        dc_lam: proximal weight λ of the CG step, ``argmin ||A x − y||² + λ||x − x̂₀||²`` on the
+            prior's scale (0: DDS's plain Krylov step from x̂₀; > 0 trusts the denoiser more).
+        samples: posterior samples per item (mean and std are returned).
+        seed: seed of the sampler's RNG.
+        start: fraction of the noise schedule the chain starts from. 1: pure noise; < 1: a warm
+            start from the task's estimate, diffused to that level; the samples then share the
+            estimate and their std shows the spread of the last part of the chain only.
+    """
+
+    sampler: Literal["dds", "ddim", "ddpm", "ve_pc"] = "dds"
+    steps: int = Field(50, ge=1)
+    eta: float = Field(0.85, ge=0)
+    dc: Literal["cg", "grad", "hard", "none", "likelihood"] = "cg"
+    dc_iters: int = Field(5, ge=1)
+    dc_lam: float = Field(0.0, ge=0)
+    samples: int = Field(1, ge=1)
+    seed: int = 0
+    start: float = Field(1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _dds_uses_cg(self) -> "PosteriorSettings":
+        if self.sampler == "dds" and self.dc != "cg":
+            raise ValueError(f"sampler 'dds' is DDIM with proximal CG: dc must be 'cg', got {self.dc!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Result of :func:`sample_posterior` on the prior's scale.
+
+    Attributes:
+        mean: ``(S, *image)`` posterior mean (complex for complex priors).
+        std: ``(S, *image)`` real per-pixel standard deviation of the magnitude over the samples.
+        samples: ``(S, N, *image)`` the samples themselves.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    samples: torch.Tensor
+
+
+def make_sampler(denoiser: Denoiser, settings: PosteriorSettings) -> Sampler:
+    """The sampler ``settings`` name, on the prior's schedule.
+
+    Raises:
+        ArgumentError: a sampler that does not fit the prior (``ve_pc`` needs a score prior, the
+            others a DDPM prior) or more steps than the (truncated) schedule has.
+    """
+    ve = isinstance(getattr(denoiser, "schedule", None), VESchedule)
+    if settings.sampler == "ve_pc" and not ve:
+        raise ArgumentError("sampler 've_pc' needs a score (VE) prior; this prior is a DDPM one: use dds / ddim / ddpm")
+    if settings.sampler != "ve_pc" and ve:
+        raise ArgumentError(f"sampler {settings.sampler!r} needs a DDPM prior; this prior is a score (VE) one: use ve_pc")
+    if settings.sampler in ("dds", "ddim"):
+        return DDIMSampler(denoiser.schedule, settings.steps, settings.eta, start=settings.start)
+    if settings.sampler == "ddpm":
+        return DDPMSampler(denoiser.schedule, settings.steps, start=settings.start)
+    return VEPCSampler(denoiser.schedule, settings.steps, start=settings.start)
+
+
+def repeat_items(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """``(S, …)`` → ``(S·n, …)``, each item ``n`` times in a row (the engine's batch layout)."""
+    return None if t is None or n == 1 else t.repeat_interleave(n, dim=0)
+
+
+def make_consistency(
+    settings: PosteriorSettings, operator: LinearOperator | None, y: torch.Tensor | None,
+    likelihood: DataConsistency | None = None,
+) -> DataConsistency | None:
+    """The data consistency ``settings.dc`` names, for an operator and measurements already on the batch of ``S·N``."""
+    if settings.dc == "none":
+        return None
+    if settings.dc == "likelihood":
+        if likelihood is None:
+            raise ArgumentError("dc 'likelihood': this task supplies no likelihood step; use cg, grad, hard or none")
+        return likelihood
+    if operator is None or y is None:
+        raise ArgumentError(f"dc {settings.dc!r}: needs a forward operator and measurements; this task has none (use dc 'none')")
+    if settings.dc == "cg":
+        return ProximalCG(operator, y, iters=settings.dc_iters, lam=settings.dc_lam)
+    if settings.dc == "grad":
+        return GradientGuidance(operator, y, iters=settings.dc_iters)
+    return HardProjection(operator, y)
+
+
+def sample_posterior(
+    denoiser: Denoiser,
+    settings: PosteriorSettings,
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    *,
+    operator: LinearOperator | None = None,
+    y: torch.Tensor | None = None,
+    likelihood: DataConsistency | None = None,
+    cond: torch.Tensor | None = None,
+    x_start: torch.Tensor | None = None,
+    support: torch.Tensor | None = None,
+    device: str | torch.device = "cpu",
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
+) -> Posterior:
+    """Draw ``settings.samples`` posterior samples of each of ``S`` items and summarise them.
+
+    Args:
+        denoiser: the prior ``D(x, σ, cond)``.
+        settings: sampler, steps, data consistency, samples, warm-start level.
+        shape: ``(S, *image)``, e.g. ``(S, H, W)`` slices.
+        generator: the sampler's RNG (the result is reproducible given it).
+        operator: forward model on the prior's scale acting on ``(S, *image)``; ``None`` for tasks
+            without one (translation, image-domain denoising).
+        y: measurements ``operator(x)`` ``(S, …)`` on the prior's scale.
+        likelihood: the task's own data-consistency step for ``dc = "likelihood"``, acting on the
+            batch of ``S·N`` (item-major: :func:`repeat_items`).
+        cond: condition images ``(S, Cc, *image)`` for conditional priors.
+        x_start: ``(S, *image)`` warm-start estimate on the prior's scale (used when ``start < 1``).
+        support: ``(S, *image)`` 0/1; pixels outside stay zero (or keep ``x_start``) — the data do
+            not constrain them, and the prior alone would paint anatomy there.
+        device: where the chains run.
+        callback: ``callback(i, n, x0)`` after each network evaluation.
+
+    Returns:
+        :class:`Posterior` with ``mean``, ``std`` ``(S, *image)`` and ``samples`` ``(S, N, *image)``.
+    """
+    n, s_count = settings.samples, shape[0]
+    sampler = make_sampler(denoiser, settings)
+    if settings.start < 1 and x_start is None:
+        raise ArgumentError(f"start {settings.start}: a warm start needs an initial estimate (x_start); use start 1 to sample from noise")
+    op = None if operator is None else RepeatItems(operator, n)
+    dc = make_consistency(settings, op, repeat_items(y, n), likelihood)
+    fill = repeat_items(x_start, n) if settings.start < 1 else None
+    if dc is not None and support is not None:
+        dc = SupportRestricted(dc, repeat_items(support, n), fill=fill)
+    x = sample(denoiser, (s_count * n, *shape[1:]), sampler, generator, dc=dc, cond=repeat_items(cond, n),
+               device=device, callback=callback, x_start=fill)
+    if dc is not None and settings.dc == "cg":
+        x = dc(x, 0.0)  # final data-consistency step on the returned estimate
+    elif isinstance(dc, SupportRestricted):
+        x = dc.restrict(x)
+    xs = x.reshape(s_count, n, *shape[1:])
+    return Posterior(mean=xs.mean(dim=1), std=xs.abs().std(dim=1, unbiased=n > 1), samples=xs)

@@ -1,0 +1,177 @@
+"""``medrecon simulate mri`` and ``medrecon reconstruct mri``: options, settings, files in and out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ...errors import ArgumentError, InputFileError
+from ...physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D
+from ..options import add_common_options, settings_from
+from ..registry import TaskCommand, register
+from .config import DEFAULT_LAM, METHODS
+
+RECON_SUFFIXES = (".nii", ".nii.gz", ".h5", ".hdf5")
+
+
+def _add_simulate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="fully sampled fastMRI / SKM-TEA .h5 or .npz")
+    p.add_argument("--mask", default=None, choices=MASK_KINDS_1D + MASK_KINDS_2D, help="default equispaced_fraction")
+    p.add_argument("--accel", type=float, default=None, help="acceleration (default 4)")
+    p.add_argument("--center-fraction", type=float, default=None, help="fully sampled centre fraction, 1-D masks (default 0.08)")
+    p.add_argument("--calib", type=int, default=None, help="calibration square side, 2-D masks (default 24)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, help="output .h5 (fastMRI multi-coil layout)")
+    add_common_options(p, "mask", device=False)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ...atomic import check_output_path
+    from ...datasets.open_kspace import open_kspace
+    from .config import MaskSpec
+    from .simulate import simulate_undersampling
+
+    spec = settings_from(MaskSpec, args, "mask", {"kind": args.mask, "acceleration": args.accel, "center_fraction": args.center_fraction,
+                                                  "calib": args.calib, "seed": args.seed})
+    check_output_path(args.out)
+    src = open_kspace(args.input)
+    out = simulate_undersampling(src, spec, args.out)
+    print(f"wrote {out} ({src.num_slices} slices, {spec.kind} {spec.acceleration:g}x, seed {spec.seed})")
+    return 0
+
+
+def _add_reconstruct(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="undersampled fastMRI / SKM-TEA .h5 or .npz")
+    p.add_argument("--out", required=True, help="output .nii, .nii.gz or .h5 (diffusion with several samples also writes the std)")
+    p.add_argument("--method", default=None, choices=METHODS + ("diffusion",),
+                   help="default: diffusion when --prior is given, else the config's method or cs")
+    p.add_argument("--prior", default=None, help="diffusion prior: a folder (prior.safetensors + prior.json) or 'brain' (shipped)")
+    p.add_argument("--lam", type=float, default=None,
+                   help="classical regularisation weight, relative (default " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LAM.items()) + ")")
+    p.add_argument("--iters", type=int, default=None, help="classical solver iterations (default sense 30, cs 100)")
+    g = p.add_argument_group("diffusion (defaults: the prior's recommendation for the data's acceleration, else DiffusionConfig)")
+    g.add_argument("--sampler", default=None, choices=("dds", "ddim", "ddpm", "ve_pc"))
+    g.add_argument("--steps", type=int, default=None, help="network evaluations per sample")
+    g.add_argument("--eta", type=float, default=None, help="DDIM eta")
+    g.add_argument("--dc", default=None, choices=("cg", "grad", "hard", "none"), help="data consistency")
+    g.add_argument("--dc-iters", type=int, default=None, help="iterations of the data-consistency step")
+    g.add_argument("--dc-lam", type=float, default=None, help="proximal weight of the CG step (0: DDS)")
+    g.add_argument("--start", type=float, default=None, help="fraction of the noise schedule to start from (< 1: warm start from --init)")
+    g.add_argument("--init", default=None, choices=("sense", "cs"), help="warm-start estimate")
+    g.add_argument("--phase", default=None, choices=("auto", "demodulate", "keep"), help="remove the image's smooth phase before sampling")
+    g.add_argument("--samples", type=int, default=None, help="posterior samples (> 1 also writes the std)")
+    g.add_argument("--batch-slices", type=int, default=None, help="slices sampled together in one batch (raise on a GPU)")
+    g.add_argument("--seed", type=int, default=None)
+    p.add_argument("--slices", default=None, help="e.g. '0-3,7' (default: all)")
+    p.add_argument("--echo", type=int, default=0, help="SKM-TEA echo")
+    add_common_options(p, "recon / diffusion")
+
+
+def _check_recon_out(out: Path) -> None:
+    from ...atomic import check_output_path
+
+    check_output_path(out)
+    if not out.name.lower().endswith(RECON_SUFFIXES):
+        raise InputFileError(out, "output file type", "a .nii, .nii.gz or .h5 name", repr(out.name))
+
+
+def _acceleration(src) -> float | None:
+    """The file's recorded acceleration, else the inverse fraction of sampled k-space locations."""
+    import numpy as np
+
+    rec = src.attrs.get("acceleration")
+    if rec is not None:
+        return float(rec)
+    frac = float(np.mean(src.sampling_pattern(0)))
+    return 1.0 / frac if frac > 0 else None
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    method = args.method or ("diffusion" if args.prior is not None else None)
+    if method == "diffusion":
+        return _reconstruct_diffusion(args)
+    if args.prior is not None:
+        raise ArgumentError(f"--prior: used with --method diffusion only, got --method {method}")
+    from tqdm import tqdm
+
+    from ...datasets.image_io import write_volume
+    from ...datasets.open_kspace import open_kspace
+    from ...runtime import parse_slices, select_device
+    from .config import ClassicalConfig
+    from .volume import reconstruct_volume
+
+    config = settings_from(ClassicalConfig, args, "recon", {"method": method, "lam": args.lam, "iters": args.iters})
+    out = Path(args.out)
+    _check_recon_out(out)
+    device = select_device(args.device)
+    src = open_kspace(args.input, echo=args.echo)
+    slices = parse_slices(args.slices)
+    n = src.num_slices if slices is None else len(slices)
+    with tqdm(total=n, desc=f"{config.method} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
+        vol = reconstruct_volume(src, config, slices, device=device, progress=lambda done, total: bar.update(1))
+    attrs = {"method": config.method, "source": str(src.path), "slices": json.dumps(slices if slices is not None else list(range(n)))}
+    write_volume(vol, out, src.geometry.voxel_size_mm, attrs)
+    print(f"wrote {out} {tuple(vol.shape)}")
+    return 0
+
+
+def _reconstruct_diffusion(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ...datasets.image_io import write_recon_h5, write_volume
+    from ...datasets.open_kspace import open_kspace
+    from ...diffusion.training import load_prior
+    from ...runtime import parse_slices, resolve_prior, select_device
+    from .config import DiffusionConfig, recommended_settings
+    from .diffusion import demodulates, reconstruct_volume_diffusion
+
+    if args.prior is None:
+        raise ArgumentError("--prior: expected a prior folder or 'brain' with --method diffusion, got nothing")
+    if args.lam is not None or args.iters is not None:
+        raise ArgumentError("--lam / --iters: classical settings; with --method diffusion use --dc-lam / --dc-iters")
+    out = Path(args.out)
+    _check_recon_out(out)
+    device = select_device(args.device)
+    denoiser = load_prior(resolve_prior(args.prior), device=device)
+    src = open_kspace(args.input, echo=args.echo)
+    accel = _acceleration(src)
+    flags = {k: getattr(args, k) for k in ("sampler", "steps", "eta", "dc", "dc_iters", "dc_lam", "start", "init", "phase", "samples",
+                                            "batch_slices", "seed")}
+    recommended = recommended_settings(getattr(denoiser, "info", {}), accel)
+    cfg = settings_from(DiffusionConfig, args, "diffusion", flags, recommended)
+    slices = parse_slices(args.slices)
+    n = src.num_slices if slices is None else len(slices)
+    with tqdm(total=n, desc=f"diffusion {cfg.sampler} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
+        def prog(done: int, total: int) -> None:
+            bar.n = done
+            bar.refresh()
+
+        mean, std = reconstruct_volume_diffusion(src, denoiser, cfg, slices, device=device, progress=prog)
+    attrs = {"method": f"diffusion-{cfg.sampler}", "prior": str(args.prior), "samples": cfg.samples, "steps": cfg.steps,
+             "start": cfg.start, "init": cfg.init if cfg.start < 1 else "noise",
+             "phase": "demodulated" if demodulates(denoiser, cfg) else "kept",
+             "settings": json.dumps(cfg.model_dump()), "recommended_for_acceleration": -1.0 if accel is None else float(accel),
+             "prior_training_steps": int(getattr(denoiser, "info", {}).get("training_steps", -1))}
+    name = out.name.lower()
+    if name.endswith((".h5", ".hdf5")):
+        write_recon_h5(mean, out, std=std if cfg.samples > 1 else None, attrs=attrs)
+    else:
+        base = out.name[:-7] if name.endswith(".nii.gz") else out.name[:-4]
+        std_path = out.with_name(base + "_std" + out.name[len(base):])
+        if cfg.samples > 1:
+            write_volume(std, std_path, src.geometry.voxel_size_mm)
+        try:
+            write_volume(mean, out, src.geometry.voxel_size_mm)
+        except BaseException:
+            std_path.unlink(missing_ok=True)  # no half of a result
+            raise
+        if cfg.samples > 1:
+            print(f"wrote {std_path} (per-voxel std over {cfg.samples} samples)")
+    print(f"wrote {out} {tuple(mean.shape)} ({cfg.sampler}, {cfg.samples} x {cfg.steps} steps from "
+          f"{'noise' if cfg.start >= 1 else f'{cfg.init} at {cfg.start:g}'})")
+    return 0
+
+
+register(TaskCommand("simulate", "mri", "retrospectively undersample fully sampled k-space into a fastMRI file", _add_simulate, _simulate))
+register(TaskCommand("reconstruct", "mri", "multi-coil MRI from fastMRI / SKM-TEA .h5 or .npz (classical or diffusion)", _add_reconstruct, _reconstruct))
