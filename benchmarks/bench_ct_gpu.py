@@ -133,12 +133,34 @@ def main() -> None:
         y1 = a_fp1()
         yt = op(xt)
         rows.append(("2-D 512², 720 views, 1 slice", "forward", _best(a_fp1, r), _best(lambda: op(xt[:1]), r), _rel(yt[0].cpu(), y1)))
-        rows.append(("2-D 512², 720 views, 1 slice", "back-projection", _best(lambda: a_bp1(y1), r), _best(lambda: op.adjoint(yt[:1]), r),
-                     _rel(op.adjoint(yt[:1])[0].cpu(), a_bp1(y1))))
-        rows.append(("2-D 512², 720 views, 1 slice", "FBP ram-lak", _best(lambda: _astra_fbp_2d(astra, g, y1), r), _best(lambda: fbp(yt[:1], g), r),
-                     _rel(fbp(yt[:1], g)[0].cpu(), _astra_fbp_2d(astra, g, y1))))
-        rows.append((f"2-D 512², 720 views, {nb} slices", "forward (ASTRA per slice)",
-                     _best(lambda: [astra.data2d.delete(astra.create_sino(x[b], pid)[0]) for b in range(nb)], 1), _best(lambda: op(xt), r), float("nan")))
+        rows.append(
+            (
+                "2-D 512², 720 views, 1 slice",
+                "back-projection",
+                _best(lambda: a_bp1(y1), r),
+                _best(lambda: op.adjoint(yt[:1]), r),
+                _rel(op.adjoint(yt[:1])[0].cpu(), a_bp1(y1)),
+            )
+        )
+        rows.append(
+            (
+                "2-D 512², 720 views, 1 slice",
+                "FBP ram-lak",
+                _best(lambda: _astra_fbp_2d(astra, g, y1), r),
+                _best(lambda: fbp(yt[:1], g), r),
+                _rel(fbp(yt[:1], g)[0].cpu(), _astra_fbp_2d(astra, g, y1)),
+            )
+        )
+        rows.append(
+            (
+                f"2-D 512², 720 views, {nb} slices",
+                "forward (ASTRA per slice)",
+                _best(lambda: [astra.data2d.delete(astra.create_sino(x[b], pid)[0]) for b in range(nb)], 1),
+                _best(lambda: op(xt), r),
+                float("nan"),
+            )
+        )
+
         def a_fp3():
             return _astra3d(astra, True, x, g, nb)
 
@@ -146,11 +168,27 @@ def main() -> None:
             return _astra3d(astra, False, s, g, nb)
 
         s3 = a_fp3()
-        rows.append((f"2-D 512², 720 views, {nb} slices", "forward (ASTRA 3-D call)", _best(a_fp3, r), _best(lambda: op(xt), r), _rel(yt.cpu(), s3)))
-        rows.append((f"2-D 512², 720 views, {nb} slices", "back-projection (ASTRA 3-D call)", _best(lambda: a_bp3(s3), r), _best(lambda: op.adjoint(yt), r),
-                     _rel(op.adjoint(yt).cpu(), a_bp3(s3))))
-        rows.append((f"2-D 512², 720 views, {nb} slices", "FBP (ASTRA FBP_CUDA per slice)",
-                     _best(lambda: [_astra_fbp_2d(astra, g, s3[b]) for b in range(nb)], 1), _best(lambda: fbp(yt, g), r), float("nan")))
+        rows.append(
+            (f"2-D 512², 720 views, {nb} slices", "forward (ASTRA 3-D call)", _best(a_fp3, r), _best(lambda: op(xt), r), _rel(yt.cpu(), s3))
+        )
+        rows.append(
+            (
+                f"2-D 512², 720 views, {nb} slices",
+                "back-projection (ASTRA 3-D call)",
+                _best(lambda: a_bp3(s3), r),
+                _best(lambda: op.adjoint(yt), r),
+                _rel(op.adjoint(yt).cpu(), a_bp3(s3)),
+            )
+        )
+        rows.append(
+            (
+                f"2-D 512², 720 views, {nb} slices",
+                "FBP (ASTRA FBP_CUDA per slice)",
+                _best(lambda: [_astra_fbp_2d(astra, g, s3[b]) for b in range(nb)], 1),
+                _best(lambda: fbp(yt, g), r),
+                float("nan"),
+            )
+        )
     astra.projector.delete(pid)
 
     # 3-D cone, 256³, 360 views
@@ -171,8 +209,24 @@ def main() -> None:
         st = opc(vt)
         case = "3-D cone 256³, 360 views"
         rows.append((case, "forward", _best(c_fp, r), _best(lambda: opc(vt), r), _rel(st[0].cpu(), sc)))
-        rows.append((case, "back-projection", _best(lambda: c_bp(sc), r), _best(lambda: opc.adjoint(st), r), _rel(opc.adjoint(st)[0].cpu(), c_bp(sc))))
-        rows.append((case, "FDK", _best(lambda: _astra_fdk(astra, gc, sc), r), _best(lambda: fdk(st, gc), r), _rel(fdk(st, gc)[0].cpu(), _astra_fdk(astra, gc, sc))))
+        rows.append(
+            (
+                case,
+                "back-projection",
+                _best(lambda: c_bp(sc), r),
+                _best(lambda: opc.adjoint(st), r),
+                _rel(opc.adjoint(st)[0].cpu(), c_bp(sc)),
+            )
+        )
+        rows.append(
+            (
+                case,
+                "FDK",
+                _best(lambda: _astra_fdk(astra, gc, sc), r),
+                _best(lambda: fdk(st, gc), r),
+                _rel(fdk(st, gc)[0].cpu(), _astra_fdk(astra, gc, sc)),
+            )
+        )
 
     dev = torch.cuda.get_device_name()
     lines = [

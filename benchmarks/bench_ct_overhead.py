@@ -42,8 +42,12 @@ def main() -> None:
         op = CTProjector(g)
         xt, yt = torch.from_numpy(x)[None], torch.from_numpy(y)[None]
         with torch.no_grad():
-            t = {"astra FP": best_of(a_fp, args.repeats), "medrecon FP": best_of(lambda: op(xt), args.repeats),
-                 "astra BP": best_of(a_bp, args.repeats), "medrecon BP": best_of(lambda: op.adjoint(yt), args.repeats)}
+            t = {
+                "astra FP": best_of(a_fp, args.repeats),
+                "medrecon FP": best_of(lambda: op(xt), args.repeats),
+                "astra BP": best_of(a_bp, args.repeats),
+                "medrecon BP": best_of(lambda: op.adjoint(yt), args.repeats),
+            }
         astra.projector.delete(pid)
         for d in ("FP", "BP"):
             rows.append((views, d, t[f"astra {d}"] * 1e3, t[f"medrecon {d}"] * 1e3))

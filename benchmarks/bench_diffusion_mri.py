@@ -119,16 +119,26 @@ def _poisson_rows(data: Path, d, n_samples: list[int], warm8: float | None, warm
         return m["PSNR"], m["SSIM"]
 
     n_train = d.info["training_steps"]
-    lines = [f"Real prospectively Poisson-undersampled brain (`brain_8coil_poisson_kspace.npz`, R≈7.9), against its 2-map "
-             f"ESPIRiT reference (least-squares scaled); prior trained {n_train} steps; diffusion seeds 0–2 (device {dev}).\n",
-             "| method | NFE | PSNR dB | SSIM | s / slice |", "|---|---|---|---|---|"]
+    lines = [
+        f"Real prospectively Poisson-undersampled brain (`brain_8coil_poisson_kspace.npz`, R≈7.9), against its 2-map "
+        f"ESPIRiT reference (least-squares scaled); prior trained {n_train} steps; diffusion seeds 0–2 (device {dev}).\n",
+        "| method | NFE | PSNR dB | SSIM | s / slice |",
+        "|---|---|---|---|---|",
+    ]
     t0 = time.perf_counter()
     p, s_ = score(cs_l1_wavelet(k[None], maps[None], mask, lam=3e-4, iters=100)[0].abs().cpu().numpy())
     lines.append(f"| CS (λ 3e-4) | – | {p:.2f} | {s_:.3f} | {time.perf_counter() - t0:.1f} |")
     runs = {f"DDS, mean of {n}": (50 * n, DiffusionConfig(steps=50, samples=n)) for n in n_samples}
     if warm8 is not None:
-        runs.update({f"DDS from CS (start {warm8}, {warm_steps} steps), mean of {n}":
-                     (warm_steps * n, DiffusionConfig(steps=warm_steps, samples=n, start=warm8, init="cs")) for n in n_samples})
+        runs.update(
+            {
+                f"DDS from CS (start {warm8}, {warm_steps} steps), mean of {n}": (
+                    warm_steps * n,
+                    DiffusionConfig(steps=warm_steps, samples=n, start=warm8, init="cs"),
+                )
+                for n in n_samples
+            }
+        )
     for name, (nfe, cfg) in runs.items():
         v = []
         for seed in (0, 1, 2):
@@ -136,7 +146,9 @@ def _poisson_rows(data: Path, d, n_samples: list[int], warm8: float | None, warm
             mean, _ = _recon(k, maps, mask, d, replace(cfg, seed=seed), torch.Generator().manual_seed(seed))
             v.append((*score(mean.abs().cpu().numpy()), time.perf_counter() - t0))
         v = np.array(v)
-        lines.append(f"| {name} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |")
+        lines.append(
+            f"| {name} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |"
+        )
         print(lines[-1], flush=True)
     return lines
 
@@ -157,10 +169,17 @@ def main() -> None:
     ap.add_argument("--sweep-only", action="store_true", help="only the quality-against-steps sweep")
     ap.add_argument("--seeds", default="0,1,2", help="mask (and sampling) seeds of the head table")
     ap.add_argument("--accels", default="4,8", help="accelerations of the head table (4 and/or 8)")
-    ap.add_argument("--poisson-only", action="store_true",
-                    help="only the real prospectively Poisson-undersampled brain (brain_8coil_poisson_kspace.npz)")
-    ap.add_argument("--phase", default="auto", choices=("auto", "demodulate", "keep"),
-                    help="smooth-phase demodulation (DiffusionConfig.phase); auto follows the prior's phase_coherence")
+    ap.add_argument(
+        "--poisson-only",
+        action="store_true",
+        help="only the real prospectively Poisson-undersampled brain (brain_8coil_poisson_kspace.npz)",
+    )
+    ap.add_argument(
+        "--phase",
+        default="auto",
+        choices=("auto", "demodulate", "keep"),
+        help="smooth-phase demodulation (DiffusionConfig.phase); auto follows the prior's phase_coherence",
+    )
     ap.add_argument("--data", default=str(DATA), help="folder with head_8coil_kspace.npz (and the SIAT npz to train)")
     args = ap.parse_args()
     global PHASE
@@ -173,10 +192,18 @@ def main() -> None:
     if args.prior is None:
         imgs = normalise_images(torch.from_numpy(np.load(data / "siat_brain_complex_train.npz")["images"]))
         out = Path(__file__).parent / "results" / "siat_prior"
-        cfg = TrainConfig(objective="ddpm", steps=args.train_steps, batch_size=8, crop=64, lr=2e-4, checkpoint_every=max(args.train_steps, 1))
+        cfg = TrainConfig(
+            objective="ddpm", steps=args.train_steps, batch_size=8, crop=64, lr=2e-4, checkpoint_every=max(args.train_steps, 1)
+        )
         t0 = time.perf_counter()
-        train_prior(imgs, cfg, out, dict(channels=(32, 64, 64), attention_levels=(False, False, True)),
-                    data_description="SIAT 180 complex brain images (benchmark only)", device=dev)
+        train_prior(
+            imgs,
+            cfg,
+            out,
+            dict(channels=(32, 64, 64), attention_levels=(False, False, True)),
+            data_description="SIAT 180 complex brain images (benchmark only)",
+            device=dev,
+        )
         print(f"trained {args.train_steps} steps in {time.perf_counter() - t0:.0f} s")
         prior_dir = out
     else:
@@ -207,14 +234,22 @@ def main() -> None:
         return
     if warm:
         how = "given" if args.warm else f"tuned by PSNR on SIAT image #0 with 8 simulated coils (seed 0, mean of {max(n_samples)})"
-        lines.insert(1, f"Warm start (CCDF): DDS from the CS estimate diffused to `start`, {args.warm_steps} steps; `start` per R {how}: {warm}.\n")
+        lines.insert(
+            1, f"Warm start (CCDF): DDS from the CS estimate diffused to `start`, {args.warm_steps} steps; `start` per R {how}: {warm}.\n"
+        )
     for acc, cf in () if args.sweep_only else settings:
         res: dict[str, list] = {} if args.no_cs else {"CS": []}
         runs = {} if args.no_cold else {f"DDS, mean of {n} samples": (50 * n, DiffusionConfig(steps=50, samples=n)) for n in n_samples}
         if warm:
-            runs.update({f"DDS from CS (start {warm[acc]}, {args.warm_steps} steps), mean of {n}":
-                         (args.warm_steps * n, DiffusionConfig(steps=args.warm_steps, samples=n, start=warm[acc], init="cs"))
-                         for n in n_samples})
+            runs.update(
+                {
+                    f"DDS from CS (start {warm[acc]}, {args.warm_steps} steps), mean of {n}": (
+                        args.warm_steps * n,
+                        DiffusionConfig(steps=args.warm_steps, samples=n, start=warm[acc], init="cs"),
+                    )
+                    for n in n_samples
+                }
+            )
         res.update({name: [] for name in runs})
         for seed in seeds:
             mask, ku, maps = _undersample(k, acc, cf, seed)
@@ -235,12 +270,16 @@ def main() -> None:
                 res[name].append((m["PSNR"], m["SSIM"], t_d))
                 if cfg.samples > 1:
                     rho, cover = _calibration(gt[0], mean.abs().cpu().numpy(), std.cpu().numpy())
-                    details.append(f"- {acc}× {name}, seed {seed}: uncertainty — Spearman ρ(std, |error|) {rho:.2f} inside the head, "
-                                   f"|error| ≤ 2·std on {100 * cover:.0f} % of its pixels")
+                    details.append(
+                        f"- {acc}× {name}, seed {seed}: uncertainty — Spearman ρ(std, |error|) {rho:.2f} inside the head, "
+                        f"|error| ≤ 2·std on {100 * cover:.0f} % of its pixels"
+                    )
         for name, v in res.items():
             v = np.array(v)
             nfe = f"{runs[name][0]}" if name in runs else "–"
-            lines.append(f"| {acc}× | {name} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |")
+            lines.append(
+                f"| {acc}× | {name} | {nfe} | {v[:, 0].mean():.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():.3f} ± {v[:, 1].std():.3f} | {v[:, 2].mean():.1f} |"
+            )
             print(lines[-1], flush=True)
             details.append(f"- {acc}× {name}, per seed {seeds}: " + ", ".join(f"{p:.2f} / {q:.3f}" for p, q, _ in v))
     if details:
@@ -251,8 +290,12 @@ def main() -> None:
         Path(args.out).write_text(text)
         return
     sweep = [int(v) for v in args.steps_sweep.split(",")]
-    lines += ["", f"Quality against steps (8×, seed 0, 1 sample, prior {n_train} steps):\n",
-              "| chain | steps (NFE) | PSNR dB | SSIM | s / slice |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Quality against steps (8×, seed 0, 1 sample, prior {n_train} steps):\n",
+        "| chain | steps (NFE) | PSNR dB | SSIM | s / slice |",
+        "|---|---|---|---|---|",
+    ]
     mask, ku, maps = _undersample(k, 8, 0.04, 0)
     chains = {"from noise": DiffusionConfig()}
     if warm:

@@ -50,8 +50,11 @@ def main() -> None:
     cfg = DiffusionConfig(steps=args.steps)
     sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
     name = torch.cuda.get_device_name() if dev.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
-    lines = [f"DDS {args.steps} NFE per slice, 320² × 15 coils, {args.slices} slices, {name}, prior {d.info.get('prior', {}).get('channels')}\n",
-             "| slices per batch | s / slice | s / volume of 16 slices | peak GPU GiB |", "|---|---|---|---|"]
+    lines = [
+        f"DDS {args.steps} NFE per slice, 320² × 15 coils, {args.slices} slices, {name}, prior {d.info.get('prior', {}).get('channels')}\n",
+        "| slices per batch | s / slice | s / volume of 16 slices | peak GPU GiB |",
+        "|---|---|---|---|",
+    ]
     with torch.no_grad():
         reconstruct_slices(ku[:1], mp[:1], mask, d, DiffusionConfig(steps=2), torch.Generator().manual_seed(0))  # warm-up
         for b in [int(v) for v in args.batches.split(",")]:

@@ -26,6 +26,7 @@ from medrecon.physics.fft import fftc, ifftc
 from medrecon.physics.mri.coils import espirit_maps, rss
 from medrecon.physics.mri.masks import line_mask
 from medrecon.tasks.mri.classical import cg_sense, cs_l1_wavelet, zero_filled
+from medrecon.tasks.mri.config import DEFAULT_ITERS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri"
 SETTINGS = ((4, 0.08), (8, 0.04))
@@ -45,7 +46,7 @@ def run_methods(k: torch.Tensor, acc: int, cf: float, seed: int, lams: dict[str,
     t_maps = time.perf_counter() - t0
     for name, fn in (("sense", cg_sense), ("cs", cs_l1_wavelet)):
         t0 = time.perf_counter()
-        img = fn(ku, maps, mask, lam=lams[name])[0].abs().numpy()
+        img = fn(ku, maps, mask, lam=lams[name], iters=DEFAULT_ITERS[name])[0].abs().numpy()
         out[name] = (img, time.perf_counter() - t0 + t_maps)
     return out
 
@@ -122,7 +123,7 @@ def poisson_benchmark(lams: dict[str, float]) -> list[str]:
             img = zero_filled(k[None])[0].numpy()
         else:
             fn = cg_sense if name == "sense" else cs_l1_wavelet
-            img = fn(k[None], maps, mask, lam=lams[name])[0].abs().numpy()
+            img = fn(k[None], maps, mask, lam=lams[name], iters=DEFAULT_ITERS[name])[0].abs().numpy()
         dt = time.perf_counter() - t0 + (t_maps if name != "zf" else 0.0)
         m = ls_scaled_metrics(ref, img)
         lam = f"{lams[name]:g}" if name in lams else "–"

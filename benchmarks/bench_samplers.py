@@ -41,15 +41,21 @@ def main() -> None:
     mask = torch.from_numpy(lm.mask)[None, None, None].to(dev)
     ku = k * mask[0]
     maps = espirit_maps(ku)
-    runs = [(args.prior, DiffusionConfig(sampler="dds", steps=50)), (args.prior, DiffusionConfig(sampler="ddim", steps=50, eta=0.0, dc="grad")),
-            (args.prior, DiffusionConfig(sampler="ddpm", steps=100, dc="cg")), (args.prior, DiffusionConfig(sampler="dds", steps=50, samples=4)),
-            (args.prior, DiffusionConfig(sampler="dds", steps=20, start=0.1, init="cs")),
-            (args.prior, DiffusionConfig(sampler="dds", steps=20, samples=4, start=0.1, init="cs"))]
+    runs = [
+        (args.prior, DiffusionConfig(sampler="dds", steps=50)),
+        (args.prior, DiffusionConfig(sampler="ddim", steps=50, eta=0.0, dc="grad")),
+        (args.prior, DiffusionConfig(sampler="ddpm", steps=100, dc="cg")),
+        (args.prior, DiffusionConfig(sampler="dds", steps=50, samples=4)),
+        (args.prior, DiffusionConfig(sampler="dds", steps=20, start=0.1, init="cs")),
+        (args.prior, DiffusionConfig(sampler="dds", steps=20, samples=4, start=0.1, init="cs")),
+    ]
     if args.score_prior:
         runs.append((args.score_prior, DiffusionConfig(sampler="ve_pc", steps=100, dc="cg")))
     d_cache: dict[str, object] = {}
-    lines = ["| prior (training steps) | sampler | DC | start | steps | samples | NFE | PSNR dB | SSIM | s / slice |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| prior (training steps) | sampler | DC | start | steps | samples | NFE | PSNR dB | SSIM | s / slice |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for prior, cfg in runs:
         d = d_cache.setdefault(prior, load_prior(prior, device=dev))
         t0 = time.perf_counter()
@@ -59,11 +65,15 @@ def main() -> None:
         nfe = cfg.steps * (2 if cfg.sampler == "ve_pc" else 1)
         start = "noise" if cfg.start == 1 else f"{cfg.init} at {cfg.start}"
         kind = "score" if cfg.sampler == "ve_pc" else "DDPM"
-        lines.append(f"| {kind} ({d.info['training_steps']}) | {cfg.sampler} | {cfg.dc} | {start} | {cfg.steps} | {cfg.samples} | {nfe * cfg.samples} | "
-                     f"{m['PSNR']:.2f} | {m['SSIM']:.3f} | {dt:.1f} |")
+        lines.append(
+            f"| {kind} ({d.info['training_steps']}) | {cfg.sampler} | {cfg.dc} | {start} | {cfg.steps} | {cfg.samples} | {nfe * cfg.samples} | "
+            f"{m['PSNR']:.2f} | {m['SSIM']:.3f} | {dt:.1f} |"
+        )
         print(lines[-1], flush=True)
-    text = (f"8× equispaced, real 8-coil head, seed 0, device {dev}; NFE = network evaluations in all "
-            f"(samples × steps, ×2 for VE-PC: one corrector per predictor step).\n\n" + "\n".join(lines) + "\n")
+    text = (
+        f"8× equispaced, real 8-coil head, seed 0, device {dev}; NFE = network evaluations in all "
+        f"(samples × steps, ×2 for VE-PC: one corrector per predictor step).\n\n" + "\n".join(lines) + "\n"
+    )
     print(text)
     (Path(__file__).parent / "results" / "samplers.md").write_text(text)
 

@@ -53,5 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-
     main()

@@ -24,9 +24,24 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 # copied from the source series into a derived one (patient, study, frame of reference, equipment)
 _CARRIED = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "StudyInstanceUID", "StudyDate",
-    "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID",
-    "PositionReferenceIndicator", "Manufacturer", "KVP", "BodyPartExamined", "PatientPosition",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyDescription",
+    "FrameOfReferenceUID",
+    "PositionReferenceIndicator",
+    "Manufacturer",
+    "KVP",
+    "BodyPartExamined",
+    "PatientPosition",
 )
 
 
@@ -144,8 +159,12 @@ def read_dicom_series(path: Path | list[Path]) -> CTVolume:
         steps = np.diff(dist)
         if np.any(steps < 1e-3):
             i = int(np.argmin(steps))
-            raise InputFileError(folder, "ImagePositionPatient", "one slice per position",
-                                 f"duplicate position {dist[i]:.3f} mm ({Path(headers[i].filename).name}, {Path(headers[i + 1].filename).name})")
+            raise InputFileError(
+                folder,
+                "ImagePositionPatient",
+                "one slice per position",
+                f"duplicate position {dist[i]:.3f} mm ({Path(headers[i].filename).name}, {Path(headers[i + 1].filename).name})",
+            )
         step = float(np.median(steps))
         bad = np.abs(steps - step) > max(0.01 * step, 1e-3)
         if np.any(bad):
@@ -154,7 +173,9 @@ def read_dicom_series(path: Path | list[Path]) -> CTVolume:
                 missing = int(round(steps[i] / step)) - 1
                 got = f"{missing} missing slice(s) between {dist[i]:.2f} and {dist[i + 1]:.2f} mm"
                 raise InputFileError(folder, "slices", f"a contiguous series with {step:.3f} mm spacing", got)
-            raise InputFileError(folder, "slice spacing", f"constant {step:.3f} mm", f"{steps[i]:.3f} mm between {dist[i]:.2f} and {dist[i + 1]:.2f} mm")
+            raise InputFileError(
+                folder, "slice spacing", f"constant {step:.3f} mm", f"{steps[i]:.3f} mm between {dist[i]:.2f} and {dist[i + 1]:.2f} mm"
+            )
         slice_vec = (pos[-1] - pos[0]) / (len(headers) - 1)
     else:
         thick = float(getattr(headers[0], "SpacingBetweenSlices", getattr(headers[0], "SliceThickness", 1.0)) or 1.0)

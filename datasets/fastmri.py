@@ -83,8 +83,11 @@ def parse_ismrmrd_header(path: Path, xml: bytes | str) -> IsmrmrdEncoding:
 
 
 def make_ismrmrd_header(
-    encoded_size: tuple[int, int, int], recon_size: tuple[int, int, int], recon_fov_mm: tuple[float, float, float],
-    enc_center: int, enc_max: int,
+    encoded_size: tuple[int, int, int],
+    recon_size: tuple[int, int, int],
+    recon_fov_mm: tuple[float, float, float],
+    enc_center: int,
+    enc_max: int,
 ) -> bytes:
     """A minimal ISMRMRD XML header with the fields fastMRI reads (used by ``simulate`` and tests)."""
 

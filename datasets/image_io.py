@@ -128,10 +128,10 @@ def reference_from_kspace(path: str | Path) -> np.ndarray:
 
     The RSS is centre-cropped to the file's recon size when it has one (fastMRI convention).
     """
-    from ..physics.crop import center_crop
-    from ..physics.fft import ifftc
     import torch
 
+    from ..physics.crop import center_crop
+    from ..physics.fft import ifftc
     from .open_kspace import open_kspace
 
     src = open_kspace(path)

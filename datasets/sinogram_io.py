@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..physics.ct.geometry import CTGeometry
 from ..atomic import atomic_output
 from ..errors import InputFileError
+from ..physics.ct.geometry import CTGeometry
 from .file_access import open_h5
 
 

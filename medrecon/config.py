@@ -11,8 +11,9 @@ The YAML is read with the safe loader: no tags, no code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -43,7 +44,7 @@ def validation_message(err: ValidationError, cls: type[BaseModel]) -> tuple[str,
     msg = first.get("msg", "a valid value")
     for prefix, short in _SHORT.items():
         if msg.startswith(prefix):
-            msg = short + msg[len(prefix):]
+            msg = short + msg[len(prefix) :]
     return key, msg, repr(first.get("input"))
 
 
@@ -162,5 +163,7 @@ def build_settings(
         if where == "file" and file is not None:
             field = f"{section}.{key}" if section else key
             raise InputFileError(file, field, expected, received) from None
-        label = f"--set {key}" if where == "set" else f"--{key.replace('_', '-')}" if where == "flag" else f"{key} (recommended by the prior)"
+        label = (
+            f"--set {key}" if where == "set" else f"--{key.replace('_', '-')}" if where == "flag" else f"{key} (recommended by the prior)"
+        )
         raise ArgumentError(f"{label}: expected {expected}, got {received}") from None

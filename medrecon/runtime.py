@@ -70,6 +70,8 @@ def resolve_prior(name: str) -> Path:
     if name in SHIPPED_PRIORS:
         shipped = shipped_prior_dir(name)
         if not (shipped / "prior.safetensors").is_file():
-            raise InputFileError(shipped, "prior", f"the shipped {name} prior", "not in this version of medrecon (train one with 'medrecon train')")
+            raise InputFileError(
+                shipped, "prior", f"the shipped {name} prior", "not in this version of medrecon (train one with 'medrecon train')"
+            )
         return shipped
     return Path(name)

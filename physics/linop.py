@@ -33,11 +33,11 @@ class LinearOperator(torch.nn.Module):
         return self.adjoint(self.forward(x))
 
     @property
-    def H(self) -> "LinearOperator":
+    def H(self) -> LinearOperator:
         """The adjoint operator ``Aᴴ`` as a :class:`LinearOperator` (shares buffers with ``A``)."""
         return _Adjoint(self)
 
-    def __matmul__(self, other: "LinearOperator") -> "LinearOperator":
+    def __matmul__(self, other: LinearOperator) -> LinearOperator:
         if not isinstance(other, LinearOperator):
             return NotImplemented
         return _Composition(self, other)

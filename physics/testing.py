@@ -7,7 +7,7 @@ by medrecon's own tests and are meant for users who write new operators.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -124,9 +124,7 @@ def check_normal(
     return err
 
 
-def check_operator(
-    op: LinearOperator, in_shape: Sequence[int], dtype: torch.dtype = torch.complex64, **kwargs
-) -> dict[str, float]:
+def check_operator(op: LinearOperator, in_shape: Sequence[int], dtype: torch.dtype = torch.complex64, **kwargs) -> dict[str, float]:
     """Run all contract checks; returns ``{"adjoint": err, "linearity": err, "normal": err}``."""
     return {
         "adjoint": check_adjoint(op, in_shape, dtype, **kwargs),

@@ -43,7 +43,10 @@ def write_fastmri(path: Path, kspace: np.ndarray, recon_size=(32, 32), mask=None
             y0, x0 = (h - recon_size[0]) // 2, (w - recon_size[1]) // 2
             key = "reconstruction_esc" if singlecoil else "reconstruction_rss"
             f.create_dataset(key, data=imgs[:, y0 : y0 + recon_size[0], x0 : x0 + recon_size[1]].astype(np.float32))
-        f.create_dataset("ismrmrd_header", data=np.bytes_(make_ismrmrd_header((h, w, 1), (*recon_size, 1), (recon_size[0] * 0.5, recon_size[1] * 0.5, 3.0), w // 2, w)))
+        f.create_dataset(
+            "ismrmrd_header",
+            data=np.bytes_(make_ismrmrd_header((h, w, 1), (*recon_size, 1), (recon_size[0] * 0.5, recon_size[1] * 0.5, 3.0), w // 2, w)),
+        )
         f.attrs["acquisition"] = "CORPD_FBK"
         f.attrs["max"] = 1.0
         f.attrs["norm"] = 1.0

@@ -12,7 +12,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     de.add_argument("--out-dir", default="demo_output")
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--no-diffusion", action="store_true", help="skip the diffusion part (brain slice, shipped prior)")
-    de.add_argument("--steps", type=int, default=None, help="diffusion: network evaluations per sample (default: the prior's recommendation)")
+    de.add_argument(
+        "--steps", type=int, default=None, help="diffusion: network evaluations per sample (default: the prior's recommendation)"
+    )
     de.add_argument("--samples", type=int, default=None, help="diffusion: posterior samples (default: the prior's recommendation)")
     de.set_defaults(func=run)
 

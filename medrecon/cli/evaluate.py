@@ -15,8 +15,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--recon", required=True, help="reconstruction (.nii[.gz], .h5, DICOM series)")
     ev.add_argument("--slices", default=None, help="target slices the reconstruction covers")
     ev.add_argument("--json", default=None, help="also write the metrics as JSON")
-    ev.add_argument("--window", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                    help="CT: HU window for the metrics (default -1000 1000); implied for DICOM targets")
+    ev.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="CT: HU window for the metrics (default -1000 1000); implied for DICOM targets",
+    )
     ev.set_defaults(func=run)
 
 

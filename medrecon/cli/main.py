@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import MedreconError, missing_dependency
 from ..tasks.registry import VERB_HELP, task_commands

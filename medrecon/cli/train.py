@@ -19,14 +19,22 @@ SECTIONS = {"data", "prior", "train", "output"}
 def add_parser(sub: argparse._SubParsersAction) -> None:
     tr = sub.add_parser("train", help="train a diffusion prior from a YAML config (see configs/)")
     tr.add_argument("--config", required=True, metavar="FILE.yaml")
-    tr.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
-                    help="override one setting, e.g. train.steps=2000 (repeatable)")
+    tr.add_argument(
+        "--set", action="append", default=None, metavar="SECTION.KEY=VALUE", help="override one setting, e.g. train.steps=2000 (repeatable)"
+    )
     tr.add_argument("--output", default=None, help="override the config's output folder")
     tr.add_argument("--device", default="cpu")
-    tr.add_argument("--init-from", default=None,
-                    help="warm-start from a prior folder (its weights and step count; fresh optimiser) when the output has no checkpoint")
-    tr.add_argument("--max-minutes", type=float, default=None,
-                    help="stop after this much training time with a checkpoint and the prior so far (resume later up to train.steps)")
+    tr.add_argument(
+        "--init-from",
+        default=None,
+        help="warm-start from a prior folder (its weights and step count; fresh optimiser) when the output has no checkpoint",
+    )
+    tr.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop after this much training time with a checkpoint and the prior so far (resume later up to train.steps)",
+    )
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=run)
 
@@ -37,10 +45,10 @@ def _sections(args: argparse.Namespace) -> tuple[dict, dict, dict, str]:
     top = read_yaml(args.config)
     if set(top) - SECTIONS or not {"data", "train", "output"} <= set(top):
         raise InputFileError(args.config, "document", "sections data, train, output (and optional prior)", f"{sorted(top)}")
-    parts = {k: dict(top.get(k) or {}) for k in ("data", "prior", "train")}
-    for k, v in parts.items():
+    for k in ("data", "prior", "train"):
         if not isinstance(top.get(k) or {}, dict):
             raise InputFileError(args.config, k, "a mapping of settings", type(top[k]).__name__)
+    parts = {k: dict(top.get(k) or {}) for k in ("data", "prior", "train")}
     for key, value in parse_set_options(args.set).items():
         section, _, name = key.partition(".")
         if section not in parts or not name:
@@ -88,25 +96,43 @@ def run(args: argparse.Namespace) -> int:
         what = f"{len(images)} slice pairs"
         cond_desc = f"; condition: {', '.join(Path(x).name for x in data.condition.paths)} (each normalised to its 99th percentile)"
     else:
-        images = normalise_images(torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed,
-                                                                        data.pad_to_common)))
+        images = normalise_images(
+            torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed, data.pad_to_common))
+        )
         what = f"{len(images)} slices"
         if data.condition is not None:
             simulate = pair_simulator(data.condition.simulate, data.condition.options)
             cond_desc = f"; condition simulated by {data.condition.simulate} {data.condition.options}"
-    desc = f"{what} from {', '.join(Path(x).name for x in data.paths)}" + (" (synthetic smooth phase)" if data.synthetic_phase else "") + cond_desc
+    desc = (
+        f"{what} from {', '.join(Path(x).name for x in data.paths)}"
+        + (" (synthetic smooth phase)" if data.synthetic_phase else "")
+        + cond_desc
+    )
     with tqdm(total=cfg.steps, desc=f"train {cfg.objective}", unit="step", disable=args.quiet or rank != 0) as bar:
+
         def prog(step, total, loss):
             bar.n = step
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.refresh()
 
-        res = train_prior(images, cfg, out, arch.as_args(), cond=cond, simulate=simulate, data_description=desc, device=device,
-                          progress=prog, fp16_weights=arch.fp16_weights,
-                          max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
-                          init_from=None if args.init_from is None else resolve_prior(args.init_from))
+        res = train_prior(
+            images,
+            cfg,
+            out,
+            arch.as_args(),
+            cond=cond,
+            simulate=simulate,
+            data_description=desc,
+            device=device,
+            progress=prog,
+            fp16_weights=arch.fp16_weights,
+            max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
+            init_from=None if args.init_from is None else resolve_prior(args.init_from),
+        )
     if rank == 0:
-        print(f"wrote {out}/prior.safetensors + prior.json ({res['steps']} steps, final loss {res['final_loss']:.4f}, {res['seconds']:.0f} s)")
+        print(
+            f"wrote {out}/prior.safetensors + prior.json ({res['steps']} steps, final loss {res['final_loss']:.4f}, {res['seconds']:.0f} s)"
+        )
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return 0

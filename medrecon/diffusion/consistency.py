@@ -42,7 +42,9 @@ class HardProjection(DataConsistency):
         pv = op(op.adjoint(v))
         err = float(torch.linalg.vector_norm(op(op.adjoint(pv)) - pv) / torch.linalg.vector_norm(pv).clamp(min=1e-30))
         if err > 1e-3:
-            raise ValueError(f"op: hard projection needs A Aᴴ to be a projection (a binary mask, unit maps), got ||P² − P|| / ||P|| = {err:.2e}")
+            raise ValueError(
+                f"op: hard projection needs A Aᴴ to be a projection (a binary mask, unit maps), got ||P² − P|| / ||P|| = {err:.2e}"
+            )
         self.op = op
         self.register_buffer("y", y)
 
@@ -92,7 +94,6 @@ class GradientGuidance(DataConsistency):
         for _ in range(self.iters):
             x = x - (self.step / self.lipschitz) * self.op.adjoint(self.op(x) - self.y)
         return x
-
 
 
 class SupportRestricted(DataConsistency):

@@ -69,9 +69,13 @@ class UNetPrior(torch.nn.Module):
         if len(channels) != len(attention_levels):
             raise ValueError(f"channels / attention_levels: expected equal lengths, got {len(channels)} / {len(attention_levels)}")
         self.config = dict(
-            image_channels=image_channels, cond_channels=cond_channels, channels=list(channels),
-            attention_levels=list(attention_levels), num_res_blocks=num_res_blocks,
-            num_head_channels=num_head_channels, norm_num_groups=norm_num_groups,
+            image_channels=image_channels,
+            cond_channels=cond_channels,
+            channels=list(channels),
+            attention_levels=list(attention_levels),
+            num_res_blocks=num_res_blocks,
+            num_head_channels=num_head_channels,
+            norm_num_groups=norm_num_groups,
         )
         if spatial_dims == 3:  # recorded only when not the default, so 2-D priors' JSONs stay as they were
             self.config["spatial_dims"] = 3
@@ -80,9 +84,14 @@ class UNetPrior(torch.nn.Module):
         self.cond_channels = cond_channels
         self.multiple = 2 ** (len(channels) - 1)
         self.net = DiffusionModelUNet(
-            spatial_dims=spatial_dims, in_channels=image_channels + cond_channels, out_channels=image_channels,
-            num_res_blocks=num_res_blocks, channels=tuple(channels), attention_levels=tuple(attention_levels),
-            num_head_channels=num_head_channels, norm_num_groups=norm_num_groups,
+            spatial_dims=spatial_dims,
+            in_channels=image_channels + cond_channels,
+            out_channels=image_channels,
+            num_res_blocks=num_res_blocks,
+            channels=tuple(channels),
+            attention_levels=tuple(attention_levels),
+            num_head_channels=num_head_channels,
+            norm_num_groups=norm_num_groups,
         )
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

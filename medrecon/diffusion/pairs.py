@@ -11,7 +11,7 @@ bit-exact (the generator's state is in the checkpoint).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -29,8 +29,9 @@ class TrainingPairs(torch.utils.data.Dataset):
         seed: seed of the per-item generator :meth:`__getitem__` gives the simulator.
     """
 
-    def __init__(self, images: torch.Tensor, cond: torch.Tensor | None = None, simulate: Simulator | None = None,
-                 crop: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self, images: torch.Tensor, cond: torch.Tensor | None = None, simulate: Simulator | None = None, crop: int = 0, seed: int = 0
+    ) -> None:
         if cond is not None and simulate is not None:
             raise ValueError("cond / simulate: expected stored conditions or a simulator, got both")
         if cond is not None and (cond.ndim != images.ndim + 1 or cond.shape[0] != images.shape[0] or cond.shape[2:] != images.shape[1:]):
@@ -53,7 +54,7 @@ class TrainingPairs(torch.utils.data.Dataset):
             return x, self.simulate(x[None], torch.Generator().manual_seed(self.seed * 1_000_003 + i))[0]
         return x, None if self.cond is None else self.cond[i]
 
-    def to(self, device: str | torch.device) -> "TrainingPairs":
+    def to(self, device: str | torch.device) -> TrainingPairs:
         """Move stored images and conditions (e.g. onto the GPU, where patches are then cut)."""
         self.images = self.images.to(device)
         self.cond = None if self.cond is None else self.cond.to(device)

@@ -22,8 +22,9 @@ scale first and multiplies the result back (the MRI recipe in :mod:`medrecon.tas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -72,7 +73,7 @@ class PosteriorSettings(Settings):
     start: float = Field(1.0, gt=0, le=1)
 
     @model_validator(mode="after")
-    def _dds_uses_cg(self) -> "PosteriorSettings":
+    def _dds_uses_cg(self) -> PosteriorSettings:
         if self.sampler == "dds" and self.dc != "cg":
             raise ValueError(f"sampler 'dds' is DDIM with proximal CG: dc must be 'cg', got {self.dc!r}")
         return self
@@ -118,7 +119,9 @@ def repeat_items(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
 
 
 def make_consistency(
-    settings: PosteriorSettings, operator: LinearOperator | None, y: torch.Tensor | None,
+    settings: PosteriorSettings,
+    operator: LinearOperator | None,
+    y: torch.Tensor | None,
     likelihood: DataConsistency | None = None,
 ) -> DataConsistency | None:
     """The data consistency ``settings.dc`` names, for an operator and measurements already on the batch of ``S·N``."""
@@ -183,8 +186,17 @@ def sample_posterior(
     fill = repeat_items(x_start, n) if settings.start < 1 else None
     if dc is not None and support is not None:
         dc = SupportRestricted(dc, repeat_items(support, n), fill=fill)
-    x = sample(denoiser, (s_count * n, *shape[1:]), sampler, generator, dc=dc, cond=repeat_items(cond, n),
-               device=device, callback=callback, x_start=fill)
+    x = sample(
+        denoiser,
+        (s_count * n, *shape[1:]),
+        sampler,
+        generator,
+        dc=dc,
+        cond=repeat_items(cond, n),
+        device=device,
+        callback=callback,
+        x_start=fill,
+    )
     if dc is not None and settings.dc == "cg":
         x = dc(x, 0.0)  # final data-consistency step on the returned estimate
     elif isinstance(dc, SupportRestricted):

@@ -17,8 +17,8 @@ state; :func:`sample` is the only loop: VE view of the state → ``D(x, σ)`` �
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -119,8 +119,9 @@ class DDPMSampler(_VPSampler):
 class VEPCSampler:
     """VE predictor–corrector: ``steps`` predictor steps, each preceded by ``n_corrector`` Langevin steps."""
 
-    def __init__(self, schedule: VESchedule = VESchedule(), steps: int = 100, n_corrector: int = 1, snr: float = 0.16,
-                 start: float = 1.0) -> None:
+    def __init__(
+        self, schedule: VESchedule = VESchedule(), steps: int = 100, n_corrector: int = 1, snr: float = 0.16, start: float = 1.0
+    ) -> None:
         if n_corrector < 0 or snr <= 0:
             raise ValueError(f"n_corrector / snr: expected >= 0 / > 0, got {n_corrector} / {snr}")
         self.schedule, self.n_corrector, self.snr = schedule, n_corrector, snr
@@ -200,8 +201,10 @@ def sample(
         x = sampler.init(tuple(shape), denoiser.complex_data, generator, device)
     else:
         if tuple(x_start.shape) != tuple(shape) or x_start.is_complex() != denoiser.complex_data:
-            raise ValueError(f"x_start: expected shape {tuple(shape)} ({'complex' if denoiser.complex_data else 'real'}), "
-                             f"got {tuple(x_start.shape)} {x_start.dtype}")
+            raise ValueError(
+                f"x_start: expected shape {tuple(shape)} ({'complex' if denoiser.complex_data else 'real'}), "
+                f"got {tuple(x_start.shape)} {x_start.dtype}"
+            )
         x = sampler.init_from(x_start.to(device), generator)
     x0 = x
     with torch.no_grad():

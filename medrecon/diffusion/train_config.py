@@ -31,7 +31,7 @@ class ConditionConfig(Settings):
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ConditionConfig":
+    def _one_source(self) -> ConditionConfig:
         if (self.paths is None) == (self.simulate is None):
             raise ValueError("expected exactly one of 'paths' (paired files) and 'simulate' (a registered simulator)")
         if self.paths is not None and not self.paths:
@@ -61,7 +61,7 @@ class DataConfig(Settings):
     condition: ConditionConfig | None = None
 
     @model_validator(mode="after")
-    def _pairs_match(self) -> "DataConfig":
+    def _pairs_match(self) -> DataConfig:
         c = self.condition
         if c is not None and c.paths is not None and len(c.paths) != len(self.paths):
             raise ValueError(f"condition.paths: expected one file per data path ({len(self.paths)}), got {len(c.paths)}")
@@ -85,5 +85,11 @@ class PriorArchConfig(Settings):
 
     def as_args(self) -> dict:
         """Keyword arguments of ``UNetPrior`` (channel counts are set from the data)."""
-        return dict(channels=tuple(self.channels), attention_levels=tuple(self.attention_levels), num_res_blocks=self.num_res_blocks,
-                    num_head_channels=self.num_head_channels, norm_num_groups=self.norm_num_groups, spatial_dims=self.spatial_dims)
+        return dict(
+            channels=tuple(self.channels),
+            attention_levels=tuple(self.attention_levels),
+            num_res_blocks=self.num_res_blocks,
+            num_head_channels=self.num_head_channels,
+            norm_num_groups=self.norm_num_groups,
+            spatial_dims=self.spatial_dims,
+        )

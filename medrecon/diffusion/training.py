@@ -24,9 +24,10 @@ import copy
 import csv
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -35,8 +36,8 @@ from pydantic import Field
 from ..atomic import atomic_output
 from ..config import Settings
 from ..errors import InputFileError
-from .pairs import Simulator, TrainingPairs
 from .denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
+from .pairs import Simulator, TrainingPairs
 from .schedule import VESchedule, VPSchedule
 
 OBJECTIVES = ("ddpm", "score")
@@ -83,7 +84,11 @@ def normalise_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def _loss(
-    prior: torch.nn.Module, cfg: TrainConfig, x0: torch.Tensor, cond: torch.Tensor | None, g: torch.Generator,
+    prior: torch.nn.Module,
+    cfg: TrainConfig,
+    x0: torch.Tensor,
+    cond: torch.Tensor | None,
+    g: torch.Generator,
     g_noise: torch.Generator | None = None,
 ) -> torch.Tensor:
     g_noise = g if g_noise is None else g_noise
@@ -127,14 +132,22 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
         prefix = f"opt.{pid}."
         for k, v in tensors.items():
             if k.startswith(prefix):
-                st[k[len(prefix):]] = v
+                st[k[len(prefix) :]] = v
         state[int(pid)] = st
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 def save_checkpoint(
-    out_dir: Path, step: int, prior: UNetPrior, ema: UNetPrior, opt: torch.optim.Optimizer, rng_states: list[torch.Tensor], losses: list, cfg: TrainConfig,
-    noise_rng_states: list[torch.Tensor] | None = None, extra: dict | None = None,
+    out_dir: Path,
+    step: int,
+    prior: UNetPrior,
+    ema: UNetPrior,
+    opt: torch.optim.Optimizer,
+    rng_states: list[torch.Tensor],
+    losses: list,
+    cfg: TrainConfig,
+    noise_rng_states: list[torch.Tensor] | None = None,
+    extra: dict | None = None,
 ) -> None:
     """Write ``checkpoint.safetensors`` + ``checkpoint.json`` (atomically, one pair).
 
@@ -253,7 +266,9 @@ def train_prior(
     elif init_from is not None:
         src = load_prior(init_from)
         if src.info["prior"] != prior.config:
-            raise InputFileError(Path(init_from) / "prior.json", "prior", f"the network of this config {prior.config}", f"{src.info['prior']}")
+            raise InputFileError(
+                Path(init_from) / "prior.json", "prior", f"the network of this config {prior.config}", f"{src.info['prior']}"
+            )
         if src.info["objective"] != cfg.objective:
             raise InputFileError(Path(init_from) / "prior.json", "objective", repr(cfg.objective), repr(src.info["objective"]))
         with torch.no_grad():
@@ -323,14 +338,18 @@ def train_prior(
     if rank != 0:
         return {"steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else float("nan"), "seconds": time.perf_counter() - t0}
     # final prior: EMA weights + JSON
-    weights = {k: (v.half() if fp16_weights and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in ema.state_dict().items()}
+    weights = {
+        k: (v.half() if fp16_weights and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in ema.state_dict().items()
+    }
     with atomic_output(out / "prior.safetensors") as tmp:
         save_file(weights, str(tmp))
     info = {
         "format": "medrecon-prior-1",
         "prior": prior.config,
         "objective": cfg.objective,
-        "schedule": asdict(VPSchedule(cfg.num_train_timesteps)) if cfg.objective == "ddpm" else asdict(VESchedule(cfg.sigma_min, cfg.sigma_max)),
+        "schedule": asdict(VPSchedule(cfg.num_train_timesteps))
+        if cfg.objective == "ddpm"
+        else asdict(VESchedule(cfg.sigma_min, cfg.sigma_max)),
         "normalisation": NORMALISATION,
         "image_shape": [int(m) for m in images.shape[1:]],
         "data": data_description,
@@ -394,7 +413,7 @@ def _write_loss_curve(out: Path, losses: list[float], first_step: int = 1) -> No
     k = max(5, len(losses) // 50)
     if len(losses) >= 2 * k:
         mean = np.convolve(np.asarray(losses, dtype=np.float64), np.ones(k) / k, mode="valid")
-        ax.semilogy(steps[k - 1:], mean, lw=1.5, color="k", label=f"mean of {k}")
+        ax.semilogy(steps[k - 1 :], mean, lw=1.5, color="k", label=f"mean of {k}")
         ax.legend(fontsize=7)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")

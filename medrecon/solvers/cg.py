@@ -7,7 +7,7 @@ bug in research code is ``rᵀr``, which is wrong for complex data).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Callable
 
 BUILTIN_TASKS = ("medrecon.tasks.mri.commands", "medrecon.tasks.ct.commands")
 ENTRY_POINT_GROUP = "medrecon.tasks"

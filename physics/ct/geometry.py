@@ -86,7 +86,7 @@ class CTGeometry:
         origin_det_mm: float = 0.0,
         n_det_rows: int | None = None,
         det_row_spacing_mm: float | None = None,
-    ) -> "CTGeometry":
+    ) -> CTGeometry:
         """A circular scan of ``n_views`` equally spaced views over ``arc_deg`` degrees.
 
         Defaults: a full arc (180° parallel, 360° fan / cone); a detector that covers the image
@@ -164,7 +164,7 @@ class CTGeometry:
         return json.dumps(d)
 
     @classmethod
-    def from_json(cls, text: str) -> "CTGeometry":
+    def from_json(cls, text: str) -> CTGeometry:
         """Inverse of :meth:`to_json`; unknown or missing keys raise ``ValueError``."""
         d = json.loads(text)
         names = {f for f in cls.__dataclass_fields__ if f != "extra"}

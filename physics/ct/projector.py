@@ -288,7 +288,7 @@ class _CUDAProjector:
 
 class _Project(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, op: "CTProjector", adjoint: bool) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, op: CTProjector, adjoint: bool) -> torch.Tensor:  # type: ignore[override]
         ctx.op, ctx.adjoint = op, adjoint
         return op._apply(x, adjoint)
 
@@ -313,7 +313,7 @@ class CTProjector(LinearOperator):
         self._backends: dict[str, object] = {}
 
     def _backend(self, device: torch.device):
-        key = "cuda:%d" % (device.index or 0) if device.type == "cuda" else "cpu"
+        key = f"cuda:{device.index or 0}" if device.type == "cuda" else "cpu"
         if key not in self._backends:
             if device.type == "cuda":
                 how = gpu_angle_convention()
@@ -321,7 +321,9 @@ class CTProjector(LinearOperator):
                     self._backends[key] = _HostProjector2D(self.geometry)
                 else:
                     if how is None:
-                        warnings.warn("ASTRA's 3-D angle convention could not be matched to its 2-D one; 3-D scans keep ASTRA's own", stacklevel=3)
+                        warnings.warn(
+                            "ASTRA's 3-D angle convention could not be matched to its 2-D one; 3-D scans keep ASTRA's own", stacklevel=3
+                        )
                     self._backends[key] = _CUDAProjector(self.geometry, how or "none")
             elif self.geometry.is_3d:
                 raise ValueError(f"beam {self.geometry.beam!r}: ASTRA projects 3-D geometries on CUDA only; move the volume to a GPU")

@@ -148,7 +148,9 @@ def _espirit_sigpy(k: torch.Tensor, rows: int, cols: int, kw: int, thresh: float
     dev = sp.Device(k.device.index if k.is_cuda else -1)
     with dev:
         arr = sp.to_device(k.detach().cpu().numpy(), dev) if k.is_cuda else k.detach().numpy()
-        maps = sigpy.mri.app.EspiritCalib(arr, calib_width=rows, kernel_width=kw, thresh=thresh, crop=crop, device=dev, show_pbar=False).run()
+        maps = sigpy.mri.app.EspiritCalib(
+            arr, calib_width=rows, kernel_width=kw, thresh=thresh, crop=crop, device=dev, show_pbar=False
+        ).run()
         maps = sp.to_device(maps, sp.cpu_device)
     dtype = torch.complex128 if k.dtype == torch.complex128 else torch.complex64
     return _reference_phase(torch.from_numpy(np.ascontiguousarray(maps)).to(device=k.device, dtype=dtype))

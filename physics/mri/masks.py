@@ -12,8 +12,8 @@ random mask (SigPy has none), both with a fully sampled calibration square.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -114,9 +114,7 @@ def line_mask(
     return LineMask(np.maximum(center, outer).astype(np.float32), int(num_low), cf, float(acc))
 
 
-def poisson_mask(
-    shape: tuple[int, int], acceleration: float, calib: int, seed: int, crop_corner: bool = True
-) -> np.ndarray:
+def poisson_mask(shape: tuple[int, int], acceleration: float, calib: int, seed: int, crop_corner: bool = True) -> np.ndarray:
     """2-D variable-density Poisson-disc mask through SigPy.
 
     Args:
@@ -140,9 +138,7 @@ def poisson_mask(
     return (np.abs(m) > 0).astype(np.float32)
 
 
-def gaussian2d_mask(
-    shape: tuple[int, int], acceleration: float, calib: int, seed: int, sigma_fraction: float = 0.3
-) -> np.ndarray:
+def gaussian2d_mask(shape: tuple[int, int], acceleration: float, calib: int, seed: int, sigma_fraction: float = 0.3) -> np.ndarray:
     """2-D Gaussian variable-density random mask with a fully sampled calibration square.
 
     Written here because SigPy has no variable-density random 2-D mask besides Poisson-disc.

@@ -87,9 +87,7 @@ class SenseOperator(LinearOperator):
         if ndim not in (2, 3):
             raise ValueError(f"ndim: expected 2 or 3, got {ndim}")
         if maps.ndim != ndim + 2:
-            raise ValueError(
-                f"maps: expected {ndim + 2} dims (B, C, {'D, ' if ndim == 3 else ''}H, W), got shape {tuple(maps.shape)}"
-            )
+            raise ValueError(f"maps: expected {ndim + 2} dims (B, C, {'D, ' if ndim == 3 else ''}H, W), got shape {tuple(maps.shape)}")
         if maps.shape[1] < 1:
             raise ValueError(f"maps: expected at least one coil, got shape {tuple(maps.shape)}")
         self.ndim = ndim
@@ -99,9 +97,7 @@ class SenseOperator(LinearOperator):
             try:
                 torch.broadcast_shapes(mask.shape, maps.shape)
             except RuntimeError as err:
-                raise ValueError(
-                    f"mask: shape {tuple(mask.shape)} does not broadcast against k-space shape {tuple(maps.shape)}"
-                ) from err
+                raise ValueError(f"mask: shape {tuple(mask.shape)} does not broadcast against k-space shape {tuple(maps.shape)}") from err
         self.register_buffer("mask", mask)
         # Centred FFT without the two fftshift copies: for even sizes n = 2m,
         # fftshift(fft(ifftshift(v))) = (-1)^m · c ⊙ fft(c ⊙ v) with the checkerboard c = (-1)^(Σ index),

@@ -5,11 +5,10 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from mri_files import multicoil_volume, write_fastmri, write_skmtea
 
 from medrecon.cli.main import main
 from medrecon.runtime import parse_slices
-
-from mri_files import multicoil_volume, write_fastmri, write_skmtea
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +19,27 @@ def fully(tmp_path_factory):
 
 def test_simulate_reconstruct_evaluate(tmp_path, fully, capsys):
     under = tmp_path / "under.h5"
-    assert main(["simulate", "mri", "--input", str(fully), "--mask", "equispaced_fraction", "--accel", "4",
-                 "--center-fraction", "0.15", "--seed", "0", "--out", str(under)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "mri",
+                "--input",
+                str(fully),
+                "--mask",
+                "equispaced_fraction",
+                "--accel",
+                "4",
+                "--center-fraction",
+                "0.15",
+                "--seed",
+                "0",
+                "--out",
+                str(under),
+            ]
+        )
+        == 0
+    )
     with h5py.File(under) as f:
         assert f["kspace"].shape == (2, 4, 64, 64) and f["mask"].shape == (64,)
         assert f["reconstruction_rss"].shape == (2, 48, 48)
@@ -64,17 +82,30 @@ def _fails(argv, capsys, match, tmp_path, out_name=None):
 def test_bad_input_errors(tmp_path, fully, capsys):
     out = str(tmp_path / "r.nii.gz")
     (tmp_path / "junk.h5").write_text("junk")
-    _fails(["reconstruct", "mri", str(tmp_path / "junk.h5"), "--out", out], capsys, "junk.h5: file: expected a readable HDF5 file", tmp_path)
+    _fails(
+        ["reconstruct", "mri", str(tmp_path / "junk.h5"), "--out", out], capsys, "junk.h5: file: expected a readable HDF5 file", tmp_path
+    )
     _fails(["reconstruct", "mri", str(fully), "--out", str(tmp_path / "missing" / "r.nii.gz")], capsys, "missing folder", tmp_path)
-    _fails(["reconstruct", "mri", str(fully), "--device", "cuda:7", "--out", out], capsys, "--device", tmp_path) if not __import__("torch").cuda.is_available() else None
+    _fails(["reconstruct", "mri", str(fully), "--device", "cuda:7", "--out", out], capsys, "--device", tmp_path) if not __import__(
+        "torch"
+    ).cuda.is_available() else None
     _fails(["reconstruct", "mri", str(fully), "--out", str(tmp_path / "r.png")], capsys, "output file type", tmp_path)
     _fails(["reconstruct", "mri", str(fully), "--slices", "9", "--quiet", "--out", out], capsys, "out of range", tmp_path)
     bad = multicoil_volume(slices=2, coils=4, h=64, w=64)
     bad[0, 1, 0, 0] = np.inf
     nanf = write_fastmri(tmp_path / "inf.h5", bad, recon_size=(48, 48))
-    _fails(["reconstruct", "mri", str(nanf), "--quiet", "--method", "zf", "--out", out], capsys, "kspace slice 0: expected finite values", tmp_path)
-    _fails(["simulate", "mri", "--input", str(fully), "--accel", "4", "--center-fraction", "0.5", "--out", str(tmp_path / "u.h5")],
-           capsys, "exceeds", tmp_path)
+    _fails(
+        ["reconstruct", "mri", str(nanf), "--quiet", "--method", "zf", "--out", out],
+        capsys,
+        "kspace slice 0: expected finite values",
+        tmp_path,
+    )
+    _fails(
+        ["simulate", "mri", "--input", str(fully), "--accel", "4", "--center-fraction", "0.5", "--out", str(tmp_path / "u.h5")],
+        capsys,
+        "exceeds",
+        tmp_path,
+    )
     _fails(["evaluate", "--target", str(fully), "--recon", str(tmp_path / "none.nii.gz")], capsys, "no such file", tmp_path)
     with pytest.raises(SystemExit) as e:
         main(["reconstruct", "mri", str(fully), "--method", "magic", "--out", out])
@@ -105,7 +136,9 @@ def test_config_file(tmp_path, fully):
     assert main(["reconstruct", "mri", str(fully), "--config", str(repo_cfg), "--quiet", "--out", str(tmp_path / "r.h5")]) == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("recon:\n  method: cs\n  lamda: 0.1\n")
-    with pytest.raises(InputFileError, match=r"recon.lamda: expected a key among \['crop_to_recon_size', 'iters', 'lam', 'method'\], got an unknown key"):
+    with pytest.raises(
+        InputFileError, match=r"recon.lamda: expected a key among \['crop_to_recon_size', 'iters', 'lam', 'method'\], got an unknown key"
+    ):
         load_config(bad, ClassicalConfig, "recon")
     bad.write_text("recon:\n  method: tv\n")
     with pytest.raises(ValueError, match="method"):

@@ -3,12 +3,10 @@ import json
 import h5py
 import numpy as np
 import pytest
-
+from conftest import shared_file
 
 from medrecon.cli.main import main
 from medrecon.datasets.ct_volume import read_ct, write_dicom_series
-
-from conftest import shared_file
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +26,28 @@ def ct_series(tmp_path_factory):
 
 def test_simulate_reconstruct_evaluate_ct(tmp_path, ct_series, capsys):
     sino = tmp_path / "sino.h5"
-    assert main(["simulate", "ct", "--input", str(ct_series), "--geometry", "parallel", "--arc", "120", "--views", "60",
-                 "--dose", "1e5", "--quiet", "--out", str(sino)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "ct",
+                "--input",
+                str(ct_series),
+                "--geometry",
+                "parallel",
+                "--arc",
+                "120",
+                "--views",
+                "60",
+                "--dose",
+                "1e5",
+                "--quiet",
+                "--out",
+                str(sino),
+            ]
+        )
+        == 0
+    )
     with h5py.File(sino) as f:
         g = json.loads(f.attrs["geometry"])
         assert f["sinogram"].shape == (4, 60, g["n_det"]) and g["beam"] == "parallel"
@@ -55,8 +73,28 @@ def test_simulate_reconstruct_evaluate_ct(tmp_path, ct_series, capsys):
 
 def test_fan_beam_iterative(tmp_path, ct_series):
     sino = tmp_path / "fan.h5"
-    assert main(["simulate", "ct", "--input", str(ct_series), "--geometry", "fan", "--views", "90", "--dose", "0",
-                 "--slices", "1-2", "--quiet", "--out", str(sino)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "ct",
+                "--input",
+                str(ct_series),
+                "--geometry",
+                "fan",
+                "--views",
+                "90",
+                "--dose",
+                "0",
+                "--slices",
+                "1-2",
+                "--quiet",
+                "--out",
+                str(sino),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "fan.nii.gz"
     assert main(["reconstruct", "ct", str(sino), "--method", "cgls", "--iters", "20", "--quiet", "--out", str(out)]) == 0
     js = tmp_path / "m.json"
@@ -83,7 +121,12 @@ def test_ct_bad_inputs(tmp_path, ct_series, capsys):
     nogeo = tmp_path / "nogeo.h5"
     with h5py.File(nogeo, "w") as f:
         f.create_dataset("sinogram", data=np.zeros((1, 10, 20), np.float32))
-    _fails(["reconstruct", "ct", str(nogeo), "--out", str(tmp_path / "r.nii.gz")], capsys, "geometry: expected a 'geometry' attribute", tmp_path)
+    _fails(
+        ["reconstruct", "ct", str(nogeo), "--out", str(tmp_path / "r.nii.gz")],
+        capsys,
+        "geometry: expected a 'geometry' attribute",
+        tmp_path,
+    )
     sino = tmp_path / "ok.h5"
     assert main(["simulate", "ct", "--input", str(ct_series), "--views", "30", "--quiet", "--out", str(sino)]) == 0
     with h5py.File(sino) as f:
@@ -111,7 +154,10 @@ def test_ct_bad_inputs(tmp_path, ct_series, capsys):
 def test_real_dicom_series_cli(tmp_path):
     src = shared_file("ct/totalseg_abdomen_ct_dicom")
     sino = tmp_path / "s.h5"
-    assert main(["simulate", "ct", "--input", str(src), "--arc", "90", "--views", "180", "--slices", "9-10", "--quiet", "--out", str(sino)]) == 0
+    assert (
+        main(["simulate", "ct", "--input", str(src), "--arc", "90", "--views", "180", "--slices", "9-10", "--quiet", "--out", str(sino)])
+        == 0
+    )
     assert main(["reconstruct", "ct", str(sino), "--method", "fbp", "--quiet", "--out", str(tmp_path / "r") + "/"]) == 0
     assert main(["evaluate", "--target", str(src), "--recon", str(tmp_path / "r"), "--slices", "9-10"]) == 0
 
@@ -119,17 +165,36 @@ def test_real_dicom_series_cli(tmp_path):
 @pytest.mark.gpu
 def test_cuda_reconstructions_match_cpu(tmp_path, ct_series):
     """FBP / SIRT / TV through the CLI on CUDA (ASTRA GPU projectors) agree with the CPU run."""
-    import torch
 
     import astra
 
-    if not (torch.cuda.is_available() and astra.use_cuda()):
-        pytest.skip("no CUDA GPU or ASTRA without CUDA")
+    if not astra.use_cuda():
+        pytest.skip("ASTRA built without CUDA")
     import nibabel as nib
 
     sino = tmp_path / "sino.h5"
-    assert main(["simulate", "ct", "--input", str(ct_series), "--arc", "120", "--views", "60", "--dose", "1e5",
-                 "--device", "cuda", "--quiet", "--out", str(sino)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "ct",
+                "--input",
+                str(ct_series),
+                "--arc",
+                "120",
+                "--views",
+                "60",
+                "--dose",
+                "1e5",
+                "--device",
+                "cuda",
+                "--quiet",
+                "--out",
+                str(sino),
+            ]
+        )
+        == 0
+    )
     for method, extra in (("fbp", []), ("sirt", ["--iters", "50"]), ("tv", ["--iters", "100"])):
         vols = {}
         for dev in ("cpu", "cuda"):

@@ -4,12 +4,11 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from conftest import shared_file
 from pydicom.data import get_testdata_file
 
 from medrecon.datasets.ct_volume import read_ct, write_ct_nifti, write_dicom_series
 from medrecon.errors import InputFileError
-
-from conftest import shared_file
 
 
 def _oblique_affine():

@@ -5,7 +5,6 @@ import torch
 from medrecon.physics.ct import CTGeometry, CTProjector
 from medrecon.physics.testing import check_operator
 
-
 GEOMS = {
     "parallel": dict(beam="parallel", image_shape=(48, 48), voxel_size_mm=(0.8, 0.8), n_views=60),
     "parallel-limited": dict(beam="parallel", image_shape=(48, 40), voxel_size_mm=(1.0, 1.0), n_views=45, arc_deg=90),
@@ -66,14 +65,14 @@ def test_geometry_json_roundtrip_and_errors():
     with pytest.raises(ValueError, match=r"image: expected shape \(B, 48, 48\)"):
         op(torch.zeros(1, 40, 48))
     with pytest.raises(ValueError, match="CUDA only"):
-        CTProjector(CTGeometry.create("cone", (8, 16, 16), (1, 1, 1), 10, source_origin_mm=300, origin_det_mm=100))(torch.zeros(1, 8, 16, 16))
+        CTProjector(CTGeometry.create("cone", (8, 16, 16), (1, 1, 1), 10, source_origin_mm=300, origin_det_mm=100))(
+            torch.zeros(1, 8, 16, 16)
+        )
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", list(GEOMS))
 def test_cuda_matches_cpu(name):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA")
     import astra
 
     if not astra.use_cuda():
@@ -109,8 +108,6 @@ def _smooth_images(n: int, shape: tuple[int, ...]) -> torch.Tensor:
 @pytest.mark.gpu
 def test_cuda_anisotropic_3d_volume_matches_slab_of_slices():
     """A parallel3d volume with 2 mm slices of 0.8 mm pixels projects like its slices one by one."""
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA")
     import astra
 
     if not astra.use_cuda():
@@ -129,8 +126,6 @@ def test_cuda_anisotropic_3d_volume_matches_slab_of_slices():
 @pytest.mark.gpu
 @pytest.mark.parametrize("voxel", [1.0, 0.5])
 def test_cone_beam_cuda_projector_and_fdk(voxel):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA")
     import astra
 
     if not astra.use_cuda():

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-
 from medrecon.physics.ct import CTGeometry, CTProjector
 from medrecon.physics.ct.transmission import hu_to_mu, log_transform, mu_to_hu, simulate_counts
 from medrecon.tasks.ct.fbp import FILTERS, fbp

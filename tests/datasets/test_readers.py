@@ -1,15 +1,14 @@
 import h5py
 import numpy as np
 import pytest
+from mri_files import multicoil_volume, write_fastmri, write_skmtea
 
-from medrecon.errors import InputFileError
 from medrecon.datasets.fastmri import FastMRIFile, parse_ismrmrd_header
 from medrecon.datasets.image_io import read_volume, write_nifti, write_recon_h5, write_volume
 from medrecon.datasets.npz_kspace import NpzKSpace
 from medrecon.datasets.open_kspace import open_kspace
 from medrecon.datasets.skmtea import SKMTEAFile
-
-from mri_files import multicoil_volume, write_fastmri, write_skmtea
+from medrecon.errors import InputFileError
 
 
 @pytest.fixture(scope="module")

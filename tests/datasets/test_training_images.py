@@ -2,8 +2,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medrecon.errors import InputFileError
 from medrecon.datasets.training_images import load_training_images
+from medrecon.errors import InputFileError
 
 
 def _nifti(path, shape, value=1.0):

@@ -3,11 +3,9 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-
+from mri_files import multicoil_volume, write_fastmri
 
 from medrecon.cli.main import main
-
-from mri_files import multicoil_volume, write_fastmri
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +13,12 @@ def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("prior")
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:32, :32]
-    imgs = np.stack([np.exp(-((yy - rng.uniform(8, 24)) ** 2 + (xx - rng.uniform(8, 24)) ** 2) / 40.0) * np.exp(1j * rng.uniform(0, 3))
-                     for _ in range(24)]).astype(np.complex64)
+    imgs = np.stack(
+        [
+            np.exp(-((yy - rng.uniform(8, 24)) ** 2 + (xx - rng.uniform(8, 24)) ** 2) / 40.0) * np.exp(1j * rng.uniform(0, 3))
+            for _ in range(24)
+        ]
+    ).astype(np.complex64)
     np.savez(d / "train.npz", images=imgs)
     cfg = d / "train.yaml"
     cfg.write_text(
@@ -37,17 +39,78 @@ def test_train_then_reconstruct_with_uncertainty(tmp_path, trained, capsys):
     under = tmp_path / "under.h5"
     assert main(["simulate", "mri", "--input", str(full), "--accel", "4", "--center-fraction", "0.2", "--out", str(under)]) == 0
     out = tmp_path / "r.nii.gz"
-    assert main(["reconstruct", "mri", str(under), "--method", "diffusion", "--prior", str(trained), "--steps", "4",
-                 "--samples", "2", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                "mri",
+                str(under),
+                "--method",
+                "diffusion",
+                "--prior",
+                str(trained),
+                "--steps",
+                "4",
+                "--samples",
+                "2",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     mean, std = nib.load(str(out)).get_fdata(), nib.load(str(tmp_path / "r_std.nii.gz")).get_fdata()
     assert mean.shape == std.shape == (40, 40, 1) and np.isfinite(mean).all() and (std >= 0).all() and std.max() > 0
     assert main(["evaluate", "--target", str(full), "--recon", str(out)]) == 0
     h5 = tmp_path / "r.h5"
-    assert main(["reconstruct", "mri", str(under), "--method", "diffusion", "--prior", str(trained), "--sampler", "ddim",
-                 "--dc", "grad", "--steps", "3", "--quiet", "--out", str(h5)]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                "mri",
+                str(under),
+                "--method",
+                "diffusion",
+                "--prior",
+                str(trained),
+                "--sampler",
+                "ddim",
+                "--dc",
+                "grad",
+                "--steps",
+                "3",
+                "--quiet",
+                "--out",
+                str(h5),
+            ]
+        )
+        == 0
+    )
     warm = tmp_path / "w.h5"
-    assert main(["reconstruct", "mri", str(under), "--method", "diffusion", "--prior", str(trained), "--start", "0.2",
-                 "--init", "sense", "--steps", "3", "--quiet", "--out", str(warm)]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                "mri",
+                str(under),
+                "--method",
+                "diffusion",
+                "--prior",
+                str(trained),
+                "--start",
+                "0.2",
+                "--init",
+                "sense",
+                "--steps",
+                "3",
+                "--quiet",
+                "--out",
+                str(warm),
+            ]
+        )
+        == 0
+    )
     import h5py
 
     with h5py.File(warm) as f:
@@ -69,7 +132,9 @@ def test_diffusion_bad_input(tmp_path, trained, capsys):
         (["--start", "0.01", "--steps", "20"], "steps: expected 1..11"),
     ]
     for extra, msg in cases:
-        assert main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", str(trained), "--quiet", *extra, "--out", out]) == 2
+        assert (
+            main(["reconstruct", "mri", str(full), "--method", "diffusion", "--prior", str(trained), "--quiet", *extra, "--out", out]) == 2
+        )
         assert msg in capsys.readouterr().err
     import medrecon.priors as shipped
 
@@ -104,8 +169,21 @@ def test_torchrun_two_cpu_processes_gloo(tmp_path, trained):
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", port,
-           "-m", "medrecon", "train", "--config", str(cfg), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        port,
+        "-m",
+        "medrecon",
+        "train",
+        "--config",
+        str(cfg),
+        "--quiet",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     info = json.loads((tmp_path / "ddp" / "prior.json").read_text())
@@ -162,7 +240,10 @@ def test_shipped_brain_prior_reconstructs(tmp_path):
     under = tmp_path / "under.h5"
     assert main(["simulate", "mri", "--input", str(full), "--accel", "4", "--center-fraction", "0.2", "--out", str(under)]) == 0
     out = tmp_path / "b.nii.gz"
-    assert main(["reconstruct", "mri", str(under), "--method", "diffusion", "--prior", "brain", "--steps", "2", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(["reconstruct", "mri", str(under), "--method", "diffusion", "--prior", "brain", "--steps", "2", "--quiet", "--out", str(out)])
+        == 0
+    )
     assert np.isfinite(nib.load(str(out)).get_fdata()).all()
 
 
@@ -183,7 +264,9 @@ def test_unobserved_pixels_stay_zero(trained):
     k = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(maps * (img * maps.conj()).sum(0), dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
     mask = torch.zeros(1, 1, 1, 32)
     mask[..., ::2] = 1
-    mean, std = reconstruct_slice(k * mask[0], maps, mask, load_prior(trained), DiffusionConfig(steps=3, samples=2, start=1.0), torch.Generator().manual_seed(0))
+    mean, std = reconstruct_slice(
+        k * mask[0], maps, mask, load_prior(trained), DiffusionConfig(steps=3, samples=2, start=1.0), torch.Generator().manual_seed(0)
+    )
     assert float(mean[:, :6].abs().max()) == 0.0 and float(std[:, :6].max()) == 0.0
     assert float(mean[:, 6:].abs().max()) > 0
 

@@ -8,15 +8,14 @@ import pytest
 import torch
 
 from medrecon.diffusion.denoiser import UNetPrior
-from medrecon.diffusion.sampling import DDIMSampler, sample
 from medrecon.diffusion.pairs import TrainingPairs
+from medrecon.diffusion.sampling import DDIMSampler, sample
 from medrecon.diffusion.training import (
     TrainConfig,
     load_prior,
     normalise_images,
     train_prior,
 )
-
 
 
 def _volumes(n=3, d=10, h=20, w=18):

@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-
-from medrecon.errors import InputFileError
 from medrecon.diffusion.denoiser import EpsilonDenoiser, ScoreDenoiser, UNetPrior, from_channels
 from medrecon.diffusion.sampling import DDIMSampler, sample
 from medrecon.diffusion.training import TrainConfig, load_prior, normalise_images, train_prior
+from medrecon.errors import InputFileError
 
 TINY = dict(channels=(16, 16), attention_levels=(False, False), num_res_blocks=1, num_head_channels=16, norm_num_groups=8)
 
@@ -89,7 +88,14 @@ def test_training_learns_resumes_exactly_and_loads(tmp_path, objective):
     assert info["training_steps"] == 30 and info["data"] == "toy blobs" and info["objective"] == objective
     d = load_prior(tmp_path / "a")
     assert isinstance(d, EpsilonDenoiser if objective == "ddpm" else ScoreDenoiser)
-    x = sample(d, (1, 16, 16), DDIMSampler(steps=5) if objective == "ddpm" else __import__("medrecon.diffusion.sampling", fromlist=["VEPCSampler"]).VEPCSampler(steps=5, n_corrector=0), torch.Generator().manual_seed(0))
+    x = sample(
+        d,
+        (1, 16, 16),
+        DDIMSampler(steps=5)
+        if objective == "ddpm"
+        else __import__("medrecon.diffusion.sampling", fromlist=["VEPCSampler"]).VEPCSampler(steps=5, n_corrector=0),
+        torch.Generator().manual_seed(0),
+    )
     assert x.shape == (1, 16, 16) and torch.isfinite(x.abs()).all()
 
 

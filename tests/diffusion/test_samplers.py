@@ -1,5 +1,6 @@
 import math
 
+import monai.networks.schedulers as schedulers
 import pytest
 import torch
 
@@ -10,8 +11,6 @@ from medrecon.diffusion.schedule import VESchedule, VPSchedule
 from medrecon.physics.fft import fftc, ifftc
 from medrecon.physics.mri import SenseOperator
 from medrecon.physics.mri.sense import FourierOperator, MaskOperator
-
-import monai.networks.schedulers as schedulers
 
 
 class GaussianPrior(Denoiser):
@@ -76,8 +75,12 @@ def test_ddim_step_identical_to_monai(eta):
 
 @pytest.mark.parametrize(
     "sampler,tol",
-    [(DDPMSampler(VPSchedule()), 0.05), (DDIMSampler(VPSchedule(), 200, eta=1.0), 0.08), (DDIMSampler(VPSchedule(), 200, eta=0.0), 0.05),
-     (VEPCSampler(VESchedule(0.01, 20.0), 200, n_corrector=1), 0.06)],
+    [
+        (DDPMSampler(VPSchedule()), 0.05),
+        (DDIMSampler(VPSchedule(), 200, eta=1.0), 0.08),
+        (DDIMSampler(VPSchedule(), 200, eta=0.0), 0.05),
+        (VEPCSampler(VESchedule(0.01, 20.0), 200, n_corrector=1), 0.06),
+    ],
     ids=["ddpm1000", "ddim200-eta1", "ddim200-eta0", "ve-pc200"],
 )
 def test_samplers_reproduce_a_gaussian_prior(sampler, tol):
@@ -91,8 +94,10 @@ def test_samplers_reproduce_a_gaussian_prior(sampler, tol):
 
 
 def test_ddim_discretisation_error_shrinks_with_steps():
-    errs = [abs(float(sample(GaussianPrior(0.5), (4, 32, 32), DDIMSampler(steps=n), torch.Generator().manual_seed(0)).std()) - 0.5)
-            for n in (20, 50, 200)]
+    errs = [
+        abs(float(sample(GaussianPrior(0.5), (4, 32, 32), DDIMSampler(steps=n), torch.Generator().manual_seed(0)).std()) - 0.5)
+        for n in (20, 50, 200)
+    ]
     assert errs[0] > errs[1] > errs[2]
 
 
@@ -162,7 +167,11 @@ def test_truncated_schedule_starts_where_asked():
 
 
 @pytest.mark.parametrize(
-    "make", [lambda s: DDIMSampler(VPSchedule(), 100, eta=1.0, start=s), lambda s: VEPCSampler(VESchedule(0.01, 20.0), 100, n_corrector=0, start=s)],
+    "make",
+    [
+        lambda s: DDIMSampler(VPSchedule(), 100, eta=1.0, start=s),
+        lambda s: VEPCSampler(VESchedule(0.01, 20.0), 100, n_corrector=0, start=s),
+    ],
     ids=["ddim", "ve-pc"],
 )
 def test_warm_start_keeps_the_prior_and_the_start(make):

@@ -1,9 +1,8 @@
+import fastmri.evaluate as fm_eval
 import numpy as np
 import pytest
 
 from medrecon.evaluation.metrics import center_crop, nmse, psnr, ssim, volume_metrics
-
-import fastmri.evaluate as fm_eval
 
 
 def _volumes(seed=0):

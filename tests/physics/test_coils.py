@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import shared_file
 
 from medrecon.physics.fft import ifftc
 from medrecon.physics.mri.coils import acs_region, coil_combine, espirit_maps, rss
 from medrecon.physics.mri.masks import line_mask
-
-from conftest import shared_file
 
 
 def _agreement(a: torch.Tensor, b: torch.Tensor, support: torch.Tensor) -> float:
@@ -82,8 +81,6 @@ def test_real_head_8x_small_calibration():
 @pytest.mark.gpu
 def test_espirit_on_cuda_matches_cpu(phantom_mc):
     """The torch ESPIRiT backend gives the same maps on a GPU as on the CPU (8x, 10 centre lines)."""
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA")
     lm = line_mask("equispaced_fraction", 128, 0.08, 8, seed=0)
     ku = phantom_mc["kspace"] * torch.from_numpy(lm.mask)
     cpu = espirit_maps(ku)

@@ -1,9 +1,8 @@
+import fastmri.data.subsample as subsample
 import numpy as np
 import pytest
 
 from medrecon.physics.mri.masks import gaussian2d_mask, line_mask, poisson_mask
-
-import fastmri.data.subsample as subsample
 
 FASTMRI = {
     "random": subsample.RandomMaskFunc,

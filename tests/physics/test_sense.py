@@ -70,8 +70,6 @@ def test_sense_validation():
 
 @pytest.mark.gpu
 def test_sense_cuda_matches_cpu():
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA")
     maps = _rand((1, 4, 32, 32), torch.complex64, 5)
     x = _rand((2, 32, 32), torch.complex64, 6)
     op = SenseOperator(maps)

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import shared_file
 
 from medrecon.evaluation.metrics import volume_metrics
 from medrecon.physics.mri.coils import espirit_maps
 from medrecon.physics.mri.masks import line_mask
 from medrecon.tasks.mri.classical import cg_sense, cs_l1_wavelet, zero_filled
-
-from conftest import shared_file
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from medrecon.physics.mri import SenseOperator
-from medrecon.physics.mri.coils import rss
 
 from medrecon.diffusion.denoiser import Denoiser
 from medrecon.diffusion.schedule import VPSchedule
 from medrecon.diffusion.training import phase_coherence
+from medrecon.physics.mri import SenseOperator
+from medrecon.physics.mri.coils import rss
 from medrecon.tasks.mri.diffusion import DiffusionConfig, demodulates, reconstruct_slice
 from medrecon.tasks.mri.phase import estimate_smooth_phase
 
@@ -94,7 +94,9 @@ def test_demodulation_lets_a_real_image_prior_reconstruct_an_image_with_smooth_p
     image and the data disagree and the result is far off."""
     mag, _, x = _object_with_phase()
     yy, xx = np.mgrid[:H, :W] / H
-    maps = torch.from_numpy(np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.5) for cy, cx in ((0, 0), (0, 1), (1, 0), (1, 1))])).to(torch.complex64)
+    maps = torch.from_numpy(np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.5) for cy, cx in ((0, 0), (0, 1), (1, 0), (1, 1))])).to(
+        torch.complex64
+    )
     maps = maps / rss(maps, 0)
     mask = torch.zeros(1, 1, 1, W)
     mask[..., ::4] = 1
@@ -112,4 +114,6 @@ def test_auto_follows_the_priors_phase_coherence():
     cfg = DiffusionConfig()
     assert demodulates(RealPrior(0.94), cfg) and not demodulates(RealPrior(0.1), cfg) and not demodulates(RealPrior(None), cfg)
     assert DiffusionConfig().phase == "auto"
-    assert demodulates(RealPrior(None), DiffusionConfig(phase="demodulate")) and not demodulates(RealPrior(0.94), DiffusionConfig(phase="keep"))
+    assert demodulates(RealPrior(None), DiffusionConfig(phase="demodulate")) and not demodulates(
+        RealPrior(0.94), DiffusionConfig(phase="keep")
+    )

@@ -35,15 +35,25 @@ def _simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate_ct
 
     noiseless = args.dose is not None and args.dose <= 0
-    spec = settings_from(CTScanSpec, args, "scan", {"beam": args.geometry, "arc_deg": args.arc, "views": args.views,
-                                                   "dose": None if noiseless else args.dose, "electronic_sigma": args.electronic_noise,
-                                                   "seed": args.seed})
+    spec = settings_from(
+        CTScanSpec,
+        args,
+        "scan",
+        {
+            "beam": args.geometry,
+            "arc_deg": args.arc,
+            "views": args.views,
+            "dose": None if noiseless else args.dose,
+            "electronic_sigma": args.electronic_noise,
+            "seed": args.seed,
+        },
+    )
     if noiseless:
         spec = spec.model_copy(update={"dose": None})
     check_output_path(args.out)
+    slices = parse_slices(args.slices)
     device = select_device(args.device)
     vol = read_ct(args.input)
-    slices = parse_slices(args.slices)
     n = vol.hu.shape[0] if slices is None else len(slices)
     with tqdm(total=n, desc=f"simulate {spec.beam}", unit="slice", disable=args.quiet) as bar:
         simulate_ct(vol, spec, args.out, slices, device=device, progress=lambda d, t: bar.update(1))
@@ -55,7 +65,9 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="sinogram .h5 written by 'simulate ct'")
     p.add_argument("--method", default=None, choices=CT_METHODS, help="default fbp")
     p.add_argument("--filter", default=None, choices=FILTERS, help="FBP filter (default ram-lak)")
-    p.add_argument("--iters", type=int, default=None, help="iterations (default " + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + ")")
+    p.add_argument(
+        "--iters", type=int, default=None, help="iterations (default " + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + ")"
+    )
     p.add_argument("--lam", type=float, default=None, help="TV weight in 1/mm (default 0.3, docs/results/ct.md)")
     p.add_argument("--out", required=True, help="output .nii / .nii.gz, or a folder (DICOM series)")
     add_common_options(p, "recon")
@@ -71,7 +83,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from .config import CTReconConfig
     from .volume import reconstruct_sinogram
 
-    config = settings_from(CTReconConfig, args, "recon", {"method": args.method, "filter": args.filter, "iters": args.iters, "lam": args.lam})
+    config = settings_from(
+        CTReconConfig, args, "recon", {"method": args.method, "filter": args.filter, "iters": args.iters, "lam": args.lam}
+    )
     out = Path(args.out)
     as_dicom = str(args.out).endswith(("/", "\\")) or out.is_dir() or out.suffix == ""
     if as_dicom:
@@ -103,5 +117,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
-register(TaskCommand("simulate", "ct", "project a CT volume (DICOM series / file / NIfTI in HU) into a sinogram file", _add_simulate, _simulate))
+register(
+    TaskCommand("simulate", "ct", "project a CT volume (DICOM series / file / NIfTI in HU) into a sinogram file", _add_simulate, _simulate)
+)
 register(TaskCommand("reconstruct", "ct", "CT from a sinogram file written by 'simulate ct'", _add_reconstruct, _reconstruct))

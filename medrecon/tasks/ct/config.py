@@ -49,8 +49,13 @@ class CTScanSpec(Settings):
         fan = self.beam == "fan"
         try:
             return CTGeometry.create(
-                self.beam, (rows, cols), (pixel_mm, pixel_mm), self.views, arc_deg=self.arc_deg,
-                source_origin_mm=self.source_origin_mm if fan else 0.0, origin_det_mm=self.origin_det_mm if fan else 0.0,
+                self.beam,
+                (rows, cols),
+                (pixel_mm, pixel_mm),
+                self.views,
+                arc_deg=self.arc_deg,
+                source_origin_mm=self.source_origin_mm if fan else 0.0,
+                origin_det_mm=self.origin_det_mm if fan else 0.0,
             )
         except ValueError as err:
             raise ArgumentError(f"scan: {err}") from None

@@ -21,7 +21,6 @@ from ...physics.ct import CTGeometry, CTProjector
 from .config import FILTERS
 
 
-
 def ramp_filter(n_det: int, det_spacing_mm: float, window: str = "ram-lak", device=None) -> torch.Tensor:
     """Frequency response ``(n_pad,)`` of the apodised band-limited ramp for a detector of ``n_det``."""
     if window not in FILTERS:
@@ -68,8 +67,12 @@ def rebin_fan_to_parallel(sino: torch.Tensor, geometry: CTGeometry) -> tuple[tor
     r, d = geometry.source_origin_mm, geometry.origin_det_mm
     nb, nd = geometry.n_views, geometry.n_det
     par = CTGeometry.create(
-        "parallel", geometry.image_shape, geometry.voxel_size_mm, max(nb // 2, 1),
-        n_det=nd, det_spacing_mm=geometry.det_spacing_mm * r / (r + d),
+        "parallel",
+        geometry.image_shape,
+        geometry.voxel_size_mm,
+        max(nb // 2, 1),
+        n_det=nd,
+        det_spacing_mm=geometry.det_spacing_mm * r / (r + d),
     )
     beta = torch.tensor(geometry.angles_rad, dtype=torch.float64)
     step = float(beta[1] - beta[0]) if nb > 1 else 2 * math.pi
@@ -85,8 +88,9 @@ def rebin_fan_to_parallel(sino: torch.Tensor, geometry: CTGeometry) -> tuple[tor
     data = torch.cat((sino, sino[:, :1]), dim=1) if full else sino  # wrap-around row for a full scan
     rows = data.shape[1]
     grid = torch.stack((2 * ui / (nd - 1) - 1, 2 * bi / (rows - 1) - 1), dim=-1).to(sino.device, sino.dtype)
-    out = torch.nn.functional.grid_sample(data[:, None], grid[None].expand(sino.shape[0], -1, -1, -1), mode="bilinear",
-                                          padding_mode="zeros", align_corners=True)
+    out = torch.nn.functional.grid_sample(
+        data[:, None], grid[None].expand(sino.shape[0], -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=True
+    )
     return out[:, 0], par
 
 

@@ -15,7 +15,7 @@ Images are batched ``(B, rows, cols)``; sinograms ``(B, views, det)``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

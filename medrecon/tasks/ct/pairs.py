@@ -20,8 +20,9 @@ from ..registry import register_pair_simulator
 from .fbp import fbp
 
 
-def limited_angle_fbp(arc_min_deg: float = 60.0, arc_max_deg: float = 150.0, views_per_deg: float = 1.0, pixel_mm: float = 1.0,
-                      filter: str = "ram-lak"):
+def limited_angle_fbp(
+    arc_min_deg: float = 60.0, arc_max_deg: float = 150.0, views_per_deg: float = 1.0, pixel_mm: float = 1.0, filter: str = "ram-lak"
+):
     """A simulator ``(images (n, H, W) real, generator) -> FBP conditions (n, 1, H, W)`` (see module docstring)."""
     if not 0 < arc_min_deg <= arc_max_deg <= 180:
         raise ArgumentError(f"data.condition.options: expected 0 < arc_min_deg <= arc_max_deg <= 180, got {arc_min_deg} / {arc_max_deg}")
@@ -35,8 +36,9 @@ def limited_angle_fbp(arc_min_deg: float = 60.0, arc_max_deg: float = 150.0, vie
         out = []
         for img, (a, s) in zip(images, u.tolist()):
             arc = arc_min_deg + a * (arc_max_deg - arc_min_deg)
-            geom = CTGeometry.create("parallel", tuple(img.shape), (pixel_mm, pixel_mm), max(2, math.ceil(arc * views_per_deg)),
-                                     arc_deg=arc, start_deg=360.0 * s)
+            geom = CTGeometry.create(
+                "parallel", tuple(img.shape), (pixel_mm, pixel_mm), max(2, math.ceil(arc * views_per_deg)), arc_deg=arc, start_deg=360.0 * s
+            )
             op = CTProjector(geom)
             out.append(fbp(op(img[None].float()), geom, filter, op)[0])
         return torch.stack(out)[:, None].to(images.dtype)

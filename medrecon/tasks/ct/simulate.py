@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -12,8 +12,8 @@ from ...datasets.ct_volume import CTVolume
 from ...datasets.sinogram_io import write_sinogram
 from ...errors import ArgumentError, InputFileError
 from ...physics.ct import CTProjector
-from .config import CTScanSpec
 from ...physics.ct.transmission import MU_WATER_PER_MM, hu_to_mu, log_transform, simulate_counts
+from .config import CTScanSpec
 
 
 def simulate_ct(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -22,7 +22,12 @@ def reconstruct_sinogram(
     """Reconstruct every slice of ``sf``; returns HU ``(slices, rows, cols)`` float32."""
     geom = sf.geometry
     if geom.is_3d:
-        raise InputFileError(sf.path, "geometry", "a 2-D (parallel or fan) scan", f"beam {geom.beam!r}: 3-D reconstruction from sinogram files is not supported yet")
+        raise InputFileError(
+            sf.path,
+            "geometry",
+            "a 2-D (parallel or fan) scan",
+            f"beam {geom.beam!r}: 3-D reconstruction from sinogram files is not supported yet",
+        )
     op = CTProjector(geom)
     mu_w = float(sf.attrs.get("mu_water_per_mm", 0.0192))
     iters = config.iterations

@@ -22,7 +22,6 @@ from ...physics.mri.sense import SenseOperator
 from ...solvers.cg import conjugate_gradient
 
 
-
 def zero_filled(kspace: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
     """Zero-filled reconstruction.
 
@@ -48,9 +47,7 @@ def _scaled_adjoint(op: SenseOperator, kspace: torch.Tensor) -> tuple[torch.Tens
     return aty / s[:, 0], s
 
 
-def cg_sense(
-    kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, lam: float, iters: int
-) -> torch.Tensor:
+def cg_sense(kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, lam: float, iters: int) -> torch.Tensor:
     """CG-SENSE with Tikhonov regularisation: ``argmin_x ||M F S x - y||² + λ ||x||²``.
 
     Solves the normal equations ``(AᴴA + λI) x = Aᴴy`` with the shared complex CG.
@@ -100,8 +97,6 @@ def cs_l1_wavelet(
         yb = sp.to_device(y[b].cpu().numpy().astype(np.complex64), dev)
         sb = sp.to_device(maps_b[b].detach().cpu().numpy().astype(np.complex64), dev)
         wb = sp.to_device((mask_b[b].detach().cpu().numpy() > 0).astype(np.float32), dev)
-        app = sigpy.mri.app.L1WaveletRecon(
-            yb, sb, lam, weights=wb, wave_name=wave_name, max_iter=iters, device=dev, show_pbar=False
-        )
+        app = sigpy.mri.app.L1WaveletRecon(yb, sb, lam, weights=wb, wave_name=wave_name, max_iter=iters, device=dev, show_pbar=False)
         out.append(torch.from_numpy(np.asarray(sp.to_device(app.run(), sp.cpu_device))))
     return torch.stack(out).to(kspace.device) * scale[:, 0]

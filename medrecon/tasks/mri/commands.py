@@ -32,8 +32,12 @@ def _simulate(args: argparse.Namespace) -> int:
     from .config import MaskSpec
     from .simulate import simulate_undersampling
 
-    spec = settings_from(MaskSpec, args, "mask", {"kind": args.mask, "acceleration": args.accel, "center_fraction": args.center_fraction,
-                                                  "calib": args.calib, "seed": args.seed})
+    spec = settings_from(
+        MaskSpec,
+        args,
+        "mask",
+        {"kind": args.mask, "acceleration": args.accel, "center_fraction": args.center_fraction, "calib": args.calib, "seed": args.seed},
+    )
     check_output_path(args.out)
     src = open_kspace(args.input)
     out = simulate_undersampling(src, spec, args.out)
@@ -44,11 +48,19 @@ def _simulate(args: argparse.Namespace) -> int:
 def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="undersampled fastMRI / SKM-TEA .h5 or .npz")
     p.add_argument("--out", required=True, help="output .nii, .nii.gz or .h5 (diffusion with several samples also writes the std)")
-    p.add_argument("--method", default=None, choices=METHODS + ("diffusion",),
-                   help="default: diffusion when --prior is given, else the config's method or cs")
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=METHODS + ("diffusion",),
+        help="default: diffusion when --prior is given, else the config's method or cs",
+    )
     p.add_argument("--prior", default=None, help="diffusion prior: a folder (prior.safetensors + prior.json) or 'brain' (shipped)")
-    p.add_argument("--lam", type=float, default=None,
-                   help="classical regularisation weight, relative (default " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LAM.items()) + ")")
+    p.add_argument(
+        "--lam",
+        type=float,
+        default=None,
+        help="classical regularisation weight, relative (default " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LAM.items()) + ")",
+    )
     p.add_argument("--iters", type=int, default=None, help="classical solver iterations (default sense 30, cs 100)")
     g = p.add_argument_group("diffusion (defaults: the prior's recommendation for the data's acceleration, else DiffusionConfig)")
     g.add_argument("--sampler", default=None, choices=("dds", "ddim", "ddpm", "ve_pc"))
@@ -104,9 +116,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
     config = settings_from(ClassicalConfig, args, "recon", {"method": method, "lam": args.lam, "iters": args.iters})
     out = Path(args.out)
     _check_recon_out(out)
+    slices = parse_slices(args.slices)
     device = select_device(args.device)
     src = open_kspace(args.input, echo=args.echo)
-    slices = parse_slices(args.slices)
     n = src.num_slices if slices is None else len(slices)
     with tqdm(total=n, desc=f"{config.method} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
         vol = reconstruct_volume(src, config, slices, device=device, progress=lambda done, total: bar.update(1))
@@ -132,33 +144,43 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
         raise ArgumentError("--lam / --iters: classical settings; with --method diffusion use --dc-lam / --dc-iters")
     out = Path(args.out)
     _check_recon_out(out)
+    slices = parse_slices(args.slices)
     device = select_device(args.device)
     denoiser = load_prior(resolve_prior(args.prior), device=device)
     src = open_kspace(args.input, echo=args.echo)
     accel = _acceleration(src)
-    flags = {k: getattr(args, k) for k in ("sampler", "steps", "eta", "dc", "dc_iters", "dc_lam", "start", "init", "phase", "samples",
-                                            "batch_slices", "seed")}
+    flags = {
+        k: getattr(args, k)
+        for k in ("sampler", "steps", "eta", "dc", "dc_iters", "dc_lam", "start", "init", "phase", "samples", "batch_slices", "seed")
+    }
     recommended = recommended_settings(getattr(denoiser, "info", {}), accel)
     cfg = settings_from(DiffusionConfig, args, "diffusion", flags, recommended)
-    slices = parse_slices(args.slices)
     n = src.num_slices if slices is None else len(slices)
     with tqdm(total=n, desc=f"diffusion {cfg.sampler} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
+
         def prog(done: int, total: int) -> None:
             bar.n = done
             bar.refresh()
 
         mean, std = reconstruct_volume_diffusion(src, denoiser, cfg, slices, device=device, progress=prog)
-    attrs = {"method": f"diffusion-{cfg.sampler}", "prior": str(args.prior), "samples": cfg.samples, "steps": cfg.steps,
-             "start": cfg.start, "init": cfg.init if cfg.start < 1 else "noise",
-             "phase": "demodulated" if demodulates(denoiser, cfg) else "kept",
-             "settings": json.dumps(cfg.model_dump()), "recommended_for_acceleration": -1.0 if accel is None else float(accel),
-             "prior_training_steps": int(getattr(denoiser, "info", {}).get("training_steps", -1))}
+    attrs = {
+        "method": f"diffusion-{cfg.sampler}",
+        "prior": str(args.prior),
+        "samples": cfg.samples,
+        "steps": cfg.steps,
+        "start": cfg.start,
+        "init": cfg.init if cfg.start < 1 else "noise",
+        "phase": "demodulated" if demodulates(denoiser, cfg) else "kept",
+        "settings": json.dumps(cfg.model_dump()),
+        "recommended_for_acceleration": -1.0 if accel is None else float(accel),
+        "prior_training_steps": int(getattr(denoiser, "info", {}).get("training_steps", -1)),
+    }
     name = out.name.lower()
     if name.endswith((".h5", ".hdf5")):
         write_recon_h5(mean, out, std=std if cfg.samples > 1 else None, attrs=attrs)
     else:
         base = out.name[:-7] if name.endswith(".nii.gz") else out.name[:-4]
-        std_path = out.with_name(base + "_std" + out.name[len(base):])
+        std_path = out.with_name(base + "_std" + out.name[len(base) :])
         if cfg.samples > 1:
             write_volume(std, std_path, src.geometry.voxel_size_mm)
         try:
@@ -168,10 +190,16 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
             raise
         if cfg.samples > 1:
             print(f"wrote {std_path} (per-voxel std over {cfg.samples} samples)")
-    print(f"wrote {out} {tuple(mean.shape)} ({cfg.sampler}, {cfg.samples} x {cfg.steps} steps from "
-          f"{'noise' if cfg.start >= 1 else f'{cfg.init} at {cfg.start:g}'})")
+    print(
+        f"wrote {out} {tuple(mean.shape)} ({cfg.sampler}, {cfg.samples} x {cfg.steps} steps from "
+        f"{'noise' if cfg.start >= 1 else f'{cfg.init} at {cfg.start:g}'})"
+    )
     return 0
 
 
 register(TaskCommand("simulate", "mri", "retrospectively undersample fully sampled k-space into a fastMRI file", _add_simulate, _simulate))
-register(TaskCommand("reconstruct", "mri", "multi-coil MRI from fastMRI / SKM-TEA .h5 or .npz (classical or diffusion)", _add_reconstruct, _reconstruct))
+register(
+    TaskCommand(
+        "reconstruct", "mri", "multi-coil MRI from fastMRI / SKM-TEA .h5 or .npz (classical or diffusion)", _add_reconstruct, _reconstruct
+    )
+)

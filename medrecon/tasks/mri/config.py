@@ -21,9 +21,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ...config import Settings
-from ...errors import ArgumentError
 from ...diffusion.posterior import PosteriorSettings
-from ...physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D, gaussian2d_mask, line_mask, poisson_mask
+from ...errors import ArgumentError
+from ...physics.mri.masks import MASK_KINDS_1D, gaussian2d_mask, line_mask, poisson_mask
 
 METHODS = ("zf", "sense", "cs")
 DEFAULT_LAM = {"sense": 1e-4, "cs": 3e-4}  # relative to the data scale (classical.py)
@@ -133,7 +133,7 @@ class DiffusionConfig(PosteriorSettings):
     batch_slices: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _no_likelihood(self) -> "DiffusionConfig":
+    def _no_likelihood(self) -> DiffusionConfig:
         if self.dc == "likelihood":
             raise ValueError("dc 'likelihood': MRI has Gaussian k-space noise; use cg, grad, hard or none")
         return self

@@ -27,7 +27,11 @@ SETTINGS = ((4, 0.08), (8, 0.04))  # fastMRI's standard (acceleration, centre fr
 
 
 def run_demo(
-    out_dir: str | Path = "demo_output", seed: int = 0, print_fn=print, diffusion: bool = True, steps: int | None = None,
+    out_dir: str | Path = "demo_output",
+    seed: int = 0,
+    print_fn=print,
+    diffusion: bool = True,
+    steps: int | None = None,
     samples: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Run the demo; returns ``{"<R>x <method>": {"PSNR":..,"SSIM":..,"NMSE":..,"seconds":..}}``
@@ -83,8 +87,9 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _brain_part(seed: int, steps: int | None, samples: int | None, results: dict, print_fn,
-                setting: tuple[int, float] = SETTINGS[0]) -> list[tuple[str, np.ndarray, str]]:
+def _brain_part(
+    seed: int, steps: int | None, samples: int | None, results: dict, print_fn, setting: tuple[int, float] = SETTINGS[0]
+) -> list[tuple[str, np.ndarray, str]]:
     """The shipped brain slice at ``setting`` (4× by default): zf, CS and DDS with the shipped brain prior (mean and std)."""
     from ...config import build_settings
     from ...diffusion.training import load_prior
@@ -93,11 +98,14 @@ def _brain_part(seed: int, steps: int | None, samples: int | None, results: dict
     from .diffusion import reconstruct_slice
 
     prior = load_prior(shipped_prior_dir("brain"))
-    cfg = build_settings(DiffusionConfig, recommended=recommended_settings(prior.info, setting[0]),
-                         flags={"steps": steps, "samples": samples, "seed": seed})
+    cfg = build_settings(
+        DiffusionConfig, recommended=recommended_settings(prior.info, setting[0]), flags={"steps": steps, "samples": samples, "seed": seed}
+    )
     data = demo_slice(seed=seed, anatomy="brain")
-    print_fn(f"brain: {data.source}; prior: medrecon/priors/brain ({cfg.samples} samples x {cfg.steps} steps"
-             f"{f', from CS at {cfg.start:g}' if cfg.start < 1 else ''})")
+    print_fn(
+        f"brain: {data.source}; prior: medrecon/priors/brain ({cfg.samples} samples x {cfg.steps} steps"
+        f"{f', from CS at {cfg.start:g}' if cfg.start < 1 else ''})"
+    )
     k = data.kspace
     target = rss(ifftc(k), dim=0)[None].numpy()
     acc, cf = setting
@@ -120,8 +128,12 @@ def _brain_part(seed: int, steps: int | None, samples: int | None, results: dict
         m["seconds"] = time.perf_counter() - t0
         results[f"brain {acc}x {name}"] = m
         out[name] = (img.numpy(), None if std is None else std.numpy())
-    return [("brain reference", target[0], "image"), (f"brain {acc}x cs", out["cs"][0], "image"),
-            (f"brain {acc}x dds", out["dds"][0], "image"), (f"brain {acc}x dds std ({samples} samples)", out["dds"][1], "std")]
+    return [
+        ("brain reference", target[0], "image"),
+        (f"brain {acc}x cs", out["cs"][0], "image"),
+        (f"brain {acc}x dds", out["dds"][0], "image"),
+        (f"brain {acc}x dds std ({samples} samples)", out["dds"][1], "std"),
+    ]
 
 
 def save_comparison(rows: list[list[tuple[str, np.ndarray, str]]], results: dict[str, dict[str, float]], path: Path) -> None:

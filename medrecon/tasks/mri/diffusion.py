@@ -10,7 +10,7 @@ per-pixel std, scaled and rotated back. Sampling, data consistency and CG live i
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,7 +47,9 @@ def check_prior_for(denoiser: Denoiser, shape: tuple[int, int], cfg: DiffusionCo
     crop = info.get("train_config", {}).get("crop", 1)
     trained = tuple(info.get("image_shape", ()))
     if crop == 0 and trained and trained != tuple(shape):
-        raise ArgumentError(f"prior: trained on whole {trained} images, the data {source} are {tuple(shape)}; train with crop > 0 for any size")
+        raise ArgumentError(
+            f"prior: trained on whole {trained} images, the data {source} are {tuple(shape)}; train with crop > 0 for any size"
+        )
     try:
         make_sampler(denoiser, cfg)  # sampler against prior type and (possibly truncated) schedule
     except ArgumentError:
@@ -64,8 +66,13 @@ def demodulates(denoiser: Denoiser, cfg: DiffusionConfig) -> bool:
 
 
 def reconstruct_slice(
-    kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, denoiser: Denoiser, cfg: DiffusionConfig,
-    generator: torch.Generator, callback: Callable[[int, int, torch.Tensor], None] | None = None,
+    kspace: torch.Tensor,
+    maps: torch.Tensor,
+    mask: torch.Tensor,
+    denoiser: Denoiser,
+    cfg: DiffusionConfig,
+    generator: torch.Generator,
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean ``(H, W)`` complex and per-pixel std ``(H, W)`` of one slice.
 
@@ -79,8 +86,13 @@ def reconstruct_slice(
 
 
 def reconstruct_slices(
-    kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, denoiser: Denoiser, cfg: DiffusionConfig,
-    generator: torch.Generator, callback: Callable[[int, int, torch.Tensor], None] | None = None,
+    kspace: torch.Tensor,
+    maps: torch.Tensor,
+    mask: torch.Tensor,
+    denoiser: Denoiser,
+    cfg: DiffusionConfig,
+    generator: torch.Generator,
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means ``(S, H, W)`` complex and per-pixel stds ``(S, H, W)`` of ``S`` slices at once.
 
@@ -112,8 +124,18 @@ def reconstruct_slices(
         x_start = est / scale
     # multi-coil: unobserved pixels (all maps zero) keep zero / the warm start
     support = (maps.abs().amax(dim=1) > 0) if kspace.shape[1] > 1 and cfg.dc != "none" else None
-    post = sample_posterior(denoiser, cfg, (s_count, *kspace.shape[-2:]), generator, operator=op, y=y,
-                            x_start=x_start, support=support, device=kspace.device, callback=callback)
+    post = sample_posterior(
+        denoiser,
+        cfg,
+        (s_count, *kspace.shape[-2:]),
+        generator,
+        operator=op,
+        y=y,
+        x_start=x_start,
+        support=support,
+        device=kspace.device,
+        callback=callback,
+    )
     mean, std = post.mean * scale, post.std * scale
     if rot is not None:
         mean = mean * rot  # back to the phase of the given maps (std is rotation-invariant)
@@ -121,8 +143,12 @@ def reconstruct_slices(
 
 
 def reconstruct_volume_diffusion(
-    src: KSpaceSource, denoiser: Denoiser, cfg: DiffusionConfig, slices: Sequence[int] | None = None,
-    device: str | torch.device = "cpu", progress: Callable[[int, int], None] | None = None,
+    src: KSpaceSource,
+    denoiser: Denoiser,
+    cfg: DiffusionConfig,
+    slices: Sequence[int] | None = None,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean magnitude and std volumes ``(S, rows, cols)`` float32 (cropped to the recon size).
 

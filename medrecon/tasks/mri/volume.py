@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ...datasets.kspace_source import KSpaceSource
+from ...errors import ArgumentError
 from ...physics.crop import center_crop
 from ...physics.mri.coils import espirit_maps
-from ...errors import ArgumentError
 from .classical import cg_sense, cs_l1_wavelet, zero_filled
 from .config import ClassicalConfig
 
