@@ -21,7 +21,6 @@ Data normalisation (inverted by reconstruction): every training image is divided
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from pydantic import Field
 from ..atomic import atomic_output
 from ..config import Settings
 from ..errors import InputFileError
+from .checkpoint import restore_optimizer, save_checkpoint, write_loss_curve
 from .denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
 from .pairs import Simulator, TrainingPairs
 from .schedule import VESchedule, VPSchedule
@@ -110,67 +110,6 @@ def _loss(
         inp = (c0 + s * noise) / torch.sqrt(1 + s**2)
         out = prior(inp, noise_embedding(sigma, sched), cond)
     return torch.mean((out.float() - target) ** 2)
-
-
-def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    sd = opt.state_dict()
-    tensors, meta = {}, {"param_groups": sd["param_groups"], "state": {}}
-    for pid, st in sd["state"].items():
-        meta["state"][str(pid)] = {}
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                meta["state"][str(pid)][k] = v
-    return tensors, meta
-
-
-def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    state = {}
-    for pid, scalars in meta["state"].items():
-        st = dict(scalars)
-        prefix = f"opt.{pid}."
-        for k, v in tensors.items():
-            if k.startswith(prefix):
-                st[k[len(prefix) :]] = v
-        state[int(pid)] = st
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def save_checkpoint(
-    out_dir: Path,
-    step: int,
-    prior: UNetPrior,
-    ema: UNetPrior,
-    opt: torch.optim.Optimizer,
-    rng_states: list[torch.Tensor],
-    losses: list,
-    cfg: TrainConfig,
-    noise_rng_states: list[torch.Tensor] | None = None,
-    extra: dict | None = None,
-) -> None:
-    """Write ``checkpoint.safetensors`` + ``checkpoint.json`` (atomically, one pair).
-
-    ``rng_states``: one generator state per rank (``rng`` for a single process, ``rng.<rank>`` else);
-    ``noise_rng_states``: the same for the GPU noise generators (``rng_noise[.<rank>]``), if any;
-    ``extra``: more JSON metadata (the warm start).
-    """
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in prior.state_dict().items()}
-    tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
-    opt_t, opt_meta = _flatten_optimizer(opt)
-    tensors.update(opt_t)
-    for name, states in (("rng", rng_states), ("rng_noise", noise_rng_states or [])):
-        if len(states) == 1:
-            tensors[name] = states[0]
-        else:
-            tensors.update({f"{name}.{r}": st for r, st in enumerate(states)})
-    with atomic_output(out_dir / "checkpoint.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    meta = {"step": step, "config": cfg.model_dump(), "prior": prior.config, "optimizer": opt_meta, "losses": losses, **(extra or {})}
-    with atomic_output(out_dir / "checkpoint.json") as tmp:
-        tmp.write_text(json.dumps(meta))
 
 
 def train_prior(
@@ -252,7 +191,7 @@ def train_prior(
         t = load_file(str(ck))
         prior.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
         ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
-        _restore_optimizer(opt, {k: v.to(device) for k, v in t.items() if k.startswith("opt.")}, meta["optimizer"])
+        restore_optimizer(opt, {k: v.to(device) for k, v in t.items() if k.startswith("opt.")}, meta["optimizer"])
         key = f"rng.{rank}" if f"rng.{rank}" in t else "rng"
         if world > 1 and key == "rng":
             raise InputFileError(ck, "rng", f"RNG states for {world} ranks", "a single-process checkpoint")
@@ -360,7 +299,7 @@ def train_prior(
     }
     with atomic_output(out / "prior.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2))
-    _write_loss_curve(out, losses, first_step)
+    write_loss_curve(out, losses, first_step)
     return {"steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else float("nan"), "seconds": time.perf_counter() - t0}
 
 
@@ -392,35 +331,6 @@ def _out_of_time(t0: float, max_seconds: float, step: int, distributed: bool) ->
         flag = flag.cuda()
     dist.broadcast(flag, 0)
     return bool(flag.item())
-
-
-def _write_loss_curve(out: Path, losses: list[float], first_step: int = 1) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with atomic_output(out / "loss.csv") as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["step", "loss"])
-            w.writerows((first_step + i, v) for i, v in enumerate(losses))
-    fig, ax = plt.subplots(figsize=(5, 3))
-    steps = np.arange(first_step, first_step + len(losses))
-    ax.semilogy(steps, losses, lw=0.5, alpha=0.35, label="per step")
-    # the per-step loss varies with the random noise level far more than it falls: a running mean
-    # over 2 % of the run (at least 5 steps) shows the trend
-    k = max(5, len(losses) // 50)
-    if len(losses) >= 2 * k:
-        mean = np.convolve(np.asarray(losses, dtype=np.float64), np.ones(k) / k, mode="valid")
-        ax.semilogy(steps[k - 1 :], mean, lw=1.5, color="k", label=f"mean of {k}")
-        ax.legend(fontsize=7)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    fig.tight_layout()
-    with atomic_output(out / "loss.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
 
 
 def load_prior(path: str | Path, device: str | torch.device = "cpu") -> Denoiser:
