@@ -154,3 +154,24 @@ def test_failed_write_leaves_nothing(tmp_path):
             tmp.write_bytes(b"partial")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compressed_dicom_decodes_with_the_core_install():
+    """JPEG 2000, JPEG lossless, JPEG baseline and RLE pixel data decode through the decoders medrecon installs."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from medrecon.datasets.ct_volume import read_ct
+
+    for name, uncompressed in (
+        ("MR_small_RLE.dcm", "MR_small.dcm"),
+        ("JPEG2000.dcm", None),
+        ("JPEG-LL.dcm", None),
+        ("SC_rgb_jpeg_dcmtk.dcm", None),
+    ):
+        ds = pydicom.dcmread(get_testdata_file(name))
+        assert ds.file_meta.TransferSyntaxUID.is_compressed and ds.pixel_array.size > 0
+        if uncompressed:  # lossless: identical to the uncompressed file
+            np.testing.assert_array_equal(ds.pixel_array, pydicom.dcmread(get_testdata_file(uncompressed)).pixel_array)
+    with pytest.raises(InputFileError, match="Modality"):  # the CT reader decodes it, then refuses an MR image by name
+        read_ct(get_testdata_file("MR_small_RLE.dcm"))
