@@ -40,10 +40,6 @@ class TrainingPairs(torch.utils.data.Dataset):
             raise ValueError(f"crop: expected >= 0, got {crop}")
         self.images, self.cond, self.simulate, self.crop, self.seed = images, cond, simulate, crop, seed
 
-    @property
-    def conditional(self) -> bool:
-        return self.cond is not None or self.simulate is not None
-
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
