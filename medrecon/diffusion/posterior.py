@@ -115,7 +115,7 @@ def make_sampler(denoiser: Denoiser, settings: PosteriorSettings) -> Sampler:
 
 def repeat_items(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
     """``(S, …)`` → ``(S·n, …)``, each item ``n`` times in a row (the engine's batch layout)."""
-    return None if t is None or n == 1 else t.repeat_interleave(n, dim=0)
+    return t if t is None or n == 1 else t.repeat_interleave(n, dim=0)
 
 
 def make_consistency(

@@ -2,25 +2,25 @@
 
 - CPU, 2-D (``parallel``, ``fan``): ASTRA's CPU projectors (``linear`` for parallel, ``line_fanflat``
   for fan). Input and output torch tensors are *linked* into ASTRA (no copies); a batch of slices is
-  projected slice by slice. Measured adjoint mismatch (float32, 128², 90 views): parallel
-  ``linear`` 7e-7, fan ``line_fanflat`` 2e-7 — exact adjoints to float precision.
+  projected slice by slice. Both are exact adjoints to float precision (checked by
+  ``tests/ct/test_ct_projector.py``).
 - CUDA: ASTRA's GPU projectors read and write torch GPU memory directly through
   ``astra.data3d.GPULink`` and ``astra.experimental.direct_FP3D/BP3D`` (no host copies). A batch of
   2-D parallel slices is one ``parallel3d`` call with one detector row per slice; 3-D
-  ``parallel3d`` / ``cone`` volumes are native. Measured adjoint mismatch (H200, ASTRA 2.5.0):
-  cone 1.4e-4 (H100: 3.0e-4), 2-D parallel slabs 1.3e-3 (ray-driven forward, voxel-driven back-projection);
-  the iterative solvers in :mod:`medrecon.recon.ct_iterative` tolerate it (SIRT, preconditioned
-  PDHG, CGLS restarted from the residual).
-- ASTRA's 3-D geometries do not follow its 2-D angle convention: on an H200 the ``parallel3d``
-  slab disagreed with the 2-D CPU projector by 37 % on smooth images (orientation, not scale:
-  both agree with themselves and with their own FBP). The two candidate mappings left by that
-  run (a rotation by π, or a reflection θ → −θ) are told apart once per process by a probe
-  against the CPU projector (:func:`gpu_angle_convention`); the match is used for every CUDA
-  geometry, so 2-D and 3-D scans share one convention. Verified on an H100 (ASTRA 2.5.0): the
-  probe picks the reflection, after which the slab's forward projection matches the CPU
-  projector to 3e-5 and its back-projection to 1.1e-2 (voxel-driven against the CPU's exact
-  transpose; adjoint mismatch 1.3e-3 parallel, 2.1e-3 limited-angle, 3.0e-4 cone). If neither matches, 2-D slices on CUDA go
-  through the CPU projector on host copies (correct, slower), as 2-D fan slices always do.
+  ``parallel3d`` / ``cone`` volumes are native. The GPU back-projection is not the exact adjoint of
+  the GPU projection (ray-driven forward, voxel-driven back-projection; the measured mismatch is in
+  docs/results/ct.md, "The ``gpu`` tests"); the iterative solvers in
+  :mod:`medrecon.tasks.ct.iterative` tolerate it (SIRT, preconditioned PDHG, CGLS restarted from
+  the residual).
+- ASTRA's 3-D geometries do not follow its 2-D angle convention: the ``parallel3d`` slab
+  projects smooth images in a different orientation from the 2-D CPU projector (orientation, not
+  scale: both agree with themselves and with their own FBP). The two candidate mappings (a
+  rotation by π, or a reflection θ → −θ) are told apart once per process by a probe against the
+  CPU projector (:func:`gpu_angle_convention`); the match is used for every CUDA geometry, so 2-D
+  and 3-D scans share one convention. What was measured, and which mapping the probe picked, is in
+  docs/results/ct.md ("Orientation of 2-D slices on ASTRA's 3-D GPU code" and "The ``gpu``
+  tests"). If neither matches, 2-D slices on CUDA go through the CPU projector on host copies
+  (correct, slower), as 2-D fan slices always do.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def _in_pixel_units(geom: CTGeometry) -> tuple[CTGeometry, float]:
 
     ASTRA's documentation asks for lengths in voxel units on its 3-D GPU code; in pixel units the
     in-plane voxels are unit squares and line integrals in mm are ``p ×`` those in pixel units, for
-    the projection and its transpose alike (checked on ASTRA's CPU projector to 6e-7). On an H200 a
-    parallel3d volume of 2 mm slices of 0.8 mm pixels so expressed projected exactly as its slices.
+    the projection and its transpose alike, so a ``parallel3d`` volume whose slices are thicker
+    than its pixels projects as its slices do.
     """
     from dataclasses import replace
 

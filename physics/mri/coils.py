@@ -8,9 +8,8 @@ ESPIRiT (Uecker et al., MRM 71:990, 2014) runs in two backends:
   take a *rectangular* calibration region. With 1-D Cartesian undersampling the fully sampled
   centre is narrow along the phase-encode axis but spans the whole readout (8× with a 4 % centre
   is 10 of 256 lines): a square region either covers unsampled zeros (wrong kernels) or is 10×10
-  (too few rows for the calibration matrix). On the real 8-coil head at 8× (10 centre lines),
-  SigPy with ``calib_width=10`` kept 2 % of the image. The torch backend calibrates on
-  ``acs_lines × readout`` and runs on CUDA tensors as well.
+  (too few rows for the calibration matrix), and SigPy's maps then cover only a small part of the
+  object. The torch backend calibrates on ``acs_lines × readout`` and runs on CUDA tensors as well.
 """
 
 from __future__ import annotations
@@ -96,9 +95,9 @@ def espirit_maps(
             sampled centre (:func:`acs_region`) and caps each side at ``max_calib``.
         kernel_width: ESPIRiT kernel size per axis. ``None`` picks ``min(6, max(3, 2·n // 5))`` for
             a calibration region whose shorter side is ``n``: a 6×6 kernel needs more than ~15
-            centre lines. Measured on the real 8-coil head at 8× (10 centre lines, full readout):
-            kernel 6 kept 55 % of the image and CG-SENSE reached 26.1 dB; kernel 4 kept 67 % (as the
-            fully sampled maps do) and reached 31.9 dB (fully sampled maps: 31.7 dB).
+            centre lines; with fewer it shrinks the maps' support and costs CG-SENSE accuracy. The
+            CG-SENSE rows of docs/results/mri_classical.md ("Real 8-coil head, retrospective
+            equispaced masks") use this default (kernel 4 at 8×, 10 centre lines).
         thresh: keep singular vectors with ``σ > thresh · σ_max`` (the signal subspace).
         crop: zero the maps where the top eigenvalue is ``<= crop`` (outside the object).
         max_calib: cap on each side of an auto-detected calibration region.
@@ -159,9 +158,9 @@ def _espirit_sigpy(k: torch.Tensor, rows: int, cols: int, kw: int, thresh: float
 def _batched_eigh(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.linalg.eigh`` of ``(P, C, C)`` Hermitian matrices, one per pixel.
 
-    On CUDA, cuSOLVER's batched eigensolver failed with CUSOLVER_STATUS_INTERNAL_ERROR on 65,536
-    8×8 matrices (H200, torch 2.11 + CUDA 13); where it raises, the small matrices are solved on the
-    CPU (well under a second for a 320² × 15-coil slice) and moved back.
+    On CUDA, cuSOLVER's batched eigensolver has failed with CUSOLVER_STATUS_INTERNAL_ERROR on a
+    256² slice's 8×8 matrices (torch 2.11 + CUDA 13); where it raises, the small matrices are solved
+    on the CPU and moved back.
     """
     if gram.device.type != "cuda":
         return torch.linalg.eigh(gram)

@@ -1,7 +1,7 @@
 """``medrecon demo``: reconstruct the embedded real MR slice at 4× and 8×, print metrics, save a figure.
 
 Part 1: the abdominal slice from pydicom-data, zero filling / CG-SENSE / L1-wavelet CS at 4× and 8×.
-Part 2 (unless ``diffusion=False``): a brain slice shipped beside the brain prior at 8×, zero
+Part 2 (unless ``diffusion=False``): a brain slice shipped beside the brain prior at 4×, zero
 filling and CS against DDS with the shipped prior (mean of ``samples`` posterior samples) and its
 per-pixel standard deviation (the uncertainty map).
 """
@@ -35,7 +35,7 @@ def run_demo(
     samples: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Run the demo; returns ``{"<R>x <method>": {"PSNR":..,"SSIM":..,"NMSE":..,"seconds":..}}``
-    (brain rows are named ``brain 8x <method>``).
+    (brain rows are named ``brain 4x <method>``).
 
     Writes ``<out_dir>/comparison.png`` (a missing ``out_dir`` is created: it is the demo's own).
     ``steps`` / ``samples``: DDS network evaluations per sample and posterior samples (``None``:
