@@ -1,4 +1,4 @@
-"""Image gradient as a linear operator: forward differences with a Neumann (replicate) boundary.
+"""Image gradient and slice-to-slice differences as linear operators: forward differences.
 
 Written by hand because TV solvers need both ``∇`` and its exact adjoint ``∇ᴴ = −div`` on batched
 torch tensors (autograd would give the adjoint, but at the cost of a graph per iteration).
@@ -41,3 +41,32 @@ class FiniteDifference2D(LinearOperator):
         dx[:, :, 1:-1] = px[:, :, :-2] - px[:, :, 1:-1]
         dx[:, :, -1] = px[:, :, -2]
         return dy + dx
+
+
+class SliceDifference(LinearOperator):
+    """Differences between neighbouring slices of a stack laid out item-major with ``n`` versions each.
+
+    ``x (S·n, H, W)`` holds version ``j`` of slice ``s`` at row ``s·n + j``
+    (:class:`~medrecon.physics.linop.RepeatItems` order); the output ``((S − 1)·n, H, W)`` is
+    ``x[s + 1, j] − x[s, j]``: each version is coupled only to the same version of its neighbours
+    (the z-derivative of every posterior sample's volume).
+    """
+
+    def __init__(self, n: int = 1) -> None:
+        super().__init__()
+        if n < 1:
+            raise ValueError(f"n: expected >= 1, got {n}")
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] % self.n:
+            raise ValueError(f"x: expected a batch that is a multiple of {self.n}, got {x.shape[0]}")
+        xs = x.reshape(x.shape[0] // self.n, self.n, *x.shape[1:])
+        return (xs[1:] - xs[:-1]).reshape(-1, *x.shape[1:])
+
+    def adjoint(self, d: torch.Tensor) -> torch.Tensor:
+        ds = d.reshape(d.shape[0] // self.n, self.n, *d.shape[1:])
+        out = torch.zeros((ds.shape[0] + 1, *ds.shape[1:]), dtype=d.dtype, device=d.device)
+        out[:-1] -= ds
+        out[1:] += ds
+        return out.reshape(-1, *d.shape[1:])

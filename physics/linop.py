@@ -89,6 +89,24 @@ class Identity(LinearOperator):
         return y
 
 
+class Diagonal(LinearOperator):
+    """Elementwise multiplication by fixed weights ``w`` (e.g. the square roots of statistical weights).
+
+    Args:
+        weights: broadcastable to the operator's input; the output has the broadcast shape.
+    """
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("weights", weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weights * x
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return (self.weights.conj() if self.weights.is_complex() else self.weights) * y
+
+
 class RepeatItems(LinearOperator):
     """An operator on ``S`` items applied to ``S × n`` copies laid out item-major.
 

@@ -62,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..config import build_settings
+    from ..datasets.ct_training import load_ct_training_slices
     from ..datasets.training_images import load_training_images, load_training_pairs, load_training_volumes
     from ..diffusion.train_config import DataConfig, PriorArchConfig
-    from ..diffusion.training import TrainConfig, normalise_images, train_prior
+    from ..diffusion.training import NORMALISATION, TrainConfig, normalise_images, train_prior
+    from ..physics.ct.transmission import HU_NORMALISATION
     from ..runtime import resolve_prior, select_device
     from ..tasks.registry import pair_simulator
 
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     cond, simulate, cond_desc = None, None, ""
+    normalisation, info = NORMALISATION, {}
     if arch.spatial_dims == 3:  # whole volumes; training cuts random 3-D patches
         if data.condition is not None:
             raise InputFileError(args.config, "data.condition", "no condition for a 3-D prior (not supported yet)", "a condition")
@@ -96,12 +99,22 @@ def run(args: argparse.Namespace) -> int:
         what = f"{len(images)} slice pairs"
         cond_desc = f"; condition: {', '.join(Path(x).name for x in data.condition.paths)} (each normalised to its 99th percentile)"
     else:
-        images = normalise_images(
-            torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed, data.pad_to_common))
-        )
+        if data.intensity == "hu":
+            ct = load_ct_training_slices(data.paths, {h.path: h.slices for h in data.holdout})
+            images, normalisation = torch.from_numpy(ct.images), HU_NORMALISATION
+            info = {"pixel_mm": ct.pixel_mm, "holdout": ct.holdout}
+        else:
+            images = normalise_images(
+                torch.from_numpy(load_training_images(data.paths, data.synthetic_phase, data.min_fraction, data.seed, data.pad_to_common))
+            )
         what = f"{len(images)} slices"
         if data.condition is not None:
-            simulate = pair_simulator(data.condition.simulate, data.condition.options)
+            info["condition"] = data.condition.model_dump(exclude={"paths"})
+            options = dict(data.condition.options)
+            if data.intensity == "hu":  # CT simulators project at the data's pixel size
+                options.setdefault("pixel_mm", info["pixel_mm"])
+                info["condition"]["options"] = options
+            simulate = pair_simulator(data.condition.simulate, options)
             cond_desc = f"; condition simulated by {data.condition.simulate} {data.condition.options}"
     desc = (
         f"{what} from {', '.join(Path(x).name for x in data.paths)}"
@@ -128,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
             fp16_weights=arch.fp16_weights,
             max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
             init_from=None if args.init_from is None else resolve_prior(args.init_from),
+            pool=0 if data.condition is None else data.condition.pool,
+            refresh=1 if data.condition is None else data.condition.refresh,
+            normalisation=normalisation,
+            info=info,
         )
     if rank == 0:
         print(

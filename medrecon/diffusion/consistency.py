@@ -55,22 +55,38 @@ class HardProjection(DataConsistency):
 class ProximalCG(DataConsistency):
     """A few CG iterations on the normal equations, warm-started at x̂₀ (DDS, Chung et al. 2024).
 
-    Solves ``(AᴴA + λI) x = Aᴴy + λ x̂₀`` approximately with ``iters`` iterations of the shared
-    complex-correct CG from ``x̂₀`` (``λ = 0``: DDS's Krylov-subspace step).
+    Solves ``(AᴴA + λI + β RᴴR) x = Aᴴy + λ x̂₀`` approximately with ``iters`` iterations of the
+    shared complex-correct CG from ``x̂₀`` (``λ = 0``: DDS's Krylov-subspace step). The optional
+    quadratic penalty ``β ||R x||²`` couples items, e.g. ``R`` the slice-to-slice difference of a
+    volume's slices sampled together (a quadratic stand-in for DiffusionMBIR's TV along z, which
+    keeps the step a linear solve).
     """
 
-    def __init__(self, op: LinearOperator, y: torch.Tensor, iters: int = 5, lam: float = 0.0) -> None:
+    def __init__(
+        self,
+        op: LinearOperator,
+        y: torch.Tensor,
+        iters: int = 5,
+        lam: float = 0.0,
+        coupling: LinearOperator | None = None,
+        coupling_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         if iters < 1:
             raise ValueError(f"iters: expected >= 1, got {iters}")
-        if lam < 0:
-            raise ValueError(f"lam: expected >= 0, got {lam}")
+        if lam < 0 or coupling_weight < 0:
+            raise ValueError(f"lam / coupling_weight: expected >= 0, got {lam} / {coupling_weight}")
         self.op, self.iters, self.lam = op, iters, lam
+        self.coupling, self.beta = (coupling, coupling_weight) if coupling is not None and coupling_weight > 0 else (None, 0.0)
         self.register_buffer("aty", op.adjoint(y))
+
+    def _normal(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.op.normal(x)
+        return out if self.coupling is None else out + self.beta * self.coupling.normal(x)
 
     def forward(self, x0: torch.Tensor, sigma: float) -> torch.Tensor:
         rhs = self.aty + self.lam * x0 if self.lam else self.aty
-        return conjugate_gradient(self.op.normal, rhs, x0=x0, iters=self.iters, damping=self.lam)
+        return conjugate_gradient(self._normal, rhs, x0=x0, iters=self.iters, damping=self.lam, joint=self.coupling is not None)
 
 
 class GradientGuidance(DataConsistency):

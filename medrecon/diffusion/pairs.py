@@ -7,6 +7,13 @@ each draw by a task's simulator (e.g. the FBP image of a random limited-angle sc
 whole images, so the random patch cut afterwards is the same region of both. Training draws
 batches through :meth:`TrainingPairs.batch` with an explicit generator, which keeps resumed runs
 bit-exact (the generator's state is in the checkpoint).
+
+Where simulating a whole image costs far more than a training step (a 512² limited-angle FBP on a
+CPU: ~0.3 s against ~0.2 s for a small network's step), ``pool = P`` keeps ``P`` simulated pairs and
+re-simulates ``refresh`` of them per step, round robin: pool entry ``k`` holds the pair made by
+refresh number ``c`` (the last ``c ≡ k mod P`` before the step), from a generator seeded by
+``seed`` and ``c``. The pool is therefore a pure function of the step count: a resumed run rebuilds
+it and continues exactly.
 """
 
 from __future__ import annotations
@@ -26,11 +33,20 @@ class TrainingPairs(torch.utils.data.Dataset):
         cond: stored condition images, or ``None``.
         simulate: a simulator (see module docstring), or ``None``; not together with ``cond``.
         crop: side of the random patches (``0``: whole images).
-        seed: seed of the per-item generator :meth:`__getitem__` gives the simulator.
+        seed: seed of the per-item generator :meth:`__getitem__` gives the simulator, and of the pool.
+        pool: simulated pairs kept (``0``: simulate every drawn image afresh); see module docstring.
+        refresh: pool entries re-simulated per step.
     """
 
     def __init__(
-        self, images: torch.Tensor, cond: torch.Tensor | None = None, simulate: Simulator | None = None, crop: int = 0, seed: int = 0
+        self,
+        images: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        simulate: Simulator | None = None,
+        crop: int = 0,
+        seed: int = 0,
+        pool: int = 0,
+        refresh: int = 1,
     ) -> None:
         if cond is not None and simulate is not None:
             raise ValueError("cond / simulate: expected stored conditions or a simulator, got both")
@@ -38,7 +54,13 @@ class TrainingPairs(torch.utils.data.Dataset):
             raise ValueError(f"cond: expected ({images.shape[0]}, Cc, {', '.join(map(str, images.shape[1:]))}), got {tuple(cond.shape)}")
         if crop < 0:
             raise ValueError(f"crop: expected >= 0, got {crop}")
+        if pool < 0 or not 1 <= refresh or (pool and refresh > pool) or (pool and simulate is None):
+            raise ValueError(f"pool / refresh: expected pool >= 0 with a simulator and 1 <= refresh <= pool, got {pool} / {refresh}")
         self.images, self.cond, self.simulate, self.crop, self.seed = images, cond, simulate, crop, seed
+        self.pool, self.refresh = pool, refresh
+        self._pool_step: int | None = None  # the step the pool was last brought up to
+        self._pool_index = torch.zeros(pool, dtype=torch.long)
+        self._pool_cond: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -56,13 +78,41 @@ class TrainingPairs(torch.utils.data.Dataset):
         self.cond = None if self.cond is None else self.cond.to(device)
         return self
 
-    def batch(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``n`` random items, cropped to random patches of side ``crop``; conditions cropped alike."""
+    def batch(self, n: int, g: torch.Generator, step: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` random items, cropped to random patches of side ``crop``; conditions cropped alike.
+
+        ``step`` (0-based) tells a pooled simulation which entries to refresh (module docstring).
+        """
+        if self.pool:
+            self._bring_pool_to(step)
+            entries = torch.randint(0, self.pool, (n,), generator=g)
+            x = self.images[self._pool_index[entries].to(self.images.device)]
+            return _crops(x, self._pool_cond[entries.to(self._pool_cond.device)], torch.arange(n), self.crop, g)
         idx = torch.randint(0, self.images.shape[0], (n,), generator=g)
         if self.simulate is None:
             return _crops(self.images, self.cond, idx, self.crop, g)
         x = self.images[idx]
         return _crops(x, self.simulate(x, g).to(x.device), torch.arange(n), self.crop, g)
+
+    def _simulate_entry(self, c: int) -> None:
+        """Pool entry ``c mod pool`` ← the pair of refresh number ``c`` (may be negative: the first fill)."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 7_919 * c + 104_729)
+        i = int(torch.randint(0, self.images.shape[0], (1,), generator=gen))
+        cond = self.simulate(self.images[i : i + 1], gen)[0]
+        if self._pool_cond is None:
+            self._pool_cond = torch.empty((self.pool, *cond.shape), dtype=cond.dtype, device=cond.device)
+        k = c % self.pool
+        self._pool_index[k], self._pool_cond[k] = i, cond
+
+    def _bring_pool_to(self, step: int) -> None:
+        """Refresh the pool for ``step``: counters ``step·refresh … step·refresh + refresh − 1``."""
+        first = step * self.refresh
+        if self._pool_step is None or step != self._pool_step + 1:  # fresh start or resume: rebuild
+            for c in range(first - self.pool, first):
+                self._simulate_entry(c)
+        for c in range(first, first + self.refresh):
+            self._simulate_entry(c)
+        self._pool_step = step
 
 
 def _crops(x: torch.Tensor, cond: torch.Tensor | None, idx: torch.Tensor, crop: int, g: torch.Generator):

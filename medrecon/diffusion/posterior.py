@@ -31,6 +31,7 @@ from pydantic import Field, model_validator
 
 from ..config import Settings
 from ..errors import ArgumentError
+from ..physics.gradient import SliceDifference
 from ..physics.linop import LinearOperator, RepeatItems
 from .consistency import DataConsistency, GradientGuidance, HardProjection, ProximalCG, SupportRestricted
 from .denoiser import Denoiser
@@ -123,8 +124,14 @@ def make_consistency(
     operator: LinearOperator | None,
     y: torch.Tensor | None,
     likelihood: DataConsistency | None = None,
+    item_coupling: float = 0.0,
 ) -> DataConsistency | None:
-    """The data consistency ``settings.dc`` names, for an operator and measurements already on the batch of ``S·N``."""
+    """The data consistency ``settings.dc`` names, for an operator and measurements already on the batch of ``S·N``.
+
+    ``item_coupling > 0`` adds ``β Σ ||x_{s+1} − x_s||²`` over neighbouring items of each sample to
+    the CG step (:class:`~medrecon.physics.gradient.SliceDifference`), which then solves one
+    system for the whole batch.
+    """
     if settings.dc == "none":
         return None
     if settings.dc == "likelihood":
@@ -134,7 +141,10 @@ def make_consistency(
     if operator is None or y is None:
         raise ArgumentError(f"dc {settings.dc!r}: needs a forward operator and measurements; this task has none (use dc 'none')")
     if settings.dc == "cg":
-        return ProximalCG(operator, y, iters=settings.dc_iters, lam=settings.dc_lam)
+        coupling = SliceDifference(settings.samples) if item_coupling > 0 else None
+        return ProximalCG(operator, y, iters=settings.dc_iters, lam=settings.dc_lam, coupling=coupling, coupling_weight=item_coupling)
+    if item_coupling > 0:
+        raise ArgumentError(f"dc {settings.dc!r}: coupling neighbouring items needs the CG step (dc 'cg')")
     if settings.dc == "grad":
         return GradientGuidance(operator, y, iters=settings.dc_iters)
     return HardProjection(operator, y)
@@ -152,6 +162,7 @@ def sample_posterior(
     cond: torch.Tensor | None = None,
     x_start: torch.Tensor | None = None,
     support: torch.Tensor | None = None,
+    item_coupling: float = 0.0,
     device: str | torch.device = "cpu",
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> Posterior:
@@ -171,6 +182,8 @@ def sample_posterior(
         x_start: ``(S, *image)`` warm-start estimate on the prior's scale (used when ``start < 1``).
         support: ``(S, *image)`` 0/1; pixels outside stay zero (or keep ``x_start``) — the data do
             not constrain them, and the prior alone would paint anatomy there.
+        item_coupling: weight β of a penalty on differences between neighbouring items (the
+            slices of a volume, in order) inside the CG step; 0: items independent.
         device: where the chains run.
         callback: ``callback(i, n, x0)`` after each network evaluation.
 
@@ -182,7 +195,7 @@ def sample_posterior(
     if settings.start < 1 and x_start is None:
         raise ArgumentError(f"start {settings.start}: a warm start needs an initial estimate (x_start); use start 1 to sample from noise")
     op = None if operator is None else RepeatItems(operator, n)
-    dc = make_consistency(settings, op, repeat_items(y, n), likelihood)
+    dc = make_consistency(settings, op, repeat_items(y, n), likelihood, item_coupling)
     fill = repeat_items(x_start, n) if settings.start < 1 else None
     if dc is not None and support is not None:
         dc = SupportRestricted(dc, repeat_items(support, n), fill=fill)

@@ -6,7 +6,7 @@ A training YAML has the sections ``data`` (:class:`DataConfig`), ``prior`` (opti
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -24,11 +24,17 @@ class ConditionConfig(Settings):
             the fly from each training image (before cropping, so crops of image and condition
             match), with a fresh random scan per draw.
         options: keyword arguments of that simulator.
+        pool: simulated pairs kept and re-simulated ``refresh`` per step, round robin (``0``:
+            simulate every drawn image; a pool makes CPU training affordable when one simulation
+            costs more than a step; :class:`~medrecon.diffusion.pairs.TrainingPairs`).
+        refresh: pool entries re-simulated per step.
     """
 
     paths: list[str] | None = None
     simulate: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    pool: int = Field(0, ge=0)
+    refresh: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> ConditionConfig:
@@ -36,8 +42,23 @@ class ConditionConfig(Settings):
             raise ValueError("expected exactly one of 'paths' (paired files) and 'simulate' (a registered simulator)")
         if self.paths is not None and not self.paths:
             raise ValueError("paths: expected at least one file")
-        if self.options and self.simulate is None:
-            raise ValueError("options: only with 'simulate'")
+        if (self.options or self.pool) and self.simulate is None:
+            raise ValueError("options / pool: only with 'simulate'")
+        if self.pool and self.refresh > self.pool:
+            raise ValueError(f"refresh: expected at most pool ({self.pool}), got {self.refresh}")
+        return self
+
+
+class HoldoutConfig(Settings):
+    """One entry of ``data.holdout``: slices of one training file kept out of training (for evaluation)."""
+
+    path: str
+    slices: tuple[int, int]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HoldoutConfig:
+        if not 0 <= self.slices[0] <= self.slices[1]:
+            raise ValueError(f"slices: expected [first, last] with 0 <= first <= last, got {list(self.slices)}")
         return self
 
 
@@ -51,6 +72,10 @@ class DataConfig(Settings):
         seed: RNG seed of the synthetic phase.
         pad_to_common: zero-pad files of different in-plane sizes to the largest (patch training).
         condition: condition images of a conditional prior (``None``: an unconditional prior).
+        intensity: ``percentile`` (each image divided by its 99th percentile of magnitude; MRI) or
+            ``hu`` (CT in Hounsfield units from DICOM series / NIfTI, on the fixed scale HU / 1000;
+            :mod:`medrecon.datasets.ct_training`).
+        holdout: slice ranges of training files left out (``intensity: hu``), recorded in the prior.
     """
 
     paths: list[str] = Field(min_length=1)
@@ -59,9 +84,15 @@ class DataConfig(Settings):
     seed: int = 0
     pad_to_common: bool = False
     condition: ConditionConfig | None = None
+    intensity: Literal["percentile", "hu"] = "percentile"
+    holdout: list[HoldoutConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _pairs_match(self) -> DataConfig:
+        if self.holdout and self.intensity != "hu":
+            raise ValueError("holdout: supported with intensity 'hu' (CT volumes) only")
+        if self.intensity == "hu" and (self.synthetic_phase or (self.condition is not None and self.condition.paths is not None)):
+            raise ValueError("intensity 'hu': CT slices take no synthetic phase and no paired condition files (use condition.simulate)")
         c = self.condition
         if c is not None and c.paths is not None and len(c.paths) != len(self.paths):
             raise ValueError(f"condition.paths: expected one file per data path ({len(self.paths)}), got {len(c.paths)}")

@@ -14,8 +14,10 @@
   CPUs): each rank draws its own batches (seed + rank), gradients are averaged, rank 0 writes; the
   checkpoint keeps every rank's RNG state, so a resumed multi-process run continues exactly.
 
-Data normalisation (inverted by reconstruction): every training image is divided by its own
-99th percentile of magnitude, so a slice's bright tissue sits near 1.
+Data normalisation (inverted by reconstruction, recorded in ``prior.json``): by default every
+training image is divided by its own 99th percentile of magnitude, so a slice's bright tissue sits
+near 1 (MRI); CT priors train on a fixed physical scale instead, ``HU / 1000`` (``data.intensity:
+hu``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class TrainConfig(Settings):
         checkpoint_every: steps between checkpoints.
         sigma_min / sigma_max: VE noise range (score objective).
         num_train_timesteps: VP steps (ddpm objective).
+        cond_dropout: fraction of a conditional prior's training items whose condition is zeroed,
+            so that the same network also serves as the unconditional prior (condition all zero;
+            Ho & Salimans 2022) and the two can be compared on identical scans.
     """
 
     objective: Literal["ddpm", "score"] = "ddpm"
@@ -74,6 +79,7 @@ class TrainConfig(Settings):
     sigma_min: float = Field(0.01, gt=0)
     sigma_max: float = Field(20.0, gt=0)
     num_train_timesteps: int = Field(1000, ge=2)
+    cond_dropout: float = Field(0.0, ge=0, lt=1)
 
 
 def normalise_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -97,6 +103,9 @@ def _loss(
     noise = torch.randn(to_channels(x0).shape, generator=g_noise, device=g_noise.device).to(dev)
     target = noise
     c0 = to_channels(x0)
+    if cond is not None and cfg.cond_dropout > 0:
+        keep = torch.rand((n,), generator=g) >= cfg.cond_dropout
+        cond = cond * keep.to(dev, cond.dtype).reshape((-1,) + (1,) * (cond.ndim - 1))
     if cfg.objective == "ddpm":
         sched = VPSchedule(cfg.num_train_timesteps)
         t = torch.randint(0, cfg.num_train_timesteps, (n,), generator=g)
@@ -125,6 +134,10 @@ def train_prior(
     fp16_weights: bool = False,
     max_seconds: float | None = None,
     init_from: str | Path | None = None,
+    pool: int = 0,
+    refresh: int = 1,
+    normalisation: str = NORMALISATION,
+    info: dict | None = None,
 ) -> dict:
     """Train (or resume) a prior on normalised images and write it to ``out_dir``.
 
@@ -147,6 +160,9 @@ def train_prior(
             (EMA) weights start both the network and the EMA, the step count continues from its
             ``training_steps``, the optimiser starts fresh (a prior keeps no optimiser state; this
             is how training continues across sessions that keep only the fp16 prior).
+        pool / refresh: pooled simulation (:class:`~medrecon.diffusion.pairs.TrainingPairs`).
+        normalisation: how the images were normalised (recorded; reconstruction inverts it).
+        info: further entries of ``prior.json`` (e.g. the pixel size and held-out slices).
 
     Returns:
         ``{"steps": int, "final_loss": float, "seconds": float}``.
@@ -158,7 +174,7 @@ def train_prior(
     sd = int((prior_args or {}).get("spatial_dims", 2))
     if images.ndim != 1 + sd:
         raise ValueError(f"images: expected (N, {'D, ' if sd == 3 else ''}H, W) for a {sd}-D prior, got shape {tuple(images.shape)}")
-    pairs = TrainingPairs(images, cond, simulate, cfg.crop, cfg.seed)
+    pairs = TrainingPairs(images, cond, simulate, cfg.crop, cfg.seed, pool, refresh)
     if simulate is not None:  # one draw tells the condition's channel count
         cond_channels = int(pairs[0][1].shape[0])
     else:
@@ -235,7 +251,7 @@ def train_prior(
 
     prior.train()
     while step < cfg.steps:
-        xb, cb = pairs.batch(cfg.batch_size, g)
+        xb, cb = pairs.batch(cfg.batch_size, g, step)
         xb = xb.to(device)
         cb = None if cb is None else cb.to(device)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=gpu):
@@ -289,9 +305,10 @@ def train_prior(
         "schedule": asdict(VPSchedule(cfg.num_train_timesteps))
         if cfg.objective == "ddpm"
         else asdict(VESchedule(cfg.sigma_min, cfg.sigma_max)),
-        "normalisation": NORMALISATION,
+        "normalisation": normalisation,
         "image_shape": [int(m) for m in images.shape[1:]],
         "data": data_description,
+        **(info or {}),
         **({"phase_coherence": phase_coherence(images)} if images.is_complex() else {}),
         "training_steps": step,
         **({"warm_start": warm} if warm else {}),

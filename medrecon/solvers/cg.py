@@ -12,10 +12,11 @@ from collections.abc import Callable
 import torch
 
 
-def _batched_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``Σ conj(a)·b`` over all but the leading (batch) axis, real part; shape ``(B, 1, ..., 1)``."""
+def _batched_dot(a: torch.Tensor, b: torch.Tensor, joint: bool = False) -> torch.Tensor:
+    """``Σ conj(a)·b`` over all but the leading (batch) axis (over everything when ``joint``), real
+    part; shape ``(B, 1, ..., 1)`` (``(1, …, 1)`` when ``joint``)."""
     prod = torch.conj(a) * b if a.is_complex() else a * b
-    s = prod.reshape(prod.shape[0], -1).sum(dim=1).real
+    s = prod.reshape(1 if joint else prod.shape[0], -1).sum(dim=1).real
     return s.reshape((-1,) + (1,) * (a.ndim - 1))
 
 
@@ -26,8 +27,10 @@ def conjugate_gradient(
     iters: int = 10,
     tol: float = 0.0,
     damping: float = 0.0,
+    joint: bool = False,
 ) -> torch.Tensor:
-    """Solve ``(N + damping·I) x = rhs`` by CG, independently for each item of the leading batch axis.
+    """Solve ``(N + damping·I) x = rhs`` by CG, independently for each item of the leading batch axis
+    (or, with ``joint``, as one system: for a ``normal`` that couples the items).
 
     Args:
         normal: the Hermitian positive semi-definite map ``N`` (e.g. ``A.normal``), batch-wise.
@@ -36,6 +39,7 @@ def conjugate_gradient(
         iters: number of CG iterations (>= 0).
         tol: stop when every item's residual norm is below ``tol · ||rhs||``.
         damping: Tikhonov weight ``λ >= 0`` added to the diagonal.
+        joint: one system over the whole batch (inner products over all items).
 
     Returns:
         The solution, same shape and dtype as ``rhs``. Differentiable (no in-place updates).
@@ -52,17 +56,17 @@ def conjugate_gradient(
     x = torch.zeros_like(rhs) if x0 is None else x0
     r = rhs - op(x) if x0 is not None else rhs
     p = r
-    rr = _batched_dot(r, r)
-    stop = (tol * tol) * _batched_dot(rhs, rhs)
+    rr = _batched_dot(r, r, joint)
+    stop = (tol * tol) * _batched_dot(rhs, rhs, joint)
     for _ in range(iters):
         if tol > 0 and bool(torch.all(rr <= stop)):
             break
         ap = op(p)
-        pap = _batched_dot(p, ap)
+        pap = _batched_dot(p, ap, joint)
         alpha = torch.where(pap > 0, rr / torch.where(pap > 0, pap, torch.ones_like(pap)), torch.zeros_like(pap))
         x = x + alpha * p
         r = r - alpha * ap
-        rr_new = _batched_dot(r, r)
+        rr_new = _batched_dot(r, r, joint)
         beta = torch.where(rr > 0, rr_new / torch.where(rr > 0, rr, torch.ones_like(rr)), torch.zeros_like(rr))
         p = r + beta * p
         rr = rr_new

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 
 MU_WATER_PER_MM = 0.0192  # linear attenuation of water at ~70 keV effective energy (0.192 / cm)
+HU_PER_UNIT = 1000.0  # CT priors see x = HU / HU_PER_UNIT: air -1, water 0, dense bone ~ +1.5
+HU_NORMALISATION = "HU / 1000"  # the prior.json record of that scale
 
 
 def hu_to_mu(hu: torch.Tensor, mu_water: float = MU_WATER_PER_MM) -> torch.Tensor:

@@ -63,31 +63,85 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="sinogram .h5 written by 'simulate ct'")
-    p.add_argument("--method", default=None, choices=CT_METHODS, help="default fbp")
+    p.add_argument("--method", default=None, choices=CT_METHODS, help="default: diffusion when --prior is given, else fbp")
     p.add_argument("--filter", default=None, choices=FILTERS, help="FBP filter (default ram-lak)")
     p.add_argument(
         "--iters", type=int, default=None, help="iterations (default " + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + ")"
     )
     p.add_argument("--lam", type=float, default=None, help="TV weight in 1/mm (default 0.3, docs/results/ct.md)")
-    p.add_argument("--out", required=True, help="output .nii / .nii.gz, or a folder (DICOM series)")
+    p.add_argument(
+        "--out", required=True, help="output .nii / .nii.gz, or a folder (DICOM series); diffusion with --samples > 1 adds a std"
+    )
+    g = p.add_argument_group("diffusion (defaults: the prior's recommendation for the scan's arc, else CTDiffusionConfig)")
+    g.add_argument("--prior", default=None, help="diffusion prior: a folder (prior.safetensors + prior.json) or 'ct' (shipped)")
+    g.add_argument("--steps", type=int, default=None, help="network evaluations per sample")
+    g.add_argument("--samples", type=int, default=None, help="posterior samples (> 1 also writes the std)")
+    g.add_argument("--start", type=float, default=None, help="fraction of the noise schedule to start from (< 1: warm start from --init)")
+    g.add_argument("--init", default=None, choices=("fbp", "sirt", "tv"), help="warm-start estimate")
+    g.add_argument("--seed", type=int, default=None)
     add_common_options(p, "recon")
+
+
+def _recommended(info: dict, arc_deg: float) -> dict:
+    """A CT prior's recommended settings for the arc nearest to ``arc_deg`` (``prior.json``'s
+    ``recommended.ct.arc_deg``; ``{}`` without one)."""
+    table = info.get("recommended", {}).get("ct", {}).get("arc_deg", {})
+    if not table:
+        return {}
+    return dict(table[min(table, key=lambda k: abs(float(k) - arc_deg))])
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ...atomic import check_output_path
-    from ...datasets.ct_volume import CTVolume, read_ct, write_ct_nifti, write_dicom_series
     from ...datasets.sinogram_io import read_sinogram
+    from ...errors import ArgumentError
     from ...runtime import select_device
-    from .config import CTReconConfig
-    from .volume import reconstruct_sinogram
+    from .config import CTDiffusionConfig, CTReconConfig
 
-    config = settings_from(
-        CTReconConfig, args, "recon", {"method": args.method, "filter": args.filter, "iters": args.iters, "lam": args.lam}
-    )
-    out = Path(args.out)
-    as_dicom = str(args.out).endswith(("/", "\\")) or out.is_dir() or out.suffix == ""
+    method = args.method or ("diffusion" if args.prior is not None else None)
+    if method != "diffusion" and args.prior is not None:
+        raise ArgumentError(f"--prior: used with --method diffusion only, got --method {method}")
+    out, as_dicom = _check_out(Path(args.out))
+    device = select_device(args.device)
+    std = None
+    if method == "diffusion":
+        from ...diffusion.training import load_prior
+        from ...runtime import resolve_prior
+        from .diffusion import reconstruct_sinogram_diffusion
+
+        if args.prior is None:
+            raise ArgumentError("--prior: expected a prior folder or 'ct' with --method diffusion, got nothing")
+        if args.iters is not None or args.filter is not None:
+            raise ArgumentError("--iters / --filter: classical settings; with --method diffusion use --steps / --set dc_iters=N")
+        denoiser = load_prior(resolve_prior(args.prior), device=device)
+        sf = read_sinogram(args.input)
+        flags = {k: getattr(args, k) for k in ("steps", "samples", "start", "init", "seed")}
+        flags["tv_lam"] = args.lam
+        cfg = settings_from(CTDiffusionConfig, args, "diffusion", flags, _recommended(denoiser.info, sf.geometry.arc_deg))
+        label = f"diffusion ({cfg.samples} x {cfg.steps} steps from {'noise' if cfg.start >= 1 else f'{cfg.init} at {cfg.start:g}'})"
+        with tqdm(total=sf.sino.shape[0], desc=f"diffusion {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
+            hu, std = reconstruct_sinogram_diffusion(sf, denoiser, cfg, device=device, progress=lambda d, t: bar.update(d - bar.n))
+        std = std if cfg.samples > 1 else None
+    else:
+        from .volume import reconstruct_sinogram
+
+        config = settings_from(
+            CTReconConfig, args, "recon", {"method": method, "filter": args.filter, "iters": args.iters, "lam": args.lam}
+        )
+        label = config.method
+        sf = read_sinogram(args.input)
+        with tqdm(total=sf.sino.shape[0], desc=f"{config.method} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
+            hu = reconstruct_sinogram(sf, config, device=device, progress=lambda d, t: bar.update(d - bar.n))
+    _write(sf, hu, out, as_dicom, f"medrecon {label}", std)
+    return 0
+
+
+def _check_out(out: Path) -> tuple[Path, bool]:
+    """Validate the output before any work: a new / empty folder (DICOM series) or a NIfTI file."""
+    from ...atomic import check_output_path
+
+    as_dicom = str(out).endswith(("/", "\\")) or out.is_dir() or out.suffix == ""
     if as_dicom:
         if out.exists() and any(out.iterdir()):
             raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing non-empty folder")
@@ -96,13 +150,29 @@ def _reconstruct(args: argparse.Namespace) -> int:
         raise InputFileError(out, "output", "a .nii / .nii.gz file or a folder (DICOM series)", repr(out.name))
     else:
         check_output_path(out)
-    device = select_device(args.device)
-    sf = read_sinogram(args.input)
-    with tqdm(total=sf.sino.shape[0], desc=f"{config.method} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
-        hu = reconstruct_sinogram(sf, config, device=device, progress=lambda d, t: bar.update(d - bar.n))
-    vol = CTVolume(hu, sf.affine, str(args.input))
+    return out, as_dicom
+
+
+def _std_path(out: Path, as_dicom: bool) -> Path:
+    """Where the std goes: ``NAME_std.nii.gz`` beside a NIfTI, ``FOLDER_std/`` beside a DICOM series."""
     if as_dicom:
-        reference = None
+        return out.with_name(out.name + "_std")
+    name = out.name
+    base = name[:-7] if name.lower().endswith(".nii.gz") else name[:-4]
+    return out.with_name(base + "_std" + name[len(base) :])
+
+
+def _write(sf, hu, out: Path, as_dicom: bool, description: str, std=None) -> None:
+    """Mean (and std) as a derived DICOM series referencing the source series, or as NIfTI."""
+    import shutil
+
+    from ...datasets.ct_volume import CTVolume, read_ct, write_ct_nifti, write_dicom_series
+
+    std_path = _std_path(out, as_dicom)
+    if std is not None and std_path.exists() and (not as_dicom or any(std_path.iterdir())):
+        raise InputFileError(std_path, "std output", "a new path for the std beside the mean", "an existing file or non-empty folder")
+    reference = None
+    if as_dicom:
         src = Path(str(sf.attrs.get("source", "")))
         if src.is_dir():
             try:
@@ -110,11 +180,23 @@ def _reconstruct(args: argparse.Namespace) -> int:
                 reference = CTVolume(full.hu[sf.slices], sf.affine, str(src), [full.headers[i] for i in sf.slices])
             except InputFileError:
                 reference = None  # source moved or changed: write without references
-        write_dicom_series(hu, sf.affine, out, reference=reference, description=f"medrecon {config.method}")
-    else:
-        write_ct_nifti(vol, out)
-    print(f"wrote {out} {tuple(hu.shape)} HU")
-    return 0
+    written: list[Path] = []
+    try:
+        for vol, path, what in ((std, std_path, " std"), (hu, out, "")):
+            if vol is None:
+                continue
+            if as_dicom:
+                write_dicom_series(vol, sf.affine, path, reference=reference, description=description + what)
+            else:
+                write_ct_nifti(CTVolume(vol, sf.affine, str(sf.path)), path)
+            written.append(path)
+    except BaseException:
+        for path in written:  # no half of a result
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+    if std is not None:
+        print(f"wrote {std_path} (per-pixel std in HU over the samples)")
+    print(f"wrote {out} {tuple(hu.shape)} HU ({description})")
 
 
 register(

@@ -1,7 +1,8 @@
 """Settings of the CT task, each parameter with its one default here.
 
 - :class:`CTScanSpec` — a simulated scan (``medrecon simulate ct``): limited angle, sparse view, low dose;
-- :class:`CTReconConfig` — FBP / SIRT / CGLS / TV reconstruction (``medrecon reconstruct ct``).
+- :class:`CTReconConfig` — FBP / SIRT / CGLS / TV reconstruction (``medrecon reconstruct ct``);
+- :class:`CTDiffusionConfig` — reconstruction with a diffusion prior (``--method diffusion``).
 
 The TV weight and the iteration counts were measured on real abdominal CT
 (``benchmarks/bench_ct_real.py``, docs/results/ct.md).
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ...config import Settings
+from ...diffusion.posterior import PosteriorSettings
 from ...errors import ArgumentError
 from ...physics.ct import CTGeometry
 
-CT_METHODS = ("fbp", "sirt", "cgls", "tv")
+CT_METHODS = ("fbp", "sirt", "cgls", "tv", "diffusion")
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
 DEFAULT_ITERS = {"sirt": 200, "cgls": 30, "tv": 300}
 
@@ -83,3 +85,52 @@ class CTReconConfig(Settings):
     def iterations(self) -> int:
         """The iterations used (``iters`` or the method's default; 0 for FBP)."""
         return DEFAULT_ITERS.get(self.method, 0) if self.iters is None else self.iters
+
+
+class CTDiffusionConfig(PosteriorSettings):
+    """Settings of a CT reconstruction with a diffusion prior (YAML section ``diffusion``).
+
+    The posterior part (sampler, steps, eta, dc, dc_iters, samples, seed, start) is described in
+    :class:`~medrecon.diffusion.posterior.PosteriorSettings`. CT-specific:
+
+    Attributes:
+        dc_lam: the proximal weight as a fraction of ``||W^½A||²`` (the largest eigenvalue of the
+            weighted normal operator, by power iteration): the rule that makes one value serve
+            every view count, arc, pixel size and dose (``0``: DDS's plain Krylov step).
+        weighting: ``poisson`` weighs each ray by its expected counts, ``exp(−p)`` normalised to
+            mean 1 (the inverse variance of the log-transformed data: penalised weighted least
+            squares); ``none``: unweighted least squares.
+        condition: what a conditional prior is given: ``fbp`` (the FBP image of the scan, as in
+            training, DOLCE) or ``none`` (a zero condition: the unconditional variant of a prior
+            trained with condition dropout); unconditional priors take none either way.
+        init: the warm start's estimate (``start < 1``): ``fbp``, ``sirt`` or ``tv``.
+        init_iters: iterations of a SIRT / TV warm start (``None``: :data:`DEFAULT_ITERS`).
+        tv_lam: TV weight of a TV warm start (1/mm, as ``CTReconConfig.lam``).
+        z_coupling: weight, as a fraction of ``||W^½A||²``, of a quadratic penalty on differences
+            between neighbouring slices inside the CG step, for slices sampled together
+            (``batch_slices``): the volume's reformats keep no slice-to-slice flicker.
+        batch_slices: slices sampled together in one batch (and coupled along z).
+    """
+
+    steps: int = Field(20, ge=1)
+    samples: int = Field(1, ge=1)
+    start: float = Field(0.3, gt=0, le=1)
+    dc_lam: float = Field(0.0, ge=0)
+    weighting: Literal["poisson", "none"] = "poisson"
+    condition: Literal["fbp", "none"] = "fbp"
+    init: Literal["fbp", "sirt", "tv"] = "sirt"
+    init_iters: int | None = Field(None, ge=1)
+    tv_lam: float = Field(0.3, ge=0)
+    z_coupling: float = Field(0.0, ge=0)
+    batch_slices: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _no_likelihood(self) -> CTDiffusionConfig:
+        if self.dc in ("likelihood", "hard"):
+            raise ValueError(f"dc {self.dc!r}: CT uses cg (proximal, Poisson-weighted), grad or none")
+        return self
+
+    @property
+    def init_iterations(self) -> int:
+        """Iterations of the warm start's estimate (0 for FBP)."""
+        return DEFAULT_ITERS.get(self.init, 0) if self.init_iters is None else self.init_iters
