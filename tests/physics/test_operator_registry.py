@@ -12,8 +12,8 @@ import torch
 
 import medrecon
 from medrecon.physics.ct import CTGeometry, CTProjector
-from medrecon.physics.gradient import FiniteDifference2D
-from medrecon.physics.linop import Identity, LinearOperator, RepeatItems
+from medrecon.physics.gradient import FiniteDifference2D, SliceDifference
+from medrecon.physics.linop import Diagonal, Identity, LinearOperator, RepeatItems
 from medrecon.physics.mri.sense import FourierOperator, MaskOperator, SenseOperator
 from medrecon.physics.testing import check_operator
 
@@ -44,6 +44,8 @@ CASES = {
     "SenseOperator": (_sense, (2, 12, 10), torch.complex64, None),
     "FiniteDifference2D": (lambda: FiniteDifference2D(), (2, 9, 7), torch.float64, None),
     "RepeatItems": (lambda: RepeatItems(_sense(), 3), (6, 12, 10), torch.complex64, None),
+    "Diagonal": (lambda: Diagonal(torch.linspace(0.5, 2.0, 7)), (3, 7), torch.complex64, None),
+    "SliceDifference": (lambda: SliceDifference(2), (8, 5, 4), torch.float64, None),
     "_Adjoint": (lambda: _sense().H, (2, 3, 12, 10), torch.complex64, None),
     "_Composition": (
         lambda: MaskOperator(torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])) @ FourierOperator(),
