@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar=("LO", "HI"),
         help="CT: HU window for the metrics (default -1000 1000); implied for DICOM targets",
     )
+    ev.add_argument(
+        "--body", action="store_true", help="CT: metrics over the body only (the target's largest region above -500 HU, holes filled)"
+    )
     ev.set_defaults(func=run)
 
 
@@ -34,7 +37,7 @@ def _is_ct_path(p: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from ..runtime import parse_slices
 
-    if args.window is not None or _is_ct_path(args.target) or _is_ct_path(args.recon):
+    if args.window is not None or args.body or _is_ct_path(args.target) or _is_ct_path(args.recon):
         return _evaluate_ct(args)
     import numpy as np
 
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_ct(args: argparse.Namespace) -> int:
     from ..datasets.ct_volume import read_ct
-    from ..evaluation.ct_metrics import DEFAULT_WINDOW, hu_metrics
+    from ..evaluation.ct_metrics import DEFAULT_WINDOW, body_mask, hu_metrics
     from ..runtime import parse_slices
 
     target = read_ct(args.target).hu
@@ -71,7 +74,10 @@ def _evaluate_ct(args: argparse.Namespace) -> int:
         target = target[slices]
     if recon.shape != target.shape:
         raise InputFileError(args.recon, "shape", f"{target.shape} like the target (or pass --slices)", f"{recon.shape}")
-    return _report(hu_metrics(target, recon, tuple(args.window) if args.window else DEFAULT_WINDOW), args)
+    mask = body_mask(target) if args.body else None
+    if mask is not None and not mask.any():
+        raise InputFileError(args.target, "body", "a body above -500 HU for --body", "no voxel above -500 HU")
+    return _report(hu_metrics(target, recon, tuple(args.window) if args.window else DEFAULT_WINDOW, mask), args)
 
 
 def _report(m: dict[str, float], args: argparse.Namespace) -> int:

@@ -103,6 +103,12 @@ def test_fan_beam_iterative(tmp_path, ct_series):
     assert main(["reconstruct", "ct", str(sino), "--method", "fbp", "--quiet", "--out", str(tmp_path / "x.nii")]) == 0
     assert main(["evaluate", "--target", str(ct_series), "--recon", str(tmp_path / "x.nii"), "--slices", "1-2", "--json", str(js)]) == 0
     assert json.loads(js.read_text())["MAE_HU"] < 80
+    body = tmp_path / "body.json"
+    assert (
+        main(["evaluate", "--target", str(ct_series), "--recon", str(tmp_path / "x.nii"), "--slices", "1-2", "--body", "--json", str(body)])
+        == 0
+    )
+    assert json.loads(body.read_text())["voxels"] < 2 * 64 * 64  # the water cylinder, not the air around it
 
 
 def _fails(argv, capsys, match, folder):

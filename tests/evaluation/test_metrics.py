@@ -36,3 +36,37 @@ def test_metric_errors():
         nmse(gt, pred[:, :-1])
     with pytest.raises(TypeError, match="real"):
         psnr(gt.astype(np.complex64), pred)
+
+
+def test_hu_metrics_over_the_body():
+    """A mask restricts MAE/PSNR to the body; SSIM is skimage's SSIM map averaged there (all-true = plain SSIM)."""
+    from skimage.metrics import structural_similarity
+
+    from medrecon.evaluation.ct_metrics import body_mask, hu_metrics
+
+    yy, xx = np.mgrid[:64, :64] - 31.5
+    target = np.full((2, 64, 64), -1000.0)
+    target[:, xx**2 + yy**2 < 20**2] = 40.0
+    target[:, (xx - 5) ** 2 + yy**2 < 4**2] = -900.0  # gas inside the body: a hole the mask fills
+    target[:, 60:, :] = 100.0  # the table: a separate, smaller region
+    rng = np.random.default_rng(0)
+    recon = target + rng.normal(0, 20, target.shape)
+    recon[:, :4, :4] += 500.0  # an error in the air outside the body
+    mask = body_mask(target)
+    assert mask[:, 31, 36].all() and not mask[:, 62, 5].any() and not mask[:, 0, 0].any()
+    assert int(mask[0].sum()) == int((xx**2 + yy**2 < 20**2).sum())
+    whole, body = hu_metrics(target, recon), hu_metrics(target, recon, mask=mask)
+    clean_outside = recon.copy()
+    clean_outside[:, :4, :4] -= 500.0
+    assert body == pytest.approx(hu_metrics(target, clean_outside, mask=mask)) and whole != hu_metrics(
+        target, clean_outside
+    )  # outside: ignored
+    assert body["voxels"] == int(mask.sum())
+    inside = np.clip(recon, -1000, 1000)[mask] - np.clip(target, -1000, 1000)[mask]
+    assert np.isclose(body["MAE_HU"], np.abs(inside).mean())
+    plain = np.mean(
+        [structural_similarity(a, b, data_range=2000.0) for a, b in zip(np.clip(target, -1000, 1000), np.clip(recon, -1000, 1000))]
+    )
+    assert np.isclose(hu_metrics(target, recon, mask=np.ones(target.shape, bool))["SSIM"], plain, atol=1e-6)
+    with pytest.raises(ValueError, match="mask"):
+        hu_metrics(target, recon, mask=np.zeros(target.shape, bool))
