@@ -34,7 +34,8 @@ def simulate_counts(
     Args:
         line_integrals: ``p >= 0`` (any shape), float.
         dose: incident photons per bin ``I0`` (> 0), e.g. 1e5 (standard dose) or 1e4 (low dose).
-        generator: explicit RNG (reproducibility).
+        generator: explicit RNG (reproducibility). For data on a GPU with a CPU generator, a GPU
+            generator seeded from it draws the noise there (no host round trip).
         electronic_sigma: standard deviation of additive Gaussian electronic noise, in counts.
 
     Returns:
@@ -45,9 +46,12 @@ def simulate_counts(
     if electronic_sigma < 0:
         raise ValueError(f"electronic_sigma: expected >= 0, got {electronic_sigma}")
     mean = dose * torch.exp(-line_integrals.to(torch.float64))
-    counts = torch.poisson(mean.cpu(), generator=generator).to(line_integrals.device)
+    dev = line_integrals.device
+    if dev.type != "cpu" and generator.device.type == "cpu":  # stay on the GPU: a device generator seeded from the given one
+        generator = torch.Generator(device=dev).manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+    counts = torch.poisson(mean if generator.device == dev else mean.to(generator.device), generator=generator).to(dev)
     if electronic_sigma > 0:
-        noise = torch.randn(counts.shape, generator=generator, dtype=torch.float64).to(line_integrals.device)
+        noise = torch.randn(counts.shape, generator=generator, dtype=torch.float64, device=generator.device).to(dev)
         counts = counts + electronic_sigma * noise
     return counts.to(torch.float32)
 

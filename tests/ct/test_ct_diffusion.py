@@ -198,6 +198,11 @@ def test_train_simulate_reconstruct_with_a_ct_prior(tmp_path, capsys):
     assert not (tmp_path / "x.nii.gz").exists() and not (tmp_path / "y.nii.gz").exists()
     assert main(["reconstruct", "ct", str(sino), "--prior", "brain", "--out", str(tmp_path / "z.nii.gz"), "--quiet"]) == 2
     assert "expected a CT prior" in capsys.readouterr().err
+    from mri_files import multicoil_volume, write_fastmri
+
+    kspace = write_fastmri(tmp_path / "mri.h5", multicoil_volume(slices=1))
+    assert main(["reconstruct", "mri", str(kspace), "--prior", str(prior), "--out", str(tmp_path / "m.nii.gz"), "--quiet"]) == 2
+    assert "MRI prior, got a real-valued one" in capsys.readouterr().err and not (tmp_path / "m.nii.gz").exists()
     for bad in (["--arc", "0"], ["--arc", "400"], ["--views", "0"]):
         assert main(["simulate", "ct", "--input", str(volume), *bad, "--out", str(tmp_path / "b.h5"), "--quiet"]) == 2
     assert not (tmp_path / "b.h5").exists()
