@@ -82,22 +82,13 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     add_common_options(p, "recon")
 
 
-def _recommended(info: dict, arc_deg: float) -> dict:
-    """A CT prior's recommended settings for the arc nearest to ``arc_deg`` (``prior.json``'s
-    ``recommended.ct.arc_deg``; ``{}`` without one)."""
-    table = info.get("recommended", {}).get("ct", {}).get("arc_deg", {})
-    if not table:
-        return {}
-    return dict(table[min(table, key=lambda k: abs(float(k) - arc_deg))])
-
-
 def _reconstruct(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ...datasets.sinogram_io import read_sinogram
     from ...errors import ArgumentError
     from ...runtime import select_device
-    from .config import CTDiffusionConfig, CTReconConfig
+    from .config import CTDiffusionConfig, CTReconConfig, recommended_settings
 
     method = args.method or ("diffusion" if args.prior is not None else None)
     if method != "diffusion" and args.prior is not None:
@@ -118,7 +109,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         sf = read_sinogram(args.input)
         flags = {k: getattr(args, k) for k in ("steps", "samples", "start", "init", "seed")}
         flags["tv_lam"] = args.lam
-        cfg = settings_from(CTDiffusionConfig, args, "diffusion", flags, _recommended(denoiser.info, sf.geometry.arc_deg))
+        cfg = settings_from(CTDiffusionConfig, args, "diffusion", flags, recommended_settings(denoiser.info, sf.geometry.arc_deg))
         label = f"diffusion ({cfg.samples} x {cfg.steps} steps from {'noise' if cfg.start >= 1 else f'{cfg.init} at {cfg.start:g}'})"
         with tqdm(total=sf.sino.shape[0], desc=f"diffusion {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
             hu, std = reconstruct_sinogram_diffusion(sf, denoiser, cfg, device=device, progress=lambda d, t: bar.update(d - bar.n))

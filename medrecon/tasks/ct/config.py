@@ -134,3 +134,15 @@ class CTDiffusionConfig(PosteriorSettings):
     def init_iterations(self) -> int:
         """Iterations of the warm start's estimate (0 for FBP)."""
         return DEFAULT_ITERS.get(self.init, 0) if self.init_iters is None else self.init_iters
+
+
+def recommended_settings(info: dict, arc_deg: float) -> dict:
+    """A CT prior's recommended settings for the arc nearest to ``arc_deg``.
+
+    ``prior.json`` may hold ``"recommended": {"ct": {"arc_deg": {"90": {...}, "120": {...}}}}``;
+    without it the result is ``{}`` (the class defaults apply).
+    """
+    table = info.get("recommended", {}).get("ct", {}).get("arc_deg", {})
+    if not table:
+        return {}
+    return dict(table[min(table, key=lambda k: abs(float(k) - arc_deg))])
