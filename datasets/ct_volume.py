@@ -71,11 +71,14 @@ class CTVolume:
 # -- reading --------------------------------------------------------------------------------------
 def read_ct(path: str | Path) -> CTVolume:
     """Read a DICOM CT series folder, a single DICOM file, or a NIfTI volume (assumed in HU)."""
+    from .file_access import check_regular_file
+
     p = Path(path)
     if p.is_dir():
         return read_dicom_series(p)
     if not p.exists():
         raise InputFileError(p, "file", "an existing DICOM folder, DICOM file or NIfTI", "no such file or folder")
+    check_regular_file(p, "a DICOM folder, DICOM file or NIfTI")
     if p.name.lower().endswith((".nii", ".nii.gz")):
         return read_nifti_ct(p)
     return read_dicom_series([p])
@@ -121,11 +124,13 @@ def read_dicom_series(path: Path | list[Path]) -> CTVolume:
     """
     import pydicom
 
+    from .file_access import check_regular_file
+
     if isinstance(path, Path):
         folder = path
-        files = sorted(q for q in path.iterdir() if q.is_file())
+        files = sorted(q for q in path.iterdir() if q.is_file())  # regular files only: no pipes
     else:
-        files = list(path)
+        files = [check_regular_file(f, "a DICOM file") for f in path]
         folder = files[0]
     headers = _dicom_files(files)
     if not headers:

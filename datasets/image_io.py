@@ -103,9 +103,9 @@ def read_volume(path: str | Path) -> np.ndarray:
     without such a dataset, in which case their reference target (or the RSS of the fully sampled
     k-space, centre-cropped to the recon size) is returned.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputFileError(p, "file", "an existing file", "no such file")
+    from .file_access import check_regular_file
+
+    p = check_regular_file(path, "an existing file")
     name = p.name.lower()
     if name.endswith((".nii", ".nii.gz")):
         from .file_access import load_nifti_volume

@@ -16,9 +16,9 @@ def open_kspace(path: str | Path, echo: int = 0) -> KSpaceSource:
     Raises:
         InputFileError: missing file, unknown suffix, or any layout problem the readers find.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(p, "file", "an existing file", "no such file")
+    from .file_access import check_regular_file
+
+    p = check_regular_file(path, "an existing file")
     if p.suffix == ".npz":
         from .npz_kspace import NpzKSpace
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import InputFileError
 from ..physics.ct.geometry import CTGeometry
-from .file_access import open_h5
+from .file_access import check_regular_file, open_h5
 
 
 @dataclass
@@ -58,9 +58,7 @@ def read_sinogram(path: str | Path) -> SinogramFile:
         InputFileError: not HDF5, no ``sinogram`` or no ``geometry``, projection count or detector
             size not matching the geometry's angles, NaN / Inf projections.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(p, "file", "an existing sinogram .h5", "no such file")
+    p = check_regular_file(path, "an existing sinogram .h5")
     with open_h5(p) as f:
         if "sinogram" not in f:
             raise InputFileError(p, "sinogram", "an HDF5 dataset 'sinogram'", f"keys {sorted(f.keys())}")

@@ -149,9 +149,9 @@ def _pad_centred(a: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _read(p: Path) -> np.ndarray:
-    name = p.name.lower()
-    if not p.is_file():
-        raise InputFileError(p, "file", "an existing training file", "no such file")
+    from .file_access import check_regular_file
+
+    name = check_regular_file(p, "an existing training file").name.lower()
     if name.endswith(".npz"):
         try:
             with np.load(p, allow_pickle=False) as z:

@@ -1,7 +1,7 @@
 """Typed settings: pydantic v2 models read from YAML sections, ``--set key=value`` and flags.
 
-Every settings class derives from :class:`Settings` (frozen, unknown keys rejected, numbers given
-as strings such as YAML 1.1's ``2e-4`` parsed as numbers). Each parameter has its one default in
+Every settings class derives from :class:`Settings` (frozen, unknown keys rejected, NaN and
+infinite numbers rejected, numbers given as strings such as YAML 1.1's ``2e-4`` parsed as numbers). Each parameter has its one default in
 its class. Values come, later ones winning, from: the class defaults, a task's or prior's
 recommendation, the YAML file (``--config``), ``--set key=value`` and explicit command-line flags
 (:func:`build_settings`). Errors name the file or option, the key, what was expected and what was
@@ -21,9 +21,9 @@ from .errors import ArgumentError, InputFileError
 
 
 class Settings(BaseModel):
-    """Base of every settings model: immutable, unknown keys are errors."""
+    """Base of every settings model: immutable, unknown keys are errors, every number finite (no NaN, no Inf)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 S = TypeVar("S", bound=Settings)
@@ -130,6 +130,7 @@ def build_settings(
     section: str | None = None,
     set_values: Mapping[str, Any] | None = None,
     flags: Mapping[str, Any] | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> S:
     """Merge the sources of settings (later wins) and validate them into ``cls``.
 
@@ -140,6 +141,8 @@ def build_settings(
         file, section: where ``file_values`` came from (named in errors).
         set_values: ``--set`` values.
         flags: command-line flags by field name; ``None`` values mean "not given".
+        flag_names: the option of a flag whose name is not ``--field-name`` (``{"arc_deg": "--arc"}``),
+            for the error message.
 
     Raises:
         InputFileError: a bad key or value that came from the file.
@@ -163,7 +166,6 @@ def build_settings(
         if where == "file" and file is not None:
             field = f"{section}.{key}" if section else key
             raise InputFileError(file, field, expected, received) from None
-        label = (
-            f"--set {key}" if where == "set" else f"--{key.replace('_', '-')}" if where == "flag" else f"{key} (recommended by the prior)"
-        )
+        option = (flag_names or {}).get(top, f"--{key.replace('_', '-')}")
+        label = f"--set {key}" if where == "set" else option if where == "flag" else f"{key} (recommended by the prior)"
         raise ArgumentError(f"{label}: expected {expected}, got {received}") from None

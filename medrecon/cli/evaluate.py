@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import InputFileError
+from ..errors import ArgumentError, InputFileError
+from ..tasks.options import FiniteFloat
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--window",
         type=float,
+        action=FiniteFloat,
         nargs=2,
         default=None,
         metavar=("LO", "HI"),
@@ -35,8 +37,14 @@ def _is_ct_path(p: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_not_an_input, check_output_path
     from ..runtime import parse_slices
 
+    if args.json is not None:
+        check_output_path(args.json)
+        check_not_an_input(args.json, [("--target", args.target), ("--recon", args.recon)], option="--json")
+    if args.window is not None and not args.window[0] < args.window[1]:
+        raise ArgumentError(f"--window: expected LO < HI, got {args.window[0]:g} {args.window[1]:g}")
     if args.window is not None or args.body or _is_ct_path(args.target) or _is_ct_path(args.recon):
         return _evaluate_ct(args)
     import numpy as np

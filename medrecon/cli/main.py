@@ -3,7 +3,8 @@
 ``medrecon <verb> <task>`` subcommands (``simulate mri``, ``reconstruct ct``, …) come from
 :mod:`medrecon.tasks.registry`; ``evaluate``, ``train`` and ``demo`` are this package's modules.
 Errors of medrecon's family (:mod:`medrecon.errors`: bad files, arguments, configs, a missing
-dependency) end as one line on stderr and exit status 2; anything else is a bug and keeps its
+dependency) end as one line on stderr and exit status 2 — also when raised while the arguments
+are parsed (:class:`~medrecon.tasks.options.FiniteFloat`); anything else is a bug and keeps its
 traceback (exit 1).
 """
 
@@ -37,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medrecon`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args))
     except MedreconError as err:
         print(f"medrecon: error: {err}", file=sys.stderr)

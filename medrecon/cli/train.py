@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import ArgumentError, InputFileError
+from ..tasks.options import FiniteFloat
 
 SECTIONS = {"data", "prior", "train", "output"}
 
@@ -32,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument(
         "--max-minutes",
         type=float,
+        action=FiniteFloat,
         default=None,
         help="stop after this much training time with a checkpoint and the prior so far (resume later up to train.steps)",
     )
@@ -57,6 +59,25 @@ def _sections(args: argparse.Namespace) -> tuple[dict, dict, dict, str]:
     return parts["data"], parts["prior"], parts["train"], str(top["output"])
 
 
+def _check_output_folder(out: Path, option: str, data, config: str) -> None:
+    """The output folder before any work: a folder (new or existing), none of the inputs and outside every input folder.
+
+    Args:
+        out: the prior's folder.
+        option: where it was named (``output`` in the YAML, or ``--output``).
+        data: the ``data`` settings (:class:`~medrecon.diffusion.train_config.DataConfig`).
+        config: the YAML file.
+    """
+    from ..atomic import check_not_an_input
+
+    inputs = [("--config", config)] + [("data.paths", p) for p in data.paths]
+    if data.condition is not None:
+        inputs += [("data.condition.paths", p) for p in data.condition.paths or ()]
+    check_not_an_input(out, inputs, option=option)
+    if out.exists() and not out.is_dir():
+        raise InputFileError(out, option, "a folder for the prior (new or existing)", "an existing file")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -77,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise ArgumentError(f"--max-minutes: expected > 0, got {args.max_minutes}")
     out = Path(output if args.output is None else args.output)
+    _check_output_folder(out, "output" if args.output is None else "--output", data, args.config)
     device = select_device(args.device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():  # started by torchrun

@@ -3,12 +3,18 @@
 ``checkpoint.safetensors`` holds the model, the EMA, the optimiser's tensors and every rank's RNG
 state; ``checkpoint.json`` the step, the settings, the network's arguments, the optimiser's
 scalars and the losses so far. ``loss.csv`` / ``loss.png`` plot the per-step loss with a running mean.
+
+The two files are renamed into place one after the other, so a run killed between the two renames
+leaves the weights of one save beside the JSON of another. Both therefore carry the step and a
+token unique to each save (the safetensors in its header metadata); :func:`load_checkpoint`
+refuses a pair whose step or token disagree instead of resuming from mismatched state.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +22,10 @@ import torch
 
 from ..atomic import atomic_output
 from ..config import Settings
+from ..errors import InputFileError
 from .denoiser import UNetPrior
+
+CHECKPOINT_WEIGHTS, CHECKPOINT_JSON = "checkpoint.safetensors", "checkpoint.json"
 
 
 def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -73,11 +82,60 @@ def save_checkpoint(
             tensors[name] = states[0]
         else:
             tensors.update({f"{name}.{r}": st for r, st in enumerate(states)})
-    with atomic_output(out_dir / "checkpoint.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    meta = {"step": step, "config": cfg.model_dump(), "prior": prior.config, "optimizer": opt_meta, "losses": losses, **(extra or {})}
-    with atomic_output(out_dir / "checkpoint.json") as tmp:
+    save_id = uuid.uuid4().hex  # ties this save's two files together
+    with atomic_output(out_dir / CHECKPOINT_WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"step": str(step), "save_id": save_id})
+    meta = {
+        "step": step,
+        "save_id": save_id,
+        "config": cfg.model_dump(),
+        "prior": prior.config,
+        "optimizer": opt_meta,
+        "losses": losses,
+        **(extra or {}),
+    }
+    with atomic_output(out_dir / CHECKPOINT_JSON) as tmp:
         tmp.write_text(json.dumps(meta))
+
+
+def load_checkpoint(out_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read the ``checkpoint.safetensors`` + ``checkpoint.json`` pair of ``out_dir`` and check that it is one save.
+
+    Checkpoints written before the weights carried metadata (neither file has a ``save_id``) are
+    read as they are.
+
+    Returns:
+        The tensors (on the CPU) and the JSON metadata.
+
+    Raises:
+        InputFileError: a file missing or unreadable, or the two files from different saves (their
+            steps or save tokens differ: a run killed between the two renames).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    weights, js = out_dir / CHECKPOINT_WEIGHTS, out_dir / CHECKPOINT_JSON
+    try:
+        meta = json.loads(js.read_text())
+    except FileNotFoundError:
+        raise InputFileError(js, "file", f"the JSON half of the checkpoint beside {weights.name}", "missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputFileError(js, "file", "checkpoint JSON", f"unreadable ({err.__class__.__name__})") from None
+    if not isinstance(meta, dict) or not {"step", "prior", "optimizer", "losses"} <= set(meta):
+        raise InputFileError(js, "document", "a checkpoint written by medrecon train", "other JSON")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as err:
+        raise InputFileError(weights, "file", "safetensors checkpoint weights", f"unreadable ({err})") from None
+    if "save_id" in meta or "save_id" in header:
+        two = "the two files are from different saves (a run stopped while saving?); remove both to start over"
+        if header.get("step") != str(meta["step"]):
+            got = f"step {header.get('step', 'unrecorded')}: {two}"
+            raise InputFileError(weights, "step", f"step {meta['step']}, the step of {js.name}", got)
+        if header.get("save_id") != meta.get("save_id"):
+            raise InputFileError(weights, "save_id", f"the save token of {js.name}", f"another save's token: {two}")
+    return tensors, meta
 
 
 def write_loss_curve(out: Path, losses: list[float], first_step: int = 1) -> None:

@@ -37,7 +37,7 @@ from pydantic import Field
 from ..atomic import atomic_output
 from ..config import Settings
 from ..errors import InputFileError
-from .checkpoint import restore_optimizer, save_checkpoint, write_loss_curve
+from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, write_loss_curve
 from .denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
 from .pairs import Simulator, TrainingPairs
 from .schedule import VESchedule, VPSchedule
@@ -167,7 +167,7 @@ def train_prior(
     Returns:
         ``{"steps": int, "final_loss": float, "seconds": float}``.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -200,11 +200,10 @@ def train_prior(
     warm: dict = {}
     ck = out / "checkpoint.safetensors"
     if ck.exists():
-        meta = json.loads((out / "checkpoint.json").read_text())
+        t, meta = load_checkpoint(out)  # refuses weights and JSON of two different saves
         warm = meta.get("warm_start", {})
         if meta["prior"] != prior.config:
             raise InputFileError(out / "checkpoint.json", "prior", f"the same network arguments {prior.config}", f"{meta['prior']}")
-        t = load_file(str(ck))
         prior.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
         ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
         restore_optimizer(opt, {k: v.to(device) for k, v in t.items() if k.startswith("opt.")}, meta["optimizer"])

@@ -1,4 +1,5 @@
-"""Command-line options every task command shares: ``--config``, ``--set``, ``--device``, ``--quiet``.
+"""Command-line options every task command shares: ``--config``, ``--set``, ``--device``, ``--quiet``,
+and the action of every floating-point option (:class:`FiniteFloat`: no NaN, no Inf).
 
 Settings come from the settings class's defaults, a recommendation (e.g. a prior's), the YAML
 section of ``--config``, ``--set key=value`` and the command's own flags, later ones winning
@@ -8,12 +9,33 @@ section of ``--config``, ``--set key=value`` and the command's own flags, later 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from ..config import Settings, build_settings, parse_set_options, yaml_section
+from ..errors import ArgumentError
 
 S = TypeVar("S", bound=Settings)
+
+
+class FiniteFloat(argparse.Action):
+    """The action of every float option (``type=float, action=FiniteFloat``): NaN and Inf are refused.
+
+    ``float()`` accepts ``nan``, ``inf`` and overflowing values such as ``1e999``; none of them is a
+    usable dose, angle, weight or fraction. The error is medrecon's :class:`~medrecon.errors.ArgumentError`
+    naming the option (one line, exit 2), raised while the arguments are parsed, so even an option
+    the chosen method ignores cannot carry one.
+    """
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None
+    ) -> None:
+        """Store ``values`` (one float, or a list for ``nargs``) after checking that each is finite."""
+        for value in values if isinstance(values, list) else [values]:
+            if not math.isfinite(value):
+                raise ArgumentError(f"{option_string or self.dest}: expected a finite number, got {value}")
+        setattr(namespace, self.dest, values)
 
 
 def add_common_options(parser: argparse.ArgumentParser, section: str | None, device: bool = True) -> None:
@@ -31,9 +53,18 @@ def add_common_options(parser: argparse.ArgumentParser, section: str | None, dev
 
 
 def settings_from(
-    cls: type[S], args: argparse.Namespace, section: str, flags: Mapping[str, Any], recommended: Mapping[str, Any] | None = None
+    cls: type[S],
+    args: argparse.Namespace,
+    section: str,
+    flags: Mapping[str, Any],
+    recommended: Mapping[str, Any] | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> S:
-    """Build ``cls`` from ``recommended``, ``--config``'s ``section``, ``--set`` and ``flags`` (``None`` = not given)."""
+    """Build ``cls`` from ``recommended``, ``--config``'s ``section``, ``--set`` and ``flags`` (``None`` = not given).
+
+    ``flag_names`` maps a field to its option where the two differ (``{"arc_deg": "--arc"}``), so an
+    error names the option the user typed.
+    """
     file_values = yaml_section(args.config, section) if getattr(args, "config", None) else None
     return build_settings(
         cls,
@@ -43,4 +74,5 @@ def settings_from(
         section=section,
         set_values=parse_set_options(getattr(args, "set", None)),
         flags=flags,
+        flag_names=flag_names,
     )

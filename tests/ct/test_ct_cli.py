@@ -210,3 +210,86 @@ def test_cuda_reconstructions_match_cpu(tmp_path, ct_series):
         diff = np.abs(vols["cuda"] - vols["cpu"])
         print(method, "CUDA vs CPU: mean |diff| HU", float(diff.mean()), "max", float(diff.max()))
         assert float(diff.mean()) < 10.0, method
+
+
+def test_ct_outputs_are_never_inputs(tmp_path, ct_series, capsys):
+    """simulate / reconstruct / evaluate refuse an output that is an input or lies inside an input series folder."""
+    import shutil
+
+    from medrecon.datasets.ct_volume import write_ct_nifti
+
+    series_files = sorted(p.name for p in ct_series.iterdir())
+    vol = write_ct_nifti(read_ct(ct_series), tmp_path / "vol.nii.gz")
+    vol_bytes = vol.read_bytes()
+    _fails(
+        ["simulate", "ct", "--input", str(vol), "--out", str(vol)], capsys, "--out: expected a path that is not one of the inputs", tmp_path
+    )
+    _fails(
+        ["simulate", "ct", "--input", str(ct_series), "--out", str(ct_series / "s.h5")],
+        capsys,
+        "--out: expected a path outside the input folders",
+        tmp_path,
+    )
+    sino = tmp_path / "s.h5"
+    assert main(["simulate", "ct", "--input", str(ct_series), "--views", "20", "--quiet", "--out", str(sino)]) == 0
+    bare = shutil.copy(sino, tmp_path / "sino")  # no suffix: would be taken for a DICOM output folder
+    for src, out, match in (
+        (sino, sino, "the same file as the sinogram"),
+        (bare, bare, "the same file as the sinogram"),
+        (sino, ct_series / "sub", "inside the folder of the sinogram's source"),  # a DICOM series inside the source series
+    ):
+        _fails(["reconstruct", "ct", str(src), "--quiet", "--out", str(out)], capsys, match, tmp_path)
+    vsino = tmp_path / "v.h5"
+    assert main(["simulate", "ct", "--input", str(vol), "--views", "20", "--quiet", "--out", str(vsino)]) == 0
+    _fails(["reconstruct", "ct", str(vsino), "--quiet", "--out", str(vol)], capsys, "the same file as the sinogram's source", tmp_path)
+    rec = tmp_path / "r.nii.gz"
+    assert main(["reconstruct", "ct", str(sino), "--quiet", "--out", str(rec)]) == 0
+    for js in (vol, rec, ct_series / "m.json"):
+        target = ct_series if js.parent == ct_series else vol
+        _fails(["evaluate", "--target", str(target), "--recon", str(rec), "--json", str(js)], capsys, "--json: expected a path", tmp_path)
+    assert vol.read_bytes() == vol_bytes and sorted(p.name for p in ct_series.iterdir()) == series_files
+
+
+def test_ct_numeric_options(tmp_path, ct_series, capsys):
+    """A negative dose is an error (only 0 means noiseless); range errors name the option as typed; NaN / Inf never pass."""
+    out = str(tmp_path / "s.h5")
+    sim = ["simulate", "ct", "--input", str(ct_series), "--views", "10", "--quiet"]
+    for extra, match in (
+        (["--dose", "-5"], "--dose: expected photons per detector bin > 0, or 0 for a noiseless sinogram, got -5"),
+        (["--arc", "400"], "--arc: expected <= 360"),
+        (["--electronic-noise", "-1"], "--electronic-noise: expected >= 0"),
+        (["--set", "dose=.inf"], "--set dose: expected a finite number"),
+        (["--slices", "3-1"], "--slices: expected non-negative indices and ascending ranges"),
+        (["--device", "tpu"], "--device: expected 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
+    ):
+        _fails([*sim, *extra, "--out", out], capsys, match, tmp_path)
+    for extra in (["--dose", "nan"], ["--arc", "inf"], ["--dose=-inf"], ["--electronic-noise", "1e999"]):
+        _fails([*sim, *extra, "--out", out], capsys, f"{extra[0].split('=')[0]}: expected a finite number", tmp_path)
+    assert main([*sim, "--dose", "0", "--out", out]) == 0  # noiseless
+    with h5py.File(out) as f:
+        assert f.attrs["dose"] == -1.0
+    _fails(
+        ["reconstruct", "ct", out, "--method", "fbp", "--start", "nan", "--out", str(tmp_path / "r.nii")],
+        capsys,
+        "--start: expected a finite",
+        tmp_path,
+    )
+    _fails(
+        ["reconstruct", "ct", out, "--lam", "inf", "--out", str(tmp_path / "r.nii")], capsys, "--lam: expected a finite number", tmp_path
+    )
+
+
+def test_special_file_input_is_refused_not_waited_on(tmp_path):
+    """A named pipe as the CT input is refused at once (one line, exit 2) instead of blocking the reader."""
+    import os
+    import subprocess
+    import sys
+
+    for name in ("pipe.nii.gz", "pipe.dcm", "pipe"):
+        fifo = tmp_path / name
+        os.mkfifo(fifo)
+        cmd = [sys.executable, "-m", "medrecon", "simulate", "ct", "--input", str(fifo), "--quiet", "--out", str(tmp_path / "s.h5")]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        err = r.stderr.strip()
+        assert r.returncode == 2 and "\n" not in err and f"{name}: file:" in err and "got a named pipe (FIFO)" in err, err
+    assert not (tmp_path / "s.h5").exists()

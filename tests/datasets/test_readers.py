@@ -175,3 +175,51 @@ def test_compressed_dicom_decodes_with_the_core_install():
             np.testing.assert_array_equal(ds.pixel_array, pydicom.dcmread(get_testdata_file(uncompressed)).pixel_array)
     with pytest.raises(InputFileError, match="Modality"):  # the CT reader decodes it, then refuses an MR image by name
         read_ct(get_testdata_file("MR_small_RLE.dcm"))
+
+
+_READ_ALL = """
+import sys
+from pathlib import Path
+from medrecon.datasets.ct_volume import read_ct
+from medrecon.datasets.image_io import read_volume
+from medrecon.datasets.open_kspace import open_kspace
+from medrecon.datasets.sinogram_io import read_sinogram
+from medrecon.datasets.training_images import load_training_images
+from medrecon.errors import InputFileError
+
+d = Path(sys.argv[1])
+for read, name in ((read_ct, "a.nii.gz"), (read_ct, "a.dcm"), (read_ct, "a"), (read_sinogram, "a.h5"), (open_kspace, "a.h5"),
+                   (open_kspace, "a.npz"), (read_volume, "a.nii.gz"), (read_volume, "a.h5"), (load_training_images, "a.npz")):
+    try:
+        read([d / name]) if read is load_training_images else read(d / name)
+        print("read", name)
+    except InputFileError as err:
+        print(err)
+"""
+
+
+def test_readers_refuse_named_pipes_at_once(tmp_path):
+    """Every reader refuses a named pipe (FIFO) with one InputFileError instead of blocking on it forever."""
+    import os
+    import subprocess
+    import sys
+
+    for name in ("a.nii.gz", "a.dcm", "a", "a.h5", "a.npz"):
+        os.mkfifo(tmp_path / name)
+    r = subprocess.run([sys.executable, "-c", _READ_ALL, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    lines = r.stdout.strip().splitlines()
+    assert r.returncode == 0 and len(lines) == 9, r.stdout + r.stderr
+    assert all(": file: expected " in line and line.endswith("(a regular file), got a named pipe (FIFO)") for line in lines), lines
+
+
+def test_check_regular_file(tmp_path):
+    from medrecon.datasets.file_access import check_regular_file
+
+    (tmp_path / "f.h5").write_bytes(b"x")
+    assert check_regular_file(tmp_path / "f.h5") == tmp_path / "f.h5"
+    with pytest.raises(InputFileError, match="got a folder"):
+        check_regular_file(tmp_path)
+    with pytest.raises(InputFileError, match="expected an existing sinogram, got no such file"):
+        check_regular_file(tmp_path / "none.h5", "an existing sinogram")
+    with pytest.raises(InputFileError, match="got a character device"):
+        check_regular_file("/dev/null")

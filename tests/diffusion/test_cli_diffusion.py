@@ -299,3 +299,71 @@ def test_warm_start_keeps_its_estimate_where_nothing_is_measured(trained):
     assert float(outside) > 0 and float((near - cs)[:, :6].abs().norm() / outside) < 0.05
     err = [float((x - cs)[:, 6:].abs().norm() / cs.abs().norm()) for x in (near, far)]
     assert err[0] < 0.1 and err[0] < err[1]
+
+
+def _tiny_training(d, output):
+    """A training set of 8 blobs and the YAML of a tiny prior trained 1 step per checkpoint."""
+    yy, xx = np.mgrid[:16, :16]
+    imgs = np.stack([np.exp(-((yy - 4 - k) ** 2 + (xx - 8) ** 2) / 10.0) for k in range(8)]).astype(np.complex64)
+    np.savez(d / "blobs.npz", images=imgs)
+    cfg = d / "tiny.yaml"
+    cfg.write_text(
+        f"data:\n  paths: [{d / 'blobs.npz'}]\n"
+        "prior:\n  channels: [8, 8]\n  attention_levels: [false, false]\n  num_head_channels: 8\n  norm_num_groups: 4\n"
+        "train:\n  steps: 1\n  batch_size: 2\n  crop: 8\n  checkpoint_every: 1\n"
+        f"output: {output}\n"
+    )
+    return cfg
+
+
+def test_resume_refuses_a_checkpoint_pair_from_two_saves(tmp_path, capsys):
+    """Weights and JSON of different saves (a run killed between the two renames) are refused, not resumed."""
+    import shutil
+
+    out = tmp_path / "out"
+    cfg = _tiny_training(tmp_path, out)
+    ck, js = out / "checkpoint.safetensors", out / "checkpoint.json"
+    assert main(["train", "--config", str(cfg), "--quiet"]) == 0
+    old = {p.name: shutil.copy(p, tmp_path / f"step1.{p.name}") for p in (ck, js)}
+    # another run's save of the same step: the steps agree, the save tokens do not
+    assert main(["train", "--config", str(cfg), "--output", str(tmp_path / "other"), "--quiet"]) == 0
+    shutil.copy(tmp_path / "other" / "checkpoint.json", js)
+    assert main(["train", "--config", str(cfg), "--set", "train.steps=2", "--quiet"]) == 2
+    assert "checkpoint.safetensors: save_id: expected the save token of checkpoint.json" in capsys.readouterr().err
+    shutil.copy(old["checkpoint.json"], js)
+    assert main(["train", "--config", str(cfg), "--set", "train.steps=2", "--quiet"]) == 0  # a consistent pair resumes
+    assert json.loads(js.read_text())["step"] == 2
+    new = {p.name: shutil.copy(p, tmp_path / f"step2.{p.name}") for p in (ck, js)}
+    for stale in (js, ck):  # the JSON of step 1 beside step 2's weights, and the other way round
+        shutil.copy(old[stale.name], stale)
+        files = {p.name: p.read_bytes() for p in out.iterdir()}
+        capsys.readouterr()
+        assert main(["train", "--config", str(cfg), "--set", "train.steps=3", "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "checkpoint.safetensors: step: expected step" in err and "different saves" in err, err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == files  # nothing written
+        shutil.copy(new[stale.name], stale)
+    assert main(["train", "--config", str(cfg), "--set", "train.steps=3", "--quiet"]) == 0
+    assert json.loads((out / "prior.json").read_text())["training_steps"] == 3
+
+
+def test_train_output_is_never_an_input(tmp_path, capsys):
+    """The output folder may be neither a data file nor inside a data folder (a DICOM series)."""
+    from medrecon.datasets.ct_volume import write_dicom_series
+
+    cfg = _tiny_training(tmp_path, tmp_path / "out")
+    data = tmp_path / "blobs.npz"
+    series = write_dicom_series(np.full((2, 16, 16), 40.0), np.diag([-1.0, -1.0, 2.0, 1.0]), tmp_path / "series")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for extra, match in (
+        (["--output", str(data)], "--output: expected a path that is not one of the inputs, got the same file as data.paths"),
+        (["--output", str(cfg)], "--output: expected a path that is not one of the inputs, got the same file as --config"),
+        (
+            ["--output", str(series / "prior"), "--set", f"data.paths=[{series}]", "--set", "data.intensity=hu"],
+            "--output: expected a path outside the input folders",
+        ),
+    ):
+        assert main(["train", "--config", str(cfg), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and match in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

@@ -6,19 +6,25 @@ import argparse
 from pathlib import Path
 
 from ...errors import InputFileError
-from ..options import add_common_options, settings_from
+from ..options import FiniteFloat, add_common_options, settings_from
 from ..registry import TaskCommand, register
 from . import pairs  # noqa: F401  (registers the pair simulator ct_limited_angle_fbp)
 from .config import CT_METHODS, DEFAULT_ITERS, FILTERS
+
+# settings fields whose option has another name (named in errors)
+SCAN_OPTIONS = {"beam": "--geometry", "arc_deg": "--arc", "electronic_sigma": "--electronic-noise"}
+RECON_OPTIONS = {"tv_lam": "--lam"}
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="DICOM series folder, DICOM file or NIfTI in HU")
     p.add_argument("--geometry", default=None, choices=("parallel", "fan"), help="default parallel")
-    p.add_argument("--arc", type=float, default=None, help="angular range in degrees (default: 180 parallel, 360 fan)")
+    p.add_argument("--arc", type=float, action=FiniteFloat, default=None, help="angular range in degrees (default: 180 parallel, 360 fan)")
     p.add_argument("--views", type=int, default=None, help="number of projections (default 180)")
-    p.add_argument("--dose", type=float, default=None, help="incident photons per detector bin (default 1e5; <= 0: noiseless)")
-    p.add_argument("--electronic-noise", type=float, default=None, help="Gaussian electronic noise, counts (default 0)")
+    p.add_argument(
+        "--dose", type=float, action=FiniteFloat, default=None, help="incident photons per detector bin, > 0 (default 1e5; 0: noiseless)"
+    )
+    p.add_argument("--electronic-noise", type=float, action=FiniteFloat, default=None, help="Gaussian electronic noise, counts (default 0)")
     p.add_argument("--slices", default=None, help="contiguous slice range, e.g. '5-9'")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", required=True, help="output sinogram .h5")
@@ -28,13 +34,16 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
 def _simulate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ...atomic import check_output_path
+    from ...atomic import check_not_an_input, check_output_path
     from ...datasets.ct_volume import read_ct
+    from ...errors import ArgumentError
     from ...runtime import parse_slices, select_device
     from .config import CTScanSpec
     from .simulate import simulate_ct
 
-    noiseless = args.dose is not None and args.dose <= 0
+    if args.dose is not None and args.dose < 0:
+        raise ArgumentError(f"--dose: expected photons per detector bin > 0, or 0 for a noiseless sinogram, got {args.dose:g}")
+    noiseless = args.dose == 0
     spec = settings_from(
         CTScanSpec,
         args,
@@ -47,12 +56,14 @@ def _simulate(args: argparse.Namespace) -> int:
             "electronic_sigma": args.electronic_noise,
             "seed": args.seed,
         },
+        flag_names=SCAN_OPTIONS,
     )
     if noiseless:
         spec = spec.model_copy(update={"dose": None})
     check_output_path(args.out)
     slices = parse_slices(args.slices)
     device = select_device(args.device)
+    check_not_an_input(args.out, [("--input", args.input)])
     vol = read_ct(args.input)
     n = vol.hu.shape[0] if slices is None else len(slices)
     with tqdm(total=n, desc=f"simulate {spec.beam}", unit="slice", disable=args.quiet) as bar:
@@ -68,7 +79,7 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--iters", type=int, default=None, help="iterations (default " + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + ")"
     )
-    p.add_argument("--lam", type=float, default=None, help="TV weight in 1/mm (default 0.3, docs/results/ct.md)")
+    p.add_argument("--lam", type=float, action=FiniteFloat, default=None, help="TV weight in 1/mm (default 0.3, docs/results/ct.md)")
     p.add_argument(
         "--out", required=True, help="output .nii / .nii.gz, or a folder (DICOM series); diffusion with --samples > 1 adds a std"
     )
@@ -76,7 +87,13 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prior", default=None, help="diffusion prior: a folder (prior.safetensors + prior.json) or 'ct' (shipped)")
     g.add_argument("--steps", type=int, default=None, help="network evaluations per sample")
     g.add_argument("--samples", type=int, default=None, help="posterior samples (> 1 also writes the std)")
-    g.add_argument("--start", type=float, default=None, help="fraction of the noise schedule to start from (< 1: warm start from --init)")
+    g.add_argument(
+        "--start",
+        type=float,
+        action=FiniteFloat,
+        default=None,
+        help="fraction of the noise schedule to start from (< 1: warm start from --init)",
+    )
     g.add_argument("--init", default=None, choices=("fbp", "sirt", "tv"), help="warm-start estimate")
     g.add_argument("--seed", type=int, default=None)
     add_common_options(p, "recon")
@@ -93,8 +110,10 @@ def _reconstruct(args: argparse.Namespace) -> int:
     method = args.method or ("diffusion" if args.prior is not None else None)
     if method != "diffusion" and args.prior is not None:
         raise ArgumentError(f"--prior: used with --method diffusion only, got --method {method}")
-    out, as_dicom = _check_out(Path(args.out))
+    out, as_dicom = _check_out(Path(args.out), args.input)
     device = select_device(args.device)
+    sf = read_sinogram(args.input)
+    _check_not_an_input(out, as_dicom, args.input, sf, with_std=method == "diffusion")
     std = None
     if method == "diffusion":
         from ...diffusion.training import load_prior
@@ -106,10 +125,10 @@ def _reconstruct(args: argparse.Namespace) -> int:
         if args.iters is not None or args.filter is not None:
             raise ArgumentError("--iters / --filter: classical settings; with --method diffusion use --steps / --set dc_iters=N")
         denoiser = load_prior(resolve_prior(args.prior), device=device)
-        sf = read_sinogram(args.input)
         flags = {k: getattr(args, k) for k in ("steps", "samples", "start", "init", "seed")}
         flags["tv_lam"] = args.lam
-        cfg = settings_from(CTDiffusionConfig, args, "diffusion", flags, recommended_settings(denoiser.info, sf.geometry.arc_deg))
+        recommended = recommended_settings(denoiser.info, sf.geometry.arc_deg)
+        cfg = settings_from(CTDiffusionConfig, args, "diffusion", flags, recommended, flag_names=RECON_OPTIONS)
         label = f"diffusion ({cfg.samples} x {cfg.steps} steps from {'noise' if cfg.start >= 1 else f'{cfg.init} at {cfg.start:g}'})"
         with tqdm(total=sf.sino.shape[0], desc=f"diffusion {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
             hu, std = reconstruct_sinogram_diffusion(sf, denoiser, cfg, device=device, progress=lambda d, t: bar.update(d - bar.n))
@@ -121,19 +140,21 @@ def _reconstruct(args: argparse.Namespace) -> int:
             CTReconConfig, args, "recon", {"method": method, "filter": args.filter, "iters": args.iters, "lam": args.lam}
         )
         label = config.method
-        sf = read_sinogram(args.input)
         with tqdm(total=sf.sino.shape[0], desc=f"{config.method} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
             hu = reconstruct_sinogram(sf, config, device=device, progress=lambda d, t: bar.update(d - bar.n))
     _write(sf, hu, out, as_dicom, f"medrecon {label}", std)
     return 0
 
 
-def _check_out(out: Path) -> tuple[Path, bool]:
-    """Validate the output before any work: a new / empty folder (DICOM series) or a NIfTI file."""
-    from ...atomic import check_output_path
+def _check_out(out: Path, sinogram: str) -> tuple[Path, bool]:
+    """Validate the output before any work: a new / empty folder (DICOM series) or a NIfTI file, not the input."""
+    from ...atomic import check_not_an_input, check_output_path
 
     as_dicom = str(out).endswith(("/", "\\")) or out.is_dir() or out.suffix == ""
+    check_not_an_input(out, [("the sinogram", sinogram)])
     if as_dicom:
+        if out.exists() and not out.is_dir():
+            raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing file")
         if out.exists() and any(out.iterdir()):
             raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing non-empty folder")
         check_output_path(out.parent / "probe")
@@ -142,6 +163,19 @@ def _check_out(out: Path) -> tuple[Path, bool]:
     else:
         check_output_path(out)
     return out, as_dicom
+
+
+def _check_not_an_input(out: Path, as_dicom: bool, sinogram: str, sf, with_std: bool) -> None:
+    """Refuse outputs (the mean, and the std ``with_std``) that are, or lie inside, the sinogram or the CT volume it was simulated from.
+
+    A DICOM output reads that source series again (for its references), and overwriting the ground
+    truth with its own reconstruction is never what was meant.
+    """
+    from ...atomic import check_not_an_input
+
+    inputs = [("the sinogram", sinogram), ("the sinogram's source", str(sf.attrs.get("source", "")) or None)]
+    for path in (out, _std_path(out, as_dicom)) if with_std else (out,):
+        check_not_an_input(path, inputs)
 
 
 def _std_path(out: Path, as_dicom: bool) -> Path:

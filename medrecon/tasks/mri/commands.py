@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...errors import ArgumentError, InputFileError
 from ...physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D
-from ..options import add_common_options, settings_from
+from ..options import FiniteFloat, add_common_options, settings_from
 from ..registry import TaskCommand, register
 from .config import DEFAULT_LAM, METHODS
 
@@ -18,8 +18,10 @@ RECON_SUFFIXES = (".nii", ".nii.gz", ".h5", ".hdf5")
 def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="fully sampled fastMRI / SKM-TEA .h5 or .npz")
     p.add_argument("--mask", default=None, choices=MASK_KINDS_1D + MASK_KINDS_2D, help="default equispaced_fraction")
-    p.add_argument("--accel", type=float, default=None, help="acceleration (default 4)")
-    p.add_argument("--center-fraction", type=float, default=None, help="fully sampled centre fraction, 1-D masks (default 0.08)")
+    p.add_argument("--accel", type=float, action=FiniteFloat, default=None, help="acceleration (default 4)")
+    p.add_argument(
+        "--center-fraction", type=float, action=FiniteFloat, default=None, help="fully sampled centre fraction, 1-D masks (default 0.08)"
+    )
     p.add_argument("--calib", type=int, default=None, help="calibration square side, 2-D masks (default 24)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", required=True, help="output .h5 (fastMRI multi-coil layout)")
@@ -27,7 +29,7 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from ...atomic import check_output_path
+    from ...atomic import check_not_an_input, check_output_path
     from ...datasets.open_kspace import open_kspace
     from .config import MaskSpec
     from .simulate import simulate_undersampling
@@ -37,8 +39,10 @@ def _simulate(args: argparse.Namespace) -> int:
         args,
         "mask",
         {"kind": args.mask, "acceleration": args.accel, "center_fraction": args.center_fraction, "calib": args.calib, "seed": args.seed},
+        flag_names={"kind": "--mask", "acceleration": "--accel"},
     )
     check_output_path(args.out)
+    check_not_an_input(args.out, [("--input", args.input)])
     src = open_kspace(args.input)
     out = simulate_undersampling(src, spec, args.out)
     print(f"wrote {out} ({src.num_slices} slices, {spec.kind} {spec.acceleration:g}x, seed {spec.seed})")
@@ -58,6 +62,7 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lam",
         type=float,
+        action=FiniteFloat,
         default=None,
         help="classical regularisation weight, relative (default " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LAM.items()) + ")",
     )
@@ -65,11 +70,17 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("diffusion (defaults: the prior's recommendation for the data's acceleration, else DiffusionConfig)")
     g.add_argument("--sampler", default=None, choices=("dds", "ddim", "ddpm", "ve_pc"))
     g.add_argument("--steps", type=int, default=None, help="network evaluations per sample")
-    g.add_argument("--eta", type=float, default=None, help="DDIM eta")
+    g.add_argument("--eta", type=float, action=FiniteFloat, default=None, help="DDIM eta")
     g.add_argument("--dc", default=None, choices=("cg", "grad", "hard", "none"), help="data consistency")
     g.add_argument("--dc-iters", type=int, default=None, help="iterations of the data-consistency step")
-    g.add_argument("--dc-lam", type=float, default=None, help="proximal weight of the CG step (0: DDS)")
-    g.add_argument("--start", type=float, default=None, help="fraction of the noise schedule to start from (< 1: warm start from --init)")
+    g.add_argument("--dc-lam", type=float, action=FiniteFloat, default=None, help="proximal weight of the CG step (0: DDS)")
+    g.add_argument(
+        "--start",
+        type=float,
+        action=FiniteFloat,
+        default=None,
+        help="fraction of the noise schedule to start from (< 1: warm start from --init)",
+    )
     g.add_argument("--init", default=None, choices=("sense", "cs"), help="warm-start estimate")
     g.add_argument("--phase", default=None, choices=("auto", "demodulate", "keep"), help="remove the image's smooth phase before sampling")
     g.add_argument("--samples", type=int, default=None, help="posterior samples (> 1 also writes the std)")
@@ -80,12 +91,23 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     add_common_options(p, "recon / diffusion")
 
 
-def _check_recon_out(out: Path) -> None:
-    from ...atomic import check_output_path
+def _std_path(out: Path) -> Path:
+    """Where a NIfTI mean's std goes: ``NAME_std.nii[.gz]`` beside it (an HDF5 output holds its std)."""
+    name = out.name.lower()
+    base = out.name[:-7] if name.endswith(".nii.gz") else out.name[:-4]
+    return out.with_name(base + "_std" + out.name[len(base) :])
+
+
+def _check_recon_out(out: Path, source: str) -> None:
+    """The output (and a NIfTI output's std) before any work: an existing folder, a known suffix, not the input."""
+    from ...atomic import check_not_an_input, check_output_path
 
     check_output_path(out)
     if not out.name.lower().endswith(RECON_SUFFIXES):
         raise InputFileError(out, "output file type", "a .nii, .nii.gz or .h5 name", repr(out.name))
+    check_not_an_input(out, [("the input", source)])
+    if out.name.lower().endswith((".nii", ".nii.gz")):
+        check_not_an_input(_std_path(out), [("the input", source)])
 
 
 def _acceleration(src) -> float | None:
@@ -115,7 +137,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
     config = settings_from(ClassicalConfig, args, "recon", {"method": method, "lam": args.lam, "iters": args.iters})
     out = Path(args.out)
-    _check_recon_out(out)
+    _check_recon_out(out, args.input)
     slices = parse_slices(args.slices)
     device = select_device(args.device)
     src = open_kspace(args.input, echo=args.echo)
@@ -143,7 +165,7 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
     if args.lam is not None or args.iters is not None:
         raise ArgumentError("--lam / --iters: classical settings; with --method diffusion use --dc-lam / --dc-iters")
     out = Path(args.out)
-    _check_recon_out(out)
+    _check_recon_out(out, args.input)
     slices = parse_slices(args.slices)
     device = select_device(args.device)
     denoiser = load_prior(resolve_prior(args.prior), device=device)
@@ -179,8 +201,7 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
     if name.endswith((".h5", ".hdf5")):
         write_recon_h5(mean, out, std=std if cfg.samples > 1 else None, attrs=attrs)
     else:
-        base = out.name[:-7] if name.endswith(".nii.gz") else out.name[:-4]
-        std_path = out.with_name(base + "_std" + out.name[len(base) :])
+        std_path = _std_path(out)
         if cfg.samples > 1:
             write_volume(std, std_path, src.geometry.voxel_size_mm)
         try:
