@@ -91,6 +91,7 @@ def reconstruct_slices(
     generator: torch.Generator,
     mu_water: float = MU_WATER_PER_MM,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
+    initial_hu: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean and per-pixel std ``(S, H, W)`` in HU of ``S`` slices of one scan.
 
@@ -98,6 +99,8 @@ def reconstruct_slices(
         sino: ``(S, views, det)`` float32 line integrals (``−log(counts / I0)``).
         geometry: the scan (2-D parallel or fan beam).
         mu_water: the attenuation of water the line integrals were computed with (1/mm).
+        initial_hu: ``(S, H, W)`` the warm start's estimate in HU when already computed (e.g. the
+            same SIRT image for several settings); ``None``: computed as ``cfg.init`` says.
     """
     op = CTProjector(geometry)
     s_count, shape = sino.shape[0], geometry.image_shape[-2:]
@@ -116,7 +119,9 @@ def reconstruct_slices(
             if cfg.condition == "fbp"
             else torch.zeros((s_count, 1, *shape), device=sino.device)
         )
-    x_start = _initial_estimate(op, sino, cfg, mu_water) if cfg.start < 1 else None
+    x_start = None
+    if cfg.start < 1:
+        x_start = _initial_estimate(op, sino, cfg, mu_water) if initial_hu is None else initial_hu.to(sino.device) / HU_PER_UNIT
     post = sample_posterior(
         denoiser,
         cfg.model_copy(update={"dc_lam": cfg.dc_lam * norm2}),
@@ -131,6 +136,13 @@ def reconstruct_slices(
         callback=callback,
     )
     return post.mean * HU_PER_UNIT, post.std * HU_PER_UNIT
+
+
+def initial_estimate_hu(
+    sino: torch.Tensor, geometry: CTGeometry, cfg: CTDiffusionConfig, mu_water: float = MU_WATER_PER_MM
+) -> torch.Tensor:
+    """The warm start's estimate ``(S, H, W)`` in HU (FBP, SIRT or TV as ``cfg.init`` says)."""
+    return _initial_estimate(CTProjector(geometry), sino, cfg, mu_water) * HU_PER_UNIT
 
 
 def _initial_estimate(op: CTProjector, sino: torch.Tensor, cfg: CTDiffusionConfig, mu_water: float) -> torch.Tensor:
