@@ -206,3 +206,21 @@ def test_train_simulate_reconstruct_with_a_ct_prior(tmp_path, capsys):
     for bad in (["--arc", "0"], ["--arc", "400"], ["--views", "0"]):
         assert main(["simulate", "ct", "--input", str(volume), *bad, "--out", str(tmp_path / "b.h5"), "--quiet"]) == 2
     assert not (tmp_path / "b.h5").exists()
+
+
+def test_shipped_ct_prior():
+    """`--prior ct` is in the package: a conditional CT prior with its data, hold-out, pixel size and settings recorded."""
+    from medrecon.diffusion.training import load_prior
+    from medrecon.runtime import resolve_prior
+    from medrecon.tasks.ct.config import recommended_settings
+
+    folder = resolve_prior("ct")
+    d = load_prior(folder)
+    assert (folder / "NOTICE.md").is_file() and (folder / "prior.safetensors").stat().st_size < 20e6
+    assert d.info["normalisation"] == HU_NORMALISATION and d.net.cond_channels == 1 and not d.complex_data
+    assert d.info["holdout"] == [{"path": "totalseg_abdomen_ct_dicom", "slices": [8, 11]}] and d.info["training_steps"] > 0
+    assert abs(d.info["pixel_mm"] - 0.9765625) < 1e-6 and d.info["condition"]["simulate"] == "ct_limited_angle_fbp"
+    rec = recommended_settings(d.info, 100.0)
+    assert CTDiffusionConfig(**rec).init == "sirt" and recommended_settings({}, 90.0) == {}
+    out = d(torch.zeros(1, 64, 64), torch.tensor([10.0]), torch.zeros(1, 1, 64, 64))
+    assert out.shape == (1, 64, 64) and torch.isfinite(out).all()
