@@ -21,7 +21,7 @@ from ...physics.ct import CTGeometry
 
 CT_METHODS = ("fbp", "sirt", "cgls", "tv", "diffusion")
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
-DEFAULT_ITERS = {"sirt": 200, "cgls": 30, "tv": 300}
+DEFAULT_ITERS = {"sirt": 200, "cgls": 30, "tv": 500}  # the counts of the CT table (docs/results/ct.md)
 
 
 class CTScanSpec(Settings):
