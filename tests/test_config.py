@@ -53,7 +53,7 @@ def test_merge_order_and_set_options(tmp_path):
 
 
 def test_one_default_per_parameter():
-    assert CTReconConfig().iterations == 0 and CTReconConfig(method="tv").iterations == 300
+    assert CTReconConfig().iterations == 0 and CTReconConfig(method="tv").iterations == 500
     assert DiffusionConfig().cs_lam == 3e-4 and MaskSpec().acceleration == 4.0
     with pytest.raises(ArgumentError, match="mask: center_fraction 0.5"):
         MaskSpec(center_fraction=0.5).make(64, 64)
