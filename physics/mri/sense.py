@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..fft import fftc, ifftc
-from ..linop import LinearOperator
+from ..linop import Diagonal, LinearOperator
 
 
 def _as_complex_buffer(name: str, t: torch.Tensor) -> torch.Tensor:
@@ -54,18 +54,16 @@ class FourierOperator(LinearOperator):
         return x
 
 
-class MaskOperator(LinearOperator):
+class MaskOperator(Diagonal):
     """Multiplication by a real sampling mask (self-adjoint). ``mask`` broadcasts against the input."""
 
     def __init__(self, mask: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("mask", _as_mask(mask))
+        super().__init__(_as_mask(mask))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.mask
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return y * self.mask
+    @property
+    def mask(self) -> torch.Tensor:
+        """The real mask (the diagonal's weights)."""
+        return self.weights
 
 
 class SenseOperator(LinearOperator):

@@ -59,5 +59,5 @@ def test_checks_catch_nonlinearity_and_bad_normal():
 
 def test_buffers_follow_module_state():
     m = MaskOperator(torch.ones(4, 4))
-    assert "mask" in m.state_dict()
+    assert "weights" in m.state_dict() and m.mask is m.weights  # a Diagonal with real weights
     assert m.to(torch.float64).mask.dtype == torch.float64
