@@ -290,11 +290,11 @@ class _Project(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, op: CTProjector, adjoint: bool) -> torch.Tensor:  # type: ignore[override]
         ctx.op, ctx.adjoint = op, adjoint
-        return op._apply(x, adjoint)
+        return op._project(x, adjoint)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return ctx.op._apply(grad.contiguous(), not ctx.adjoint), None, None
+        return ctx.op._project(grad.contiguous(), not ctx.adjoint), None, None
 
 
 class CTProjector(LinearOperator):
@@ -338,7 +338,7 @@ class CTProjector(LinearOperator):
             raise ValueError(f"{what}: expected shape (B, {', '.join(map(str, shape))}), got {tuple(t.shape)}")
         return t.detach().to(torch.float32).contiguous()
 
-    def _apply(self, t: torch.Tensor, adjoint: bool) -> torch.Tensor:
+    def _project(self, t: torch.Tensor, adjoint: bool) -> torch.Tensor:
         g = self.geometry
         src_shape, dst_shape = (g.sino_shape, g.image_shape) if adjoint else (g.image_shape, g.sino_shape)
         src = self._check(t, src_shape, "sinogram" if adjoint else "image")

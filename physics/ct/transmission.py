@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from ..poisson import draw_poisson
+
 MU_WATER_PER_MM = 0.0192  # linear attenuation of water at ~70 keV effective energy (0.192 / cm)
 HU_PER_UNIT = 1000.0  # CT priors see x = HU / HU_PER_UNIT: air -1, water 0, dense bone ~ +1.5
 HU_NORMALISATION = "HU / 1000"  # the prior.json record of that scale
@@ -47,9 +49,7 @@ def simulate_counts(
         raise ValueError(f"electronic_sigma: expected >= 0, got {electronic_sigma}")
     mean = dose * torch.exp(-line_integrals.to(torch.float64))
     dev = line_integrals.device
-    if dev.type != "cpu" and generator.device.type == "cpu":  # stay on the GPU: a device generator seeded from the given one
-        generator = torch.Generator(device=dev).manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-    counts = torch.poisson(mean if generator.device == dev else mean.to(generator.device), generator=generator).to(dev)
+    counts = draw_poisson(mean, generator)
     if electronic_sigma > 0:
         noise = torch.randn(counts.shape, generator=generator, dtype=torch.float64, device=generator.device).to(dev)
         counts = counts + electronic_sigma * noise
