@@ -8,12 +8,19 @@ HDF5 layout written by ``medrecon simulate ct``:
   count and spacing, source / detector distances, voxel spacing);
 - attributes ``affine`` (JSON 4×4, voxel → RAS of the image grid), ``slices`` (JSON list of source
   slice indices), ``dose``, ``electronic_sigma``, ``mu_water_per_mm``, ``source``, ``seed``.
+
+PET files (``medrecon simulate pet``) have the same layout with attribute ``modality = "PET"``:
+``sinogram`` holds the prompt counts, and the datasets ``multiplicative`` (normalisation ×
+attenuation factors) and ``background`` (expected randoms + scatter), both ``(slices, views, det)``,
+and ``guide_hu`` (the co-registered CT on the PET grid, ``(slices, rows, cols)``) sit beside it;
+attribute ``calibration`` (JSON list, per slice) converts reconstructed activity to the source's
+units. A file without ``modality`` is CT.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +41,25 @@ class SinogramFile:
     affine: np.ndarray
     slices: list[int]
     attrs: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    modality: str = "CT"
 
 
-def write_sinogram(path: str | Path, sino: np.ndarray, geometry: CTGeometry, affine: np.ndarray, slices: list[int], attrs: dict) -> Path:
-    """Write a sinogram file atomically (see module docstring for the layout)."""
+def write_sinogram(
+    path: str | Path,
+    sino: np.ndarray,
+    geometry: CTGeometry,
+    affine: np.ndarray,
+    slices: list[int],
+    attrs: dict,
+    arrays: dict[str, np.ndarray] | None = None,
+    modality: str = "CT",
+) -> Path:
+    """Write a sinogram file atomically (see module docstring for the layout).
+
+    ``arrays`` are further float32 datasets whose first axis is the slice (PET: ``multiplicative``,
+    ``background``, ``guide_hu``).
+    """
     import h5py
 
     with atomic_output(path) as tmp:
@@ -46,20 +68,34 @@ def write_sinogram(path: str | Path, sino: np.ndarray, geometry: CTGeometry, aff
             f.attrs["geometry"] = geometry.to_json()
             f.attrs["affine"] = json.dumps(np.asarray(affine, dtype=float).tolist())
             f.attrs["slices"] = json.dumps([int(s) for s in slices])
+            f.attrs["modality"] = modality
+            for name, arr in (arrays or {}).items():
+                f.create_dataset(name, data=np.asarray(arr, dtype=np.float32))
             for k, v in attrs.items():
                 f.attrs[k] = v
     return Path(path)
 
 
-def read_sinogram(path: str | Path) -> SinogramFile:
-    """Read and validate a sinogram file.
+def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...] = ()) -> SinogramFile:
+    """Read and validate a sinogram file of the given ``modality``.
+
+    Args:
+        path: the ``.h5``.
+        modality: ``CT`` or ``PET``; a file of the other modality is refused.
+        arrays: further datasets that must be present (each ``(slices, ...)``, finite), e.g. PET's
+            ``multiplicative`` and ``background``; optional ones (``guide_hu``) are read when present.
 
     Raises:
-        InputFileError: not HDF5, no ``sinogram`` or no ``geometry``, projection count or detector
-            size not matching the geometry's angles, NaN / Inf projections.
+        InputFileError: not HDF5, the other modality, no ``sinogram`` or no ``geometry``, projection
+            count or detector size not matching the geometry's angles, NaN / Inf values, a required
+            dataset missing or of another shape.
     """
     p = check_regular_file(path, "an existing sinogram .h5")
     with open_h5(p) as f:
+        got = f.attrs.get("modality", "CT")
+        got = got.decode() if isinstance(got, bytes) else str(got)
+        if got != modality:
+            raise InputFileError(p, "modality", f"a {modality} sinogram (medrecon simulate {modality.lower()})", f"a {got} sinogram")
         if "sinogram" not in f:
             raise InputFileError(p, "sinogram", "an HDF5 dataset 'sinogram'", f"keys {sorted(f.keys())}")
         if "geometry" not in f.attrs:
@@ -69,7 +105,16 @@ def read_sinogram(path: str | Path) -> SinogramFile:
         except (ValueError, TypeError, KeyError) as err:
             raise InputFileError(p, "geometry", "a valid CT geometry", str(err)) from None
         sino = np.asarray(f["sinogram"][()], dtype=np.float32)
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items() if k not in ("geometry", "affine", "slices")}
+        attrs = {
+            k: (v.decode() if isinstance(v, bytes) else v)
+            for k, v in f.attrs.items()
+            if k not in ("geometry", "affine", "slices", "modality")
+        }
+        extra = {}
+        for name in sorted(set(arrays) | ({"guide_hu"} & set(f.keys()))):
+            if name not in f:
+                raise InputFileError(p, name, f"an HDF5 dataset '{name}'", f"keys {sorted(f.keys())}")
+            extra[name] = np.asarray(f[name][()], dtype=np.float32)
         affine = np.asarray(json.loads(f.attrs["affine"])) if "affine" in f.attrs else np.eye(4)
         slices = json.loads(f.attrs["slices"]) if "slices" in f.attrs else list(range(sino.shape[0]))
     expected = geom.sino_shape
@@ -80,4 +125,10 @@ def read_sinogram(path: str | Path) -> SinogramFile:
         raise InputFileError(p, "sinogram", f"(slices, {', '.join(map(str, expected))}) matching the geometry", got)
     if not np.all(np.isfinite(sino)):
         raise InputFileError(p, "sinogram", "finite projections", "NaN or Inf")
-    return SinogramFile(p, sino, geom, affine, list(slices), attrs)
+    for name, arr in extra.items():
+        want = sino.shape if name in arrays else (sino.shape[0], *geom.image_shape)
+        if arr.shape != want:
+            raise InputFileError(p, name, f"shape {want}", f"shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise InputFileError(p, name, "finite values", "NaN or Inf")
+    return SinogramFile(p, sino, geom, affine, list(slices), attrs, extra, modality)

@@ -1,0 +1,70 @@
+"""Settings of the PET task, each parameter with its one default here.
+
+- :class:`PETScanSpec` — a simulated emission scan (``medrecon simulate pet``);
+- :class:`PETReconConfig` — OSEM / MAP-EM reconstruction (``medrecon reconstruct pet``).
+
+Count levels: the full-count level is :data:`FULL_COUNTS` prompts per 2-D slice, and the low-dose
+levels of the literature are the fractions :data:`DOSE_FRACTIONS` of it (docs/results/pet.md says
+why). The post-filter FWHM and the RDP weight per count level are measured on training slices
+(``benchmarks/bench_pet.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ...config import Settings
+from ...physics.ct import CTGeometry
+
+# a clinical brain FDG scan (185-370 MBq, 10-20 min) records a few hundred million prompts over
+# ~90 planes: a few million per direct-plane 2-D sinogram
+FULL_COUNTS = 5e6
+DOSE_FRACTIONS = (1 / 4, 1 / 10, 1 / 20, 1 / 50)
+PET_METHODS = ("osem", "mapem")
+DEFAULT_ITERS = {"osem": 4, "mapem": 20}  # passes over the data at 8 subsets (docs/results/pet.md)
+
+
+class PETScanSpec(Settings):
+    """A simulated 2-D emission scan.
+
+    Attributes:
+        counts: expected prompts (trues + background) per slice.
+        background_fraction: randoms + scatter as a fraction of the prompts (uniform over the bins).
+        views: sinogram views over 180°.
+        efficiency_sd: relative spread of the per-bin detector efficiencies (log-normal; 0 = uniform).
+        attenuation: multiply by the attenuation factors of the CT's μ-map at 511 keV.
+        seed: noise seed.
+    """
+
+    counts: float = Field(FULL_COUNTS, gt=0, allow_inf_nan=False)
+    background_fraction: float = Field(0.3, ge=0, lt=1, allow_inf_nan=False)
+    views: int = Field(180, ge=1, le=100_000)
+    efficiency_sd: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
+    attenuation: bool = True
+    seed: int = 0
+
+    def geometry(self, rows: int, cols: int, pixel_mm: float) -> CTGeometry:
+        """The 2-D parallel sinogram geometry for ``rows × cols`` images of ``pixel_mm`` pixels."""
+        return CTGeometry.create("parallel", (rows, cols), (pixel_mm, pixel_mm), self.views)
+
+
+class PETReconConfig(Settings):
+    """OSEM / MAP-EM.
+
+    Attributes:
+        method: ``osem`` (with a Gaussian post-filter) or ``mapem`` (RDP, one-step-late).
+        iterations / subsets: passes over the data (None: :data:`DEFAULT_ITERS` of the method) and
+            view subsets per pass.
+        fwhm_mm: OSEM's post-filter (0 = none).
+        beta: MAP-EM's RDP weight, relative to the mean sensitivity (see :func:`~medrecon.tasks.pet.em.map_em_rdp`).
+        gamma: RDP's edge-preservation parameter.
+    """
+
+    method: Literal["osem", "mapem"] = "osem"
+    iterations: int | None = Field(None, ge=1, le=10_000)
+    subsets: int = Field(8, ge=1, le=1000)
+    fwhm_mm: float = Field(4.0, ge=0, le=100, allow_inf_nan=False)
+    beta: float = Field(0.03, ge=0, allow_inf_nan=False)
+    gamma: float = Field(2.0, ge=0, allow_inf_nan=False)
