@@ -34,6 +34,7 @@ def write_nifti(
     voxel_size_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
     affine: np.ndarray | None = None,
     dtype=np.float32,
+    description: str | None = None,
 ) -> Path:
     """Write a ``(slices, rows, cols)`` real volume as NIfTI-1 (``.nii`` / ``.nii.gz``).
 
@@ -43,6 +44,7 @@ def write_nifti(
         voxel_size_mm: ``(row, col, slice)`` spacing, used when ``affine`` is ``None``.
         affine: 4×4 voxel ``(col, row, slice)`` → RAS mm matrix (e.g. from a DICOM series).
         dtype: stored data type (float32 by default).
+        description: the header's ``descrip`` (ASCII, at most 80 characters), e.g. a PET unit.
 
     Returns:
         The written path. Nothing is left behind when writing fails.
@@ -60,6 +62,8 @@ def write_nifti(
     img.header.set_xyzt_units("mm")
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
+    if description is not None:
+        img.header["descrip"] = description.encode("ascii")
     with atomic_output(path) as tmp:
         nib.save(img, str(tmp))
     return Path(path)

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import build_settings
     from ..datasets.ct_training import load_ct_training_slices
+    from ..datasets.pet_training import PET_NORMALISATION, load_pet_training_slices
     from ..datasets.training_images import load_training_images, load_training_pairs, load_training_volumes
     from ..diffusion.train_config import DataConfig, PriorArchConfig
     from ..diffusion.training import NORMALISATION, TrainConfig, normalise_images, train_prior
@@ -120,6 +121,15 @@ def run(args: argparse.Namespace) -> int:
         images, cond = normalise_images(torch.from_numpy(imgs)), normalise_images(torch.from_numpy(conds))
         what = f"{len(images)} slice pairs"
         cond_desc = f"; condition: {', '.join(Path(x).name for x in data.condition.paths)} (each normalised to its 99th percentile)"
+    elif data.intensity == "pet":
+        pet = load_pet_training_slices(data.paths, data.min_fraction)
+        images, normalisation = torch.from_numpy(pet.images), PET_NORMALISATION
+        info = {"pixel_mm": pet.pixel_mm, "modality": "PET"}
+        if data.condition is not None:
+            cond = torch.from_numpy(pet.guides)
+            info["condition"] = {"guide": "CT", "scale": "HU / 1000"}
+            cond_desc = "; condition: the co-registered CT (HU / 1000)"
+        what = f"{len(images)} PET slices"
     else:
         if data.intensity == "hu":
             ct = load_ct_training_slices(data.paths, {h.path: h.slices for h in data.holdout})

@@ -14,7 +14,8 @@ does the rest, for ``S`` items (slices, patches) at once:
 3. restricts every estimate to the support (pixels outside keep zero or the warm start);
 4. runs the one :func:`~medrecon.diffusion.sampling.sample` loop, from noise or from the warm
    start diffused to ``settings.start`` (Chung, Sim & Ye 2022, "Come-Closer-Diffuse-Faster");
-5. applies a final CG step (``cg``), then returns per-item mean and per-pixel std of the magnitude.
+5. applies a final data-consistency step (``cg``, ``likelihood``), then returns per-item mean and
+   per-pixel std of the magnitude.
 
 Everything on the prior's scale: the task divides its measurements and warm start by its data
 scale first and multiplies the result back (the MRI recipe in :mod:`medrecon.tasks.mri.diffusion`).
@@ -210,7 +211,7 @@ def sample_posterior(
         callback=callback,
         x_start=fill,
     )
-    if dc is not None and settings.dc == "cg":
+    if dc is not None and settings.dc in ("cg", "likelihood"):
         x = dc(x, 0.0)  # final data-consistency step on the returned estimate
     elif isinstance(dc, SupportRestricted):
         x = dc.restrict(x)

@@ -28,6 +28,8 @@ class ConditionConfig(Settings):
             simulate every drawn image; a pool makes CPU training affordable when one simulation
             costs more than a step; :class:`~medrecon.diffusion.pairs.TrainingPairs`).
         refresh: pool entries re-simulated per step.
+        guide: the anatomical image stored with each training image (``intensity: pet``: the CT
+            slice of each PET/CT pair), the guide of a guided PET prior.
     """
 
     paths: list[str] | None = None
@@ -35,11 +37,12 @@ class ConditionConfig(Settings):
     options: dict[str, Any] = Field(default_factory=dict)
     pool: int = Field(0, ge=0)
     refresh: int = Field(1, ge=1)
+    guide: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> ConditionConfig:
-        if (self.paths is None) == (self.simulate is None):
-            raise ValueError("expected exactly one of 'paths' (paired files) and 'simulate' (a registered simulator)")
+        if (self.paths is not None) + (self.simulate is not None) + self.guide != 1:
+            raise ValueError("expected exactly one of 'paths' (paired files), 'simulate' (a registered simulator) and 'guide: true'")
         if self.paths is not None and not self.paths:
             raise ValueError("paths: expected at least one file")
         if (self.options or self.pool) and self.simulate is None:
@@ -72,9 +75,10 @@ class DataConfig(Settings):
         seed: RNG seed of the synthetic phase.
         pad_to_common: zero-pad files of different in-plane sizes to the largest (patch training).
         condition: condition images of a conditional prior (``None``: an unconditional prior).
-        intensity: ``percentile`` (each image divided by its 99th percentile of magnitude; MRI) or
+        intensity: ``percentile`` (each image divided by its 99th percentile of magnitude; MRI),
             ``hu`` (CT in Hounsfield units from DICOM series / NIfTI, on the fixed scale HU / 1000;
-            :mod:`medrecon.datasets.ct_training`).
+            :mod:`medrecon.datasets.ct_training`) or ``pet`` (PET/CT slice-pair ``.npz``, activity
+            over 20 × its slice mean, the CT as the guide; :mod:`medrecon.datasets.pet_training`).
         holdout: slice ranges of training files left out (``intensity: hu``), recorded in the prior.
     """
 
@@ -84,7 +88,7 @@ class DataConfig(Settings):
     seed: int = 0
     pad_to_common: bool = False
     condition: ConditionConfig | None = None
-    intensity: Literal["percentile", "hu"] = "percentile"
+    intensity: Literal["percentile", "hu", "pet"] = "percentile"
     holdout: list[HoldoutConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -94,6 +98,10 @@ class DataConfig(Settings):
         if self.intensity == "hu" and (self.synthetic_phase or (self.condition is not None and self.condition.paths is not None)):
             raise ValueError("intensity 'hu': CT slices take no synthetic phase and no paired condition files (use condition.simulate)")
         c = self.condition
+        if (c is not None and c.guide) != (self.intensity == "pet" and c is not None):
+            raise ValueError("condition.guide: the condition of intensity 'pet' priors (and only theirs) is the stored guide")
+        if self.intensity == "pet" and self.synthetic_phase:
+            raise ValueError("intensity 'pet': PET activity takes no synthetic phase")
         if c is not None and c.paths is not None and len(c.paths) != len(self.paths):
             raise ValueError(f"condition.paths: expected one file per data path ({len(self.paths)}), got {len(c.paths)}")
         return self

@@ -85,7 +85,18 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subsets", type=int, default=None, help="ordered subsets of views (default 8)")
     p.add_argument("--fwhm", type=float, action=FiniteFloat, default=None, help="OSEM post-filter FWHM in mm (default 4)")
     p.add_argument("--beta", type=float, action=FiniteFloat, default=None, help="MAP-EM RDP weight, relative to the mean sensitivity")
-    p.add_argument("--out", required=True, help="output .nii / .nii.gz (activity in the source's unit)")
+    p.add_argument(
+        "--out", required=True, help="output .nii / .nii.gz (activity in the source's unit); diffusion with --samples > 1 adds NAME_std"
+    )
+    g = p.add_argument_group("diffusion (defaults: PETDiffusionConfig)")
+    g.add_argument("--prior", default=None, help="PET diffusion prior folder (prior.safetensors + prior.json)")
+    g.add_argument("--guide", default=None, choices=("ct", "none"), help="a guided prior's guide: the sinogram's CT (default) or none")
+    g.add_argument("--steps", type=int, default=None, help="network evaluations per sample")
+    g.add_argument("--samples", type=int, default=None, help="posterior samples (> 1 also writes the std)")
+    g.add_argument(
+        "--start", type=float, action=FiniteFloat, default=None, help="fraction of the noise schedule to start from (OSEM warm start)"
+    )
+    g.add_argument("--seed", type=int, default=None)
     add_common_options(p, "recon")
 
 
@@ -106,7 +117,46 @@ def _reconstruct(args: argparse.Namespace) -> int:
         raise InputFileError(out, "output", "a .nii / .nii.gz file", repr(out.name))
     check_output_path(out)
     check_not_an_input(out, [("the sinogram", args.input)])
-    flags = {"method": args.method, "iterations": args.iters, "subsets": args.subsets, "fwhm_mm": args.fwhm, "beta": args.beta}
+    method = args.method or ("diffusion" if args.prior is not None else "osem")
+    if method != "diffusion" and any(getattr(args, k) is not None for k in ("prior", "guide", "steps", "samples", "start")):
+        raise ArgumentError(f"--prior / --guide / --steps / --samples / --start: used with --method diffusion only, got --method {method}")
+    sf = None
+    if method == "diffusion":
+        from ...diffusion.training import load_prior
+        from ...runtime import resolve_prior
+        from .config import PETDiffusionConfig
+        from .diffusion import reconstruct_sinogram_diffusion
+
+        if args.prior is None:
+            raise ArgumentError("--prior: expected a PET prior folder with --method diffusion, got nothing")
+        if any(getattr(args, k) is not None for k in ("iters", "subsets", "fwhm", "beta")):
+            raise ArgumentError(
+                "--iters / --subsets / --fwhm / --beta: classical settings; with --method diffusion use --steps / --set dc_iters=N"
+            )
+        flags = {k: getattr(args, k) for k in ("guide", "steps", "samples", "start", "seed")}
+        dcfg = settings_from(PETDiffusionConfig, args, "diffusion", flags)
+        std_path = _std_path(out)
+        if dcfg.samples > 1:
+            check_output_path(std_path)
+            check_not_an_input(std_path, [("the sinogram", args.input)])
+        denoiser = load_prior(resolve_prior(args.prior), device=select_device(args.device))
+        sf = read_sinogram(args.input, modality="PET", arrays=("multiplicative", "background"))
+        check_not_an_input(out, [("the sinogram's source", str(sf.attrs.get("source", "")) or None)])
+        activity, std = reconstruct_sinogram_diffusion(sf, denoiser, dcfg, device=select_device(args.device))
+        label = f"diffusion ({dcfg.samples} x {dcfg.steps} steps from OSEM at {dcfg.start:g}, guide {dcfg.guide})"
+        written = []
+        try:
+            if dcfg.samples > 1:
+                write_nifti(std, std_path, affine=sf.affine)
+                written.append(std_path)
+            write_nifti(activity, out, affine=sf.affine)
+        except BaseException:
+            for w in written:
+                w.unlink(missing_ok=True)
+            raise
+        print(f"wrote {out} {activity.shape} in {sf.attrs.get('unit', 'counts')} ({label})" + (f" and {std_path}" if written else ""))
+        return 0
+    flags = {"method": method, "iterations": args.iters, "subsets": args.subsets, "fwhm_mm": args.fwhm, "beta": args.beta}
     cfg = settings_from(PETReconConfig, args, "recon", flags, flag_names=RECON_OPTIONS)
     device = select_device(args.device)
     sf = read_sinogram(args.input, modality="PET", arrays=("multiplicative", "background"))
@@ -129,6 +179,13 @@ def _reconstruct(args: argparse.Namespace) -> int:
     write_nifti(activity, out, affine=sf.affine)
     print(f"wrote {out} {activity.shape} in {sf.attrs.get('unit', 'counts')} ({label})")
     return 0
+
+
+def _std_path(out: Path) -> Path:
+    """``NAME_std.nii.gz`` beside ``NAME.nii.gz``."""
+    name = out.name
+    base = name[:-7] if name.lower().endswith(".nii.gz") else name[:-4]
+    return out.with_name(base + "_std" + name[len(base) :])
 
 
 register(TaskCommand("simulate", "pet", "simulate a 2-D PET emission scan from activity images and their CT", _add_simulate, _simulate))

@@ -1,7 +1,8 @@
 """Settings of the PET task, each parameter with its one default here.
 
 - :class:`PETScanSpec` — a simulated emission scan (``medrecon simulate pet``);
-- :class:`PETReconConfig` — OSEM / MAP-EM reconstruction (``medrecon reconstruct pet``).
+- :class:`PETReconConfig` — OSEM / MAP-EM reconstruction (``medrecon reconstruct pet``);
+- :class:`PETDiffusionConfig` — reconstruction with a diffusion prior (``--method diffusion``).
 
 Count levels: the full-count level is :data:`FULL_COUNTS` prompts per 2-D slice, and the low-dose
 levels of the literature are the fractions :data:`DOSE_FRACTIONS` of it (docs/results/pet.md says
@@ -13,16 +14,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ...config import Settings
+from ...diffusion.posterior import PosteriorSettings
 from ...physics.ct import CTGeometry
 
 # a clinical brain FDG scan (185-370 MBq, 10-20 min) records a few hundred million prompts over
 # ~90 planes: a few million per direct-plane 2-D sinogram
 FULL_COUNTS = 5e6
 DOSE_FRACTIONS = (1 / 4, 1 / 10, 1 / 20, 1 / 50)
-PET_METHODS = ("osem", "mapem")
+PET_METHODS = ("osem", "mapem", "diffusion")
 DEFAULT_ITERS = {"osem": 4, "mapem": 20}  # passes over the data at 8 subsets (docs/results/pet.md)
 
 
@@ -68,3 +70,37 @@ class PETReconConfig(Settings):
     fwhm_mm: float = Field(4.0, ge=0, le=100, allow_inf_nan=False)
     beta: float = Field(0.03, ge=0, allow_inf_nan=False)
     gamma: float = Field(2.0, ge=0, allow_inf_nan=False)
+
+
+class PETDiffusionConfig(PosteriorSettings):
+    """Settings of a PET reconstruction with a diffusion prior (YAML section ``diffusion``).
+
+    The posterior part is :class:`~medrecon.diffusion.posterior.PosteriorSettings`; here DDIM with
+    the Poisson likelihood step (:class:`~medrecon.diffusion.consistency.PoissonProximalEM`) on
+    every x̂₀, warm-started from the OSEM image. PET-specific:
+
+    Attributes:
+        dc_lam: ``ρ``, the proximal weight relative to the likelihood's curvature at the mean
+            activity (0: plain EM steps from x̂₀).
+        dc_iters: EM steps per data-consistency call.
+        guide: what a guided prior is given: ``ct`` (the co-registered CT stored with the
+            sinogram) or ``none`` (a zero guide: the unguided variant of a prior trained with
+            condition dropout).
+        init_iters / init_fwhm_mm: the OSEM warm start (passes at 8 subsets, post-filter).
+    """
+
+    sampler: Literal["dds", "ddim", "ddpm", "ve_pc"] = "ddim"
+    dc: Literal["cg", "grad", "hard", "none", "likelihood"] = "likelihood"
+    steps: int = Field(20, ge=1)
+    start: float = Field(0.4, gt=0, le=1)
+    dc_lam: float = Field(1.0, ge=0, allow_inf_nan=False)
+    dc_iters: int = Field(2, ge=1)
+    guide: Literal["ct", "none"] = "ct"
+    init_iters: int = Field(4, ge=1)
+    init_fwhm_mm: float = Field(4.0, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _likelihood_only(self) -> PETDiffusionConfig:
+        if self.dc not in ("likelihood", "none"):
+            raise ValueError(f"dc {self.dc!r}: PET uses the Poisson likelihood step ('likelihood') or none")
+        return self
