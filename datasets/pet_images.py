@@ -8,8 +8,8 @@ Two sources:
   CT's normalisation is :data:`NPZ_CT_WINDOW` (an inference: air is 0, the brain-tissue peak sits at
   0.41 and the largest value at 0.98, which maps to ~15 HU and ~1,450 HU). Both assumptions are
   recorded with every sinogram simulated from such a file.
-- a PET NIfTI volume (activity in any unit) with a CT NIfTI / DICOM series in HU, resampled onto the
-  PET grid through the two affines (trilinear; voxels outside the CT are air).
+- a PET DICOM series (Bq/ml or SUVbw) or NIfTI with a CT NIfTI / DICOM series in HU, resampled
+  onto the PET grid through the two affines (trilinear; voxels outside the CT are air).
 """
 
 from __future__ import annotations
@@ -120,19 +120,25 @@ def read_pet_ct_npz(path: str | Path, slices: list[int] | None = None) -> PETIma
     return PETImages(pet[idx], guide, affine, idx, "normalised", str(p), notes)
 
 
-def read_pet_nifti_with_ct(pet_path: str | Path, ct_path: str | Path, slices: list[int] | None = None, unit: str = "BQML") -> PETImages:
-    """A PET NIfTI (activity in ``unit``) and a CT (NIfTI or DICOM series, HU) resampled onto the PET grid."""
-    from .ct_volume import read_ct
-    from .file_access import load_nifti_volume
+def read_pet_with_ct(pet_path: str | Path, ct_path: str | Path, slices: list[int] | None = None, unit: str = "as-stored") -> PETImages:
+    """A PET DICOM series / file or NIfTI (:func:`~medrecon.datasets.pet_dicom.read_pet`) and a CT
+    (NIfTI or DICOM series, HU) resampled onto the PET grid through the two affines.
 
+    Args:
+        unit: ``as-stored`` (a DICOM series' own unit; a NIfTI's unit recorded by medrecon),
+            ``BQML`` or ``SUVbw`` (DICOM: converted with the SUV tags; NIfTI: the values' unit).
+    """
+    from .ct_volume import read_ct
+    from .pet_dicom import read_pet
+
+    pet = read_pet(pet_path, unit)
     p = Path(pet_path)
-    act, aff = load_nifti_volume(p)
-    idx = _pick(act.shape[0], slices, p)
-    _check_values(p, "image", act[idx], nonneg=True)
+    idx = _pick(pet.values.shape[0], slices, p)
+    _check_values(p, "image", pet.values[idx], nonneg=True)
     ct = read_ct(ct_path)
-    affine = aff.copy()
+    affine = pet.affine.copy()
     affine[:3, 3] += affine[:3, 2] * idx[0]
-    guide = resample_slices(ct.hu, ct.affine, (len(idx), *act.shape[1:]), affine, -1000.0)
+    guide = resample_slices(ct.hu, ct.affine, (len(idx), *pet.values.shape[1:]), affine, -1000.0)
     if float(np.ptp(guide)) == 0:
         raise InputFileError(ct_path, "image", "a CT overlapping the PET field of view", "no overlap (or a blank CT) after resampling")
-    return PETImages(act[idx], guide, affine, idx, unit, str(p))
+    return PETImages(pet.values[idx], guide, affine, idx, pet.unit, str(p))

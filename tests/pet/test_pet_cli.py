@@ -59,7 +59,7 @@ def test_nifti_input_with_ct(tmp_path):
     ct_aff = np.diag([1.0, 1.0, 3.0, 1.0])
     ct_aff[:3, 3] = [-0.5, -0.5, 0.0]  # the same field of view on a 1 mm grid
     write_nifti(np.kron(hu, np.ones((2, 2)))[None], ct, affine=ct_aff)
-    sino = _sim(tmp_path, pet, "--ct", str(ct), "--counts", "1e6")
+    sino = _sim(tmp_path, pet, "--ct", str(ct), "--unit", "BQML", "--counts", "1e6")
     with h5py.File(sino) as f:
         guide = f["guide_hu"][0]
     assert float(np.mean(np.abs(guide - hu) < 50)) > 0.9  # the CT resampled onto the PET grid
@@ -94,3 +94,31 @@ def test_bad_input(tmp_path, pair_npz, capsys):
         assert main(argv) == 2, argv
         assert words in capsys.readouterr().err
     assert not any(p.name.startswith("o.") for p in tmp_path.iterdir())
+
+
+def test_dicom_series_in_and_out(tmp_path):
+    """A PET DICOM series (Bq/ml) with a CT series → sinogram → OSEM → a derived PET series in Bq/ml."""
+    from medrecon.datasets.ct_volume import write_dicom_series
+    from medrecon.datasets.pet_dicom import read_pet, write_pet_dicom_series
+
+    act, hu = _phantom()
+    bqml = np.stack([act, act]) * 5000.0
+    aff = np.diag([-2.0, -2.0, 3.0, 1.0])
+    aff[:3, 3] = [47.0, 47.0, 0.0]
+    pet_dir = write_pet_dicom_series(bqml, aff, tmp_path / "pet", unit="BQML")
+    ct_dir = write_dicom_series(np.stack([hu, hu]), aff, tmp_path / "ct")
+    sino = _sim(tmp_path, pet_dir, "--ct", str(ct_dir), "--counts", "2e7")
+    out = tmp_path / "recon"
+    assert main(["reconstruct", "pet", str(sino), "--iters", "10", "--fwhm", "0", "--quiet", "--out", str(out) + "/"]) == 0
+    rec = read_pet(out, "as-stored")
+    assert rec.unit == "BQML" and rec.values.shape == (2, 48, 48)
+    np.testing.assert_allclose(rec.affine, aff, atol=1e-4)
+    head = act > 0
+    assert float(rec.values[0][head].mean()) == pytest.approx(float(bqml[0][head].mean()), rel=0.05)
+    # a normalised (npz) source cannot become a PET DICOM series: one line, nothing written
+    npz = tmp_path / "p.npz"
+    np.savez(npz, pet_nac=act[None], ct=((hu + 1024) / 2524)[None].astype(np.float32))
+    sino2 = tmp_path / "s2.h5"
+    assert main(["simulate", "pet", "--input", str(npz), "--views", "30", "--out", str(sino2)]) == 0
+    assert main(["reconstruct", "pet", str(sino2), "--quiet", "--out", str(tmp_path / "r2") + "/"]) == 2
+    assert not (tmp_path / "r2").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ...errors import InputFileError
 from ..options import FiniteFloat, add_common_options, settings_from
+from ..outputs import check_volume_output, std_path, write_mean_and_std
 from ..registry import TaskCommand, register
 from . import pairs  # noqa: F401  (registers the pair simulator ct_limited_angle_fbp)
 from .config import CT_METHODS, DEFAULT_ITERS, FILTERS
@@ -110,7 +111,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     method = args.method or ("diffusion" if args.prior is not None else None)
     if method != "diffusion" and args.prior is not None:
         raise ArgumentError(f"--prior: used with --method diffusion only, got --method {method}")
-    out, as_dicom = _check_out(Path(args.out), args.input)
+    out, as_dicom = check_volume_output(Path(args.out), [("the sinogram", args.input)])
     device = select_device(args.device)
     sf = read_sinogram(args.input)
     _check_not_an_input(out, as_dicom, args.input, sf, with_std=method == "diffusion")
@@ -146,25 +147,6 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_out(out: Path, sinogram: str) -> tuple[Path, bool]:
-    """Validate the output before any work: a new / empty folder (DICOM series) or a NIfTI file, not the input."""
-    from ...atomic import check_not_an_input, check_output_path
-
-    as_dicom = str(out).endswith(("/", "\\")) or out.is_dir() or out.suffix == ""
-    check_not_an_input(out, [("the sinogram", sinogram)])
-    if as_dicom:
-        if out.exists() and not out.is_dir():
-            raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing file")
-        if out.exists() and any(out.iterdir()):
-            raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing non-empty folder")
-        check_output_path(out.parent / "probe")
-    elif not out.name.lower().endswith((".nii", ".nii.gz")):
-        raise InputFileError(out, "output", "a .nii / .nii.gz file or a folder (DICOM series)", repr(out.name))
-    else:
-        check_output_path(out)
-    return out, as_dicom
-
-
 def _check_not_an_input(out: Path, as_dicom: bool, sinogram: str, sf, with_std: bool) -> None:
     """Refuse outputs (the mean, and the std ``with_std``) that are, or lie inside, the sinogram or the CT volume it was simulated from.
 
@@ -174,28 +156,14 @@ def _check_not_an_input(out: Path, as_dicom: bool, sinogram: str, sf, with_std: 
     from ...atomic import check_not_an_input
 
     inputs = [("the sinogram", sinogram), ("the sinogram's source", str(sf.attrs.get("source", "")) or None)]
-    for path in (out, _std_path(out, as_dicom)) if with_std else (out,):
+    for path in (out, std_path(out, as_dicom)) if with_std else (out,):
         check_not_an_input(path, inputs)
-
-
-def _std_path(out: Path, as_dicom: bool) -> Path:
-    """Where the std goes: ``NAME_std.nii.gz`` beside a NIfTI, ``FOLDER_std/`` beside a DICOM series."""
-    if as_dicom:
-        return out.with_name(out.name + "_std")
-    name = out.name
-    base = name[:-7] if name.lower().endswith(".nii.gz") else name[:-4]
-    return out.with_name(base + "_std" + name[len(base) :])
 
 
 def _write(sf, hu, out: Path, as_dicom: bool, description: str, std=None) -> None:
     """Mean (and std) as a derived DICOM series referencing the source series, or as NIfTI."""
-    import shutil
-
     from ...datasets.ct_volume import CTVolume, read_ct, write_ct_nifti, write_dicom_series
 
-    std_path = _std_path(out, as_dicom)
-    if std is not None and std_path.exists() and (not as_dicom or any(std_path.iterdir())):
-        raise InputFileError(std_path, "std output", "a new path for the std beside the mean", "an existing file or non-empty folder")
     reference = None
     if as_dicom:
         src = Path(str(sf.attrs.get("source", "")))
@@ -205,22 +173,16 @@ def _write(sf, hu, out: Path, as_dicom: bool, description: str, std=None) -> Non
                 reference = CTVolume(full.hu[sf.slices], sf.affine, str(src), [full.headers[i] for i in sf.slices])
             except InputFileError:
                 reference = None  # source moved or changed: write without references
-    written: list[Path] = []
-    try:
-        for vol, path, what in ((std, std_path, " std"), (hu, out, "")):
-            if vol is None:
-                continue
-            if as_dicom:
-                write_dicom_series(vol, sf.affine, path, reference=reference, description=description + what)
-            else:
-                write_ct_nifti(CTVolume(vol, sf.affine, str(sf.path)), path)
-            written.append(path)
-    except BaseException:
-        for path in written:  # no half of a result
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        raise
-    if std is not None:
-        print(f"wrote {std_path} (per-pixel std in HU over the samples)")
+
+    def write(vol, path: Path, what: str) -> None:
+        if as_dicom:
+            write_dicom_series(vol, sf.affine, path, reference=reference, description=description + what)
+        else:
+            write_ct_nifti(CTVolume(vol, sf.affine, str(sf.path)), path)
+
+    spath = write_mean_and_std(hu, std, out, as_dicom, write)
+    if spath is not None:
+        print(f"wrote {spath} (per-pixel std in HU over the samples)")
     print(f"wrote {out} {tuple(hu.shape)} HU ({description})")
 
 

@@ -16,9 +16,14 @@ RECON_OPTIONS = {"iterations": "--iters", "fwhm_mm": "--fwhm"}
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="PET/CT slice-pair .npz (pet_nac, ct), or a PET NIfTI with --ct")
-    p.add_argument("--ct", default=None, help="CT in HU (NIfTI or DICOM series) for a NIfTI --input: attenuation and guide")
-    p.add_argument("--unit", default="BQML", help="unit of a NIfTI --input's values (recorded; default BQML)")
+    p.add_argument("--input", required=True, help="PET/CT slice-pair .npz (pet_nac, ct), or a PET DICOM series / NIfTI with --ct")
+    p.add_argument("--ct", default=None, help="CT in HU (NIfTI or DICOM series) for a PET series / NIfTI: attenuation and guide")
+    p.add_argument(
+        "--unit",
+        default="as-stored",
+        choices=("as-stored", "BQML", "SUVbw"),
+        help="activity unit (DICOM: converted; NIfTI: what the values are)",
+    )
     p.add_argument("--counts", type=float, action=FiniteFloat, default=None, help="expected prompts per slice, > 0 (default 5e6)")
     p.add_argument("--background-fraction", type=float, action=FiniteFloat, default=None, help="randoms + scatter share (default 0.3)")
     p.add_argument("--views", type=int, default=None, help="sinogram views over 180 deg (default 180)")
@@ -30,18 +35,16 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
 
 
 def read_images(path: str, ct: str | None, slices: list[int] | None, unit: str):
-    """The PET images of ``simulate pet`` (and PET training): an npz of slice pairs, or NIfTI + CT."""
-    from ...datasets.pet_images import read_pet_ct_npz, read_pet_nifti_with_ct
+    """The PET images of ``simulate pet``: an npz of slice pairs, or a PET series / NIfTI with its CT."""
+    from ...datasets.pet_images import read_pet_ct_npz, read_pet_with_ct
 
     if path.lower().endswith(".npz"):
         if ct is not None:
-            raise ArgumentError("--ct: the .npz carries its own CT slices; --ct is for a NIfTI --input")
+            raise ArgumentError("--ct: the .npz carries its own CT slices; --ct is for a PET series or NIfTI --input")
         return read_pet_ct_npz(path, slices)
-    if not path.lower().endswith((".nii", ".nii.gz")):
-        raise InputFileError(path, "input", "a PET/CT .npz or a PET NIfTI (.nii / .nii.gz)", repr(Path(path).name))
     if ct is None:
-        raise ArgumentError("--ct: a NIfTI --input needs the co-registered CT (NIfTI or DICOM series in HU)")
-    return read_pet_nifti_with_ct(path, ct, slices, unit)
+        raise ArgumentError("--ct: a PET series or NIfTI --input needs the co-registered CT (NIfTI or DICOM series in HU)")
+    return read_pet_with_ct(path, ct, slices, unit)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -86,7 +89,9 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fwhm", type=float, action=FiniteFloat, default=None, help="OSEM post-filter FWHM in mm (default 4)")
     p.add_argument("--beta", type=float, action=FiniteFloat, default=None, help="MAP-EM RDP weight, relative to the mean sensitivity")
     p.add_argument(
-        "--out", required=True, help="output .nii / .nii.gz (activity in the source's unit); diffusion with --samples > 1 adds NAME_std"
+        "--out",
+        required=True,
+        help="output .nii / .nii.gz, or a folder (PET DICOM series), in the source's unit; diffusion with --samples > 1 adds NAME_std",
     )
     g = p.add_argument_group("diffusion (defaults: PETDiffusionConfig)")
     g.add_argument("--prior", default=None, help="PET diffusion prior folder (prior.safetensors + prior.json)")
@@ -101,71 +106,56 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
+    from ...atomic import check_not_an_input
+    from ...datasets.sinogram_io import read_sinogram
+    from ...runtime import select_device
+    from ..outputs import check_volume_output
+
+    method = args.method or ("diffusion" if args.prior is not None else "osem")
+    diffusion_only = ("prior", "guide", "steps", "samples", "start")
+    if method != "diffusion" and any(getattr(args, k) is not None for k in diffusion_only):
+        raise ArgumentError(f"--prior / --guide / --steps / --samples / --start: used with --method diffusion only, got --method {method}")
+    if method == "diffusion" and any(getattr(args, k) is not None for k in ("iters", "subsets", "fwhm", "beta")):
+        raise ArgumentError(
+            "--iters / --subsets / --fwhm / --beta: classical settings; with --method diffusion use --steps / --set dc_iters=N"
+        )
+    out, as_dicom = check_volume_output(Path(args.out), [("the sinogram", args.input)])
+    device = select_device(args.device)
+    sf = read_sinogram(args.input, modality="PET", arrays=("multiplicative", "background"))
+    if float(sf.sino.min()) < 0:
+        raise InputFileError(sf.path, "sinogram", "prompt counts >= 0", f"minimum {float(sf.sino.min()):g}")
+    unit = str(sf.attrs.get("unit", "counts"))
+    if as_dicom and unit not in ("BQML", "SUVbw"):
+        raise InputFileError(sf.path, "unit", "activity in BQML or SUVbw for a PET DICOM series (or write NIfTI)", repr(unit))
+    check_not_an_input(out, [("the sinogram's source", str(sf.attrs.get("source", "")) or None)])
+    std = None
+    if method == "diffusion":
+        activity, std, label = _diffusion(args, sf, device)
+    else:
+        activity, label = _classical(args, sf, method, device)
+    _write(sf, activity, std, out, as_dicom, unit, f"medrecon {label}")
+    return 0
+
+
+def _calibration(sf):
+    """Per-slice factors ``(S,)`` from reconstructed activity to the source's unit."""
     import numpy as np
+
+    return np.asarray(json.loads(sf.attrs.get("calibration", "null")) or np.ones(sf.sino.shape[0]), dtype=np.float32)
+
+
+def _classical(args: argparse.Namespace, sf, method: str, device: str):
+    """OSEM + Gaussian or MAP-EM (RDP): activity ``(S, H, W)`` in the source's unit, and a label."""
     import torch
 
-    from ...atomic import check_not_an_input, check_output_path
-    from ...datasets.image_io import write_nifti
-    from ...datasets.sinogram_io import read_sinogram
     from ...physics.pet import EmissionOperator
-    from ...runtime import select_device
     from .config import PETReconConfig
     from .em import gaussian_postfilter, map_em_rdp, osem
 
-    out = Path(args.out)
-    if not out.name.lower().endswith((".nii", ".nii.gz")):
-        raise InputFileError(out, "output", "a .nii / .nii.gz file", repr(out.name))
-    check_output_path(out)
-    check_not_an_input(out, [("the sinogram", args.input)])
-    method = args.method or ("diffusion" if args.prior is not None else "osem")
-    if method != "diffusion" and any(getattr(args, k) is not None for k in ("prior", "guide", "steps", "samples", "start")):
-        raise ArgumentError(f"--prior / --guide / --steps / --samples / --start: used with --method diffusion only, got --method {method}")
-    sf = None
-    if method == "diffusion":
-        from ...diffusion.training import load_prior
-        from ...runtime import resolve_prior
-        from .config import PETDiffusionConfig
-        from .diffusion import reconstruct_sinogram_diffusion
-
-        if args.prior is None:
-            raise ArgumentError("--prior: expected a PET prior folder with --method diffusion, got nothing")
-        if any(getattr(args, k) is not None for k in ("iters", "subsets", "fwhm", "beta")):
-            raise ArgumentError(
-                "--iters / --subsets / --fwhm / --beta: classical settings; with --method diffusion use --steps / --set dc_iters=N"
-            )
-        flags = {k: getattr(args, k) for k in ("guide", "steps", "samples", "start", "seed")}
-        dcfg = settings_from(PETDiffusionConfig, args, "diffusion", flags)
-        std_path = _std_path(out)
-        if dcfg.samples > 1:
-            check_output_path(std_path)
-            check_not_an_input(std_path, [("the sinogram", args.input)])
-        denoiser = load_prior(resolve_prior(args.prior), device=select_device(args.device))
-        sf = read_sinogram(args.input, modality="PET", arrays=("multiplicative", "background"))
-        check_not_an_input(out, [("the sinogram's source", str(sf.attrs.get("source", "")) or None)])
-        activity, std = reconstruct_sinogram_diffusion(sf, denoiser, dcfg, device=select_device(args.device))
-        label = f"diffusion ({dcfg.samples} x {dcfg.steps} steps from OSEM at {dcfg.start:g}, guide {dcfg.guide})"
-        written = []
-        try:
-            if dcfg.samples > 1:
-                write_nifti(std, std_path, affine=sf.affine)
-                written.append(std_path)
-            write_nifti(activity, out, affine=sf.affine)
-        except BaseException:
-            for w in written:
-                w.unlink(missing_ok=True)
-            raise
-        print(f"wrote {out} {activity.shape} in {sf.attrs.get('unit', 'counts')} ({label})" + (f" and {std_path}" if written else ""))
-        return 0
     flags = {"method": method, "iterations": args.iters, "subsets": args.subsets, "fwhm_mm": args.fwhm, "beta": args.beta}
     cfg = settings_from(PETReconConfig, args, "recon", flags, flag_names=RECON_OPTIONS)
-    device = select_device(args.device)
-    sf = read_sinogram(args.input, modality="PET", arrays=("multiplicative", "background"))
     if cfg.subsets > sf.geometry.n_views:
         raise ArgumentError(f"--subsets: expected at most the sinogram's {sf.geometry.n_views} views, got {cfg.subsets}")
-    if float(sf.sino.min()) < 0:
-        raise InputFileError(sf.path, "sinogram", "prompt counts >= 0", f"minimum {float(sf.sino.min()):g}")
-    check_not_an_input(out, [("the sinogram's source", str(sf.attrs.get("source", "")) or None)])
-    calibration = np.asarray(json.loads(sf.attrs.get("calibration", "null")) or np.ones(sf.sino.shape[0]), dtype=np.float32)
     op = EmissionOperator(sf.geometry, torch.from_numpy(sf.arrays["multiplicative"])).to(device)
     y, r = (torch.from_numpy(a).to(device) for a in (sf.sino, sf.arrays["background"]))
     iters = cfg.iterations or DEFAULT_ITERS[cfg.method]
@@ -175,17 +165,54 @@ def _reconstruct(args: argparse.Namespace) -> int:
     else:
         x = map_em_rdp(op, y, r, cfg.beta, cfg.gamma, iters, cfg.subsets)
         label = f"MAP-EM (RDP beta {cfg.beta:g}, BSREM {iters} it x {cfg.subsets} subsets)"
-    activity = x.cpu().numpy() * calibration[:, None, None]
-    write_nifti(activity, out, affine=sf.affine)
-    print(f"wrote {out} {activity.shape} in {sf.attrs.get('unit', 'counts')} ({label})")
-    return 0
+    return x.cpu().numpy() * _calibration(sf)[:, None, None], label
 
 
-def _std_path(out: Path) -> Path:
-    """``NAME_std.nii.gz`` beside ``NAME.nii.gz``."""
-    name = out.name
-    base = name[:-7] if name.lower().endswith(".nii.gz") else name[:-4]
-    return out.with_name(base + "_std" + name[len(base) :])
+def _diffusion(args: argparse.Namespace, sf, device: str):
+    """Posterior mean and std (``--samples`` > 1, else None) in the source's unit, and a label."""
+    from ...diffusion.training import load_prior
+    from ...runtime import resolve_prior
+    from .config import PETDiffusionConfig
+    from .diffusion import reconstruct_sinogram_diffusion
+
+    if args.prior is None:
+        raise ArgumentError("--prior: expected a PET prior folder with --method diffusion, got nothing")
+    flags = {k: getattr(args, k) for k in ("guide", "steps", "samples", "start", "seed")}
+    cfg = settings_from(PETDiffusionConfig, args, "diffusion", flags)
+    denoiser = load_prior(resolve_prior(args.prior), device=device)
+    activity, std = reconstruct_sinogram_diffusion(sf, denoiser, cfg, device=device)
+    label = f"diffusion ({cfg.samples} x {cfg.steps} steps from OSEM at {cfg.start:g}, guide {cfg.guide})"
+    return activity, (std if cfg.samples > 1 else None), label
+
+
+def _write(sf, activity, std, out: Path, as_dicom: bool, unit: str, description: str) -> None:
+    """Mean (and std) as a derived PET DICOM series referencing a DICOM source, or as NIfTI."""
+    from ...datasets.image_io import write_nifti
+    from ...datasets.pet_dicom import PETVolume, read_pet, write_pet_dicom_series, write_pet_nifti
+    from ..outputs import write_mean_and_std
+
+    reference = None
+    src = Path(str(sf.attrs.get("source", "")))
+    if as_dicom and src.is_dir():
+        try:
+            full = read_pet(src, "as-stored")
+            headers = [full.headers[i] for i in sf.slices]
+            reference = PETVolume(full.values[sf.slices], sf.affine, full.unit, full.suv_factor, str(src), headers)
+        except InputFileError:
+            reference = None  # source moved or changed: write without references
+
+    def write(vol, path: Path, what: str) -> None:
+        if as_dicom:
+            write_pet_dicom_series(vol, sf.affine, path, reference=reference, unit=unit, description=description + what)
+        elif unit in ("BQML", "SUVbw"):
+            write_pet_nifti(vol, sf.affine, path, unit=unit)
+        else:
+            write_nifti(vol, path, affine=sf.affine, description=f"medrecon PET unit={unit}")
+
+    spath = write_mean_and_std(activity, std, out, as_dicom, write)
+    if spath is not None:
+        print(f"wrote {spath} (per-pixel std over the samples, {unit})")
+    print(f"wrote {out} {activity.shape} in {unit} ({description})")
 
 
 register(TaskCommand("simulate", "pet", "simulate a 2-D PET emission scan from activity images and their CT", _add_simulate, _simulate))

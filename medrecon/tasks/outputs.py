@@ -1,0 +1,79 @@
+"""Where reconstructions go: a NIfTI file or a new DICOM series folder, the std beside the mean, no half results.
+
+Shared by the tasks that write image volumes (CT, PET): the output is checked before any work
+(a ``.nii`` / ``.nii.gz`` file, or a new or empty folder for a DICOM series; never one of the
+inputs), the std of a diffusion reconstruction goes to ``NAME_std.nii.gz`` or ``FOLDER_std/``, and
+when writing the second of the two fails, the first is removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputFileError
+
+
+def check_volume_output(out: Path, inputs: Sequence[tuple[str, str | None]]) -> tuple[Path, bool]:
+    """Validate the output before any work; returns ``(out, as_dicom)``.
+
+    A path ending in ``/``, an existing folder or a name without suffix is a DICOM series folder
+    (new or empty); otherwise a NIfTI file.
+    """
+    from ..atomic import check_not_an_input, check_output_path
+
+    as_dicom = str(out).endswith(("/", "\\")) or out.is_dir() or out.suffix == ""
+    check_not_an_input(out, inputs)
+    if as_dicom:
+        if out.exists() and not out.is_dir():
+            raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing file")
+        if out.exists() and any(out.iterdir()):
+            raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing non-empty folder")
+        check_output_path(out.parent / "probe")
+    elif not out.name.lower().endswith((".nii", ".nii.gz")):
+        raise InputFileError(out, "output", "a .nii / .nii.gz file or a folder (DICOM series)", repr(out.name))
+    else:
+        check_output_path(out)
+    return out, as_dicom
+
+
+def std_path(out: Path, as_dicom: bool) -> Path:
+    """Where the std goes: ``NAME_std.nii.gz`` beside a NIfTI, ``FOLDER_std/`` beside a DICOM series."""
+    if as_dicom:
+        return out.with_name(out.name + "_std")
+    name = out.name
+    base = name[:-7] if name.lower().endswith(".nii.gz") else name[:-4]
+    return out.with_name(base + "_std" + name[len(base) :])
+
+
+def check_std_output(out: Path, as_dicom: bool) -> Path:
+    """The std's path, refused when it exists already (a file, or a non-empty folder)."""
+    path = std_path(out, as_dicom)
+    if path.exists() and (not as_dicom or not path.is_dir() or any(path.iterdir())):
+        raise InputFileError(path, "std output", "a new path for the std beside the mean", "an existing file or non-empty folder")
+    return path
+
+
+def write_mean_and_std(
+    mean: np.ndarray, std: np.ndarray | None, out: Path, as_dicom: bool, write: Callable[[np.ndarray, Path, str], None]
+) -> Path | None:
+    """``write(volume, path, what)`` the std (if any) and then the mean; on failure remove what was written.
+
+    Returns the std's path, or None.
+    """
+    spath = None if std is None else check_std_output(out, as_dicom)
+    written: list[Path] = []
+    try:
+        for vol, path, what in ((std, spath, " std"), (mean, out, "")):
+            if vol is None:
+                continue
+            write(vol, path, what)
+            written.append(path)
+    except BaseException:
+        for path in written:  # no half of a result
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+    return spath
