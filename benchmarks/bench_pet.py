@@ -1,6 +1,6 @@
 """Low-count PET on real FDG slices: OSEM + Gaussian and MAP-EM (RDP) at the literature's dose fractions.
 
-Run:  python benchmarks/bench_pet.py            (tunes FWHM and β on training slices, then the table)
+Run:  python benchmarks/bench_pet.py [--retune]  (tunes FWHM and β on training slices once, then the table)
       python benchmarks/bench_pet.py --prior priors/pet_ct_guided [--tune-diffusion]
                                           (adds diffusion rows, unguided and CT-guided, to the table)
 Writes benchmarks/results/pet_baselines.md and pet_tuning.json (or pet_diffusion.md with --prior).
@@ -83,7 +83,8 @@ def metrics(rec: np.ndarray, truth: np.ndarray, ref: np.ndarray | None = None) -
         "warm_bias": float(rec[warm].mean() / truth[warm].mean() - 1),
     }
     if ref is not None:
-        m["PSNR_full"] = 10 * np.log10(rng**2 / float(np.mean((rec - ref) ** 2)))
+        d = float(np.mean((rec - ref) ** 2))
+        m["PSNR_full"] = 10 * np.log10(rng**2 / d) if d > 0 else float("inf")  # inf: the reference itself
         m["SSIM_full"] = ssim(ref[None], rec[None], maxval=rng)
     return m
 
@@ -120,12 +121,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prior", default=None, help="a PET prior: add diffusion rows (unguided, CT-guided) instead of tuning baselines")
     ap.add_argument("--tune-diffusion", action="store_true", help="score DIFFUSION_GRID at 1/10 dose on the tuning slices and stop")
+    ap.add_argument("--retune", action="store_true", help="choose FWHM and β again (else pet_tuning.json's)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a PETDiffusionConfig setting")
     args = ap.parse_args()
     torch.manual_seed(0)
     train, test = load(TUNE), load(HELD_OUT)
     levels = [("full", 1.0)] + [(f"1/{round(1 / f)}", f) for f in DOSE_FRACTIONS]
-    if args.prior is None:
+    if args.retune or not (RESULTS / "pet_tuning.json").exists():
         tuning = {}
         for name, frac in levels:
             tuning[name] = tune(train, FULL_COUNTS * frac)

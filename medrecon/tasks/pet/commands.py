@@ -86,8 +86,16 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
         help="passes over the data (default " + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + ")",
     )
     p.add_argument("--subsets", type=int, default=None, help="ordered subsets of views (default 8)")
-    p.add_argument("--fwhm", type=float, action=FiniteFloat, default=None, help="OSEM post-filter FWHM in mm (default 4)")
-    p.add_argument("--beta", type=float, action=FiniteFloat, default=None, help="MAP-EM RDP weight, relative to the mean sensitivity")
+    p.add_argument(
+        "--fwhm", type=float, action=FiniteFloat, default=None, help="OSEM post-filter FWHM in mm (default: best for the counts)"
+    )
+    p.add_argument(
+        "--beta",
+        type=float,
+        action=FiniteFloat,
+        default=None,
+        help="MAP-EM RDP weight, relative to the mean sensitivity (default: best for the counts)",
+    )
     p.add_argument(
         "--out",
         required=True,
@@ -149,11 +157,12 @@ def _classical(args: argparse.Namespace, sf, method: str, device: str):
     import torch
 
     from ...physics.pet import EmissionOperator
-    from .config import PETReconConfig
+    from .config import PETReconConfig, recommended_classical
     from .em import gaussian_postfilter, map_em_rdp, osem
 
     flags = {"method": method, "iterations": args.iters, "subsets": args.subsets, "fwhm_mm": args.fwhm, "beta": args.beta}
-    cfg = settings_from(PETReconConfig, args, "recon", flags, flag_names=RECON_OPTIONS)
+    prompts = float(sf.sino.sum()) / sf.sino.shape[0]
+    cfg = settings_from(PETReconConfig, args, "recon", flags, recommended_classical(prompts), flag_names=RECON_OPTIONS)
     if cfg.subsets > sf.geometry.n_views:
         raise ArgumentError(f"--subsets: expected at most the sinogram's {sf.geometry.n_views} views, got {cfg.subsets}")
     op = EmissionOperator(sf.geometry, torch.from_numpy(sf.arrays["multiplicative"])).to(device)

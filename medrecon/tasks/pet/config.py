@@ -12,6 +12,7 @@ why). The post-filter FWHM and the RDP weight per count level are measured on tr
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -26,6 +27,16 @@ FULL_COUNTS = 5e6
 DOSE_FRACTIONS = (1 / 4, 1 / 10, 1 / 20, 1 / 50)
 PET_METHODS = ("osem", "mapem", "diffusion")
 DEFAULT_ITERS = {"osem": 4, "mapem": 20}  # passes over the data at 8 subsets (docs/results/pet.md)
+# best OSEM post-filter FWHM (mm) and MAP-EM β per prompts per slice, min NRMSE on 4 training slices
+# (benchmarks/bench_pet.py → benchmarks/results/pet_tuning.json; 2 mm pixels, 180 views, 30 % background)
+TUNED_BY_COUNTS = {5e6: (4.0, 0.01), 1.25e6: (4.0, 0.03), 5e5: (6.0, 0.03), 2.5e5: (8.0, 0.03), 1e5: (10.0, 0.1)}
+
+
+def recommended_classical(prompts_per_slice: float) -> dict:
+    """``fwhm_mm`` and ``beta`` measured best at the count level nearest (in log) to the data's."""
+    level = min(TUNED_BY_COUNTS, key=lambda c: abs(math.log(c) - math.log(max(prompts_per_slice, 1.0))))
+    fwhm, beta = TUNED_BY_COUNTS[level]
+    return {"fwhm_mm": fwhm, "beta": beta}
 
 
 class PETScanSpec(Settings):
@@ -59,8 +70,10 @@ class PETReconConfig(Settings):
         method: ``osem`` (with a Gaussian post-filter) or ``mapem`` (RDP, one-step-late).
         iterations / subsets: passes over the data (None: :data:`DEFAULT_ITERS` of the method) and
             view subsets per pass.
-        fwhm_mm: OSEM's post-filter (0 = none).
-        beta: MAP-EM's RDP weight, relative to the mean sensitivity (see :func:`~medrecon.tasks.pet.em.map_em_rdp`).
+        fwhm_mm: OSEM's post-filter (0 = none); the command's default is :func:`recommended_classical`
+            for the sinogram's counts.
+        beta: MAP-EM's RDP weight, relative to the mean sensitivity (see
+            :func:`~medrecon.tasks.pet.em.map_em_rdp`); default as ``fwhm_mm``.
         gamma: RDP's edge-preservation parameter.
     """
 
