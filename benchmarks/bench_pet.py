@@ -182,11 +182,15 @@ def main() -> None:
             kind = method if method in ("osem", "mapem") else "diffusion"
             recs = [recon(kind, op, sc, p, im.pixel_mm, im.guide_hu) for (op, sc), im in zip(data, test)]
             dt = (time.perf_counter() - t0) / len(test)
-            ms = [metrics(rc, sc["scaled_activity"][0], rf) for rc, (_, sc), rf in zip(recs, data, refs)]
+            # the full-count reference on this scan's scale (each scan has its own calibration)
+            ms = [
+                metrics(rc, sc["scaled_activity"][0], rf * fsc["calibration"][0] / sc["calibration"][0])
+                for rc, (_, sc), rf, (_, fsc) in zip(recs, data, refs, full)
+            ]
             avg = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
             lines.append(
                 f"| {name} | {label.format(p=p) if kind != 'diffusion' else label} | {avg['PSNR']:.2f} | {avg['SSIM']:.3f} | {avg['NRMSE']:.3f} | "
-                f"{avg['PSNR_full']:.2f} | {avg['SSIM_full']:.3f} | {100 * avg['hot_bias']:+.1f} | {100 * avg['warm_bias']:+.1f} | {dt:.1f} |"
+                f"{'–' if name == 'full' and method == 'osem' else format(avg['PSNR_full'], '.2f')} | {avg['SSIM_full']:.3f} | {100 * avg['hot_bias']:+.1f} | {100 * avg['warm_bias']:+.1f} | {dt:.1f} |"
             )
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"

@@ -102,3 +102,24 @@ def test_guided_pet_prior_end_to_end(tmp_path, capsys):
     assert main(["reconstruct", "pet", str(sino), "--prior", "ct", "--out", str(tmp_path / "z.nii.gz"), "--quiet"]) == 2
     assert "expected a PET prior" in capsys.readouterr().err
     assert not any((tmp_path / f).exists() for f in ("x.nii.gz", "y.nii.gz", "z.nii.gz"))
+    # image-domain denoising (PET-DDPM's setting): a low-count image in Bq/ml with its CT
+    from medrecon.datasets.image_io import write_nifti
+    from medrecon.datasets.pet_dicom import read_pet, write_pet_nifti
+
+    pairs = np.load(data)
+    noisy = np.random.default_rng(0).poisson(pairs["pet_nac"][:2] * 50).astype(np.float32) * 100.0
+    aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    write_pet_nifti(noisy, aff, tmp_path / "low.nii.gz", unit="BQML")
+    write_nifti(np.stack([np.where(pairs["pet_nac"][0] > 0, 30.0, -1000.0)] * 2).astype(np.float32), tmp_path / "g.nii.gz", affine=aff)
+    den = ["denoise", "pet", str(tmp_path / "low.nii.gz"), "--prior", str(tmp_path / "prior"), "--steps", "2", "--quiet"]
+    assert main([*den, "--guide", str(tmp_path / "g.nii.gz"), "--samples", "2", "--out", str(tmp_path / "den.nii.gz")]) == 0
+    out = read_pet(tmp_path / "den.nii.gz", "as-stored")
+    assert out.unit == "BQML" and out.values.shape == (2, 32, 32) and np.all(np.isfinite(out.values))
+    assert (tmp_path / "den_std.nii.gz").exists()
+    # λ = 0: the proximal step returns the measured image itself, in its unit (the scale chain)
+    assert main([*den, "--set", "dc_lam=0", "--out", str(tmp_path / "den2.nii.gz")]) == 0  # no guide: unguided
+    np.testing.assert_allclose(read_pet(tmp_path / "den2.nii.gz", "as-stored").values, noisy, rtol=1e-4, atol=1e-2)
+    write_nifti(np.full((2, 32, 32), -1000.0, np.float32), tmp_path / "blank.nii.gz", affine=aff)
+    capsys.readouterr()
+    assert main([*den, "--guide", str(tmp_path / "blank.nii.gz"), "--out", str(tmp_path / "den3.nii.gz")]) == 2
+    assert "blank CT" in capsys.readouterr().err and not (tmp_path / "den3.nii.gz").exists()

@@ -141,7 +141,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         activity, std, label = _diffusion(args, sf, device)
     else:
         activity, label = _classical(args, sf, method, device)
-    _write(sf, activity, std, out, as_dicom, unit, f"medrecon {label}")
+    _write(sf.affine, str(sf.attrs.get("source", "")), sf.slices, activity, std, out, as_dicom, unit, f"medrecon {label}")
     return 0
 
 
@@ -194,29 +194,29 @@ def _diffusion(args: argparse.Namespace, sf, device: str):
     return activity, (std if cfg.samples > 1 else None), label
 
 
-def _write(sf, activity, std, out: Path, as_dicom: bool, unit: str, description: str) -> None:
-    """Mean (and std) as a derived PET DICOM series referencing a DICOM source, or as NIfTI."""
+def _write(affine, source: str, slices: list[int], activity, std, out: Path, as_dicom: bool, unit: str, description: str) -> None:
+    """Mean (and std) as a derived PET DICOM series referencing a DICOM ``source`` (its ``slices``), or as NIfTI."""
     from ...datasets.image_io import write_nifti
     from ...datasets.pet_dicom import PETVolume, read_pet, write_pet_dicom_series, write_pet_nifti
     from ..outputs import write_mean_and_std
 
     reference = None
-    src = Path(str(sf.attrs.get("source", "")))
-    if as_dicom and src.is_dir():
+    src = Path(source)
+    if as_dicom and source and src.is_dir():
         try:
             full = read_pet(src, "as-stored")
-            headers = [full.headers[i] for i in sf.slices]
-            reference = PETVolume(full.values[sf.slices], sf.affine, full.unit, full.suv_factor, str(src), headers)
+            headers = [full.headers[i] for i in slices]
+            reference = PETVolume(full.values[slices], affine, full.unit, full.suv_factor, str(src), headers)
         except InputFileError:
             reference = None  # source moved or changed: write without references
 
     def write(vol, path: Path, what: str) -> None:
         if as_dicom:
-            write_pet_dicom_series(vol, sf.affine, path, reference=reference, unit=unit, description=description + what)
+            write_pet_dicom_series(vol, affine, path, reference=reference, unit=unit, description=description + what)
         elif unit in ("BQML", "SUVbw"):
-            write_pet_nifti(vol, sf.affine, path, unit=unit)
+            write_pet_nifti(vol, affine, path, unit=unit)
         else:
-            write_nifti(vol, path, affine=sf.affine, description=f"medrecon PET unit={unit}")
+            write_nifti(vol, path, affine=affine, description=f"medrecon PET unit={unit}")
 
     spath = write_mean_and_std(activity, std, out, as_dicom, write)
     if spath is not None:
@@ -224,7 +224,69 @@ def _write(sf, activity, std, out: Path, as_dicom: bool, unit: str, description:
     print(f"wrote {out} {activity.shape} in {unit} ({description})")
 
 
+def _add_denoise(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="low-count PET image: DICOM series folder / file or NIfTI")
+    p.add_argument("--prior", required=True, help="PET diffusion prior folder")
+    p.add_argument("--guide", default=None, help="the co-registered CT (DICOM series or NIfTI, HU), resampled onto the PET grid")
+    p.add_argument("--unit", default="as-stored", choices=("as-stored", "BQML", "SUVbw"), help="activity unit (DICOM: converted)")
+    p.add_argument("--slices", default=None, help="contiguous slice range, e.g. '10-20'")
+    p.add_argument("--steps", type=int, default=None, help="network evaluations per sample")
+    p.add_argument("--samples", type=int, default=None, help="posterior samples (> 1 also writes the std)")
+    p.add_argument("--start", type=float, action=FiniteFloat, default=None, help="noise level the low-count image is diffused to")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, help="output .nii / .nii.gz, or a folder (PET DICOM series)")
+    add_common_options(p, "denoise")
+
+
+def _denoise(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ...datasets.pet_dicom import read_pet
+    from ...datasets.pet_images import read_pet_with_ct
+    from ...diffusion.training import load_prior
+    from ...runtime import parse_slices, resolve_prior, select_device
+    from ..outputs import check_volume_output
+    from .config import PETDenoiseConfig
+    from .diffusion import check_prior_for_pet, denoise_slices
+
+    cfg = settings_from(PETDenoiseConfig, args, "denoise", {k: getattr(args, k) for k in ("steps", "samples", "start", "seed")})
+    if args.guide is None and cfg.guide == "ct":
+        cfg = cfg.model_copy(update={"guide": "none"})
+    out, as_dicom = check_volume_output(Path(args.out), [("the input", args.input), ("--guide", args.guide)])
+    device = select_device(args.device)
+    denoiser = load_prior(resolve_prior(args.prior), device=device)
+    slices = parse_slices(args.slices)
+    if args.guide is not None:
+        images = read_pet_with_ct(args.input, args.guide, slices, args.unit)
+        values, affine, unit, idx, guide = images.activity, images.affine, images.unit, images.slices, images.guide_hu
+    else:
+        vol = read_pet(args.input, args.unit)
+        idx = list(range(vol.values.shape[0])) if slices is None else slices
+        if any(not 0 <= i < vol.values.shape[0] for i in idx):
+            raise ArgumentError(f"--slices: expected indices in 0..{vol.values.shape[0] - 1}, got {args.slices}")
+        values, affine, unit, guide = vol.values[idx], vol.affine.copy(), vol.unit, None
+        affine[:3, 3] += affine[:3, 2] * idx[0]
+    pixel = float(np.linalg.norm(affine[:3, 0]))
+    check_prior_for_pet(denoiser, pixel, cfg, guide is not None, args.input)
+    if float(values.reshape(len(values), -1).mean(axis=1).min()) <= 0:
+        raise InputFileError(args.input, "image", "activity in every slice", "a slice without activity")
+    g = torch.Generator().manual_seed(cfg.seed)
+    means, stds = [], []
+    for a in range(0, len(values), 8):  # batches of 8 slices
+        x = torch.from_numpy(values[a : a + 8]).to(device)
+        gd = None if guide is None else torch.from_numpy(guide[a : a + 8]).to(device)
+        m, s = denoise_slices(x, gd, denoiser, cfg, g)
+        means.append(m.cpu().numpy())
+        stds.append(s.cpu().numpy())
+    std = np.concatenate(stds) if cfg.samples > 1 else None
+    label = f"medrecon diffusion denoising ({cfg.samples} x {cfg.steps} steps from {cfg.start:g}, guide {cfg.guide})"
+    _write(affine, args.input, idx, np.concatenate(means), std, out, as_dicom, unit, label)
+    return 0
+
+
 register(TaskCommand("simulate", "pet", "simulate a 2-D PET emission scan from activity images and their CT", _add_simulate, _simulate))
+register(TaskCommand("denoise", "pet", "denoise low-count PET images with a (CT-guided) diffusion prior", _add_denoise, _denoise))
 register(
     TaskCommand("reconstruct", "pet", "PET from a sinogram file written by 'simulate pet' (OSEM, MAP-EM)", _add_reconstruct, _reconstruct)
 )

@@ -117,3 +117,30 @@ class PETDiffusionConfig(PosteriorSettings):
         if self.dc not in ("likelihood", "none"):
             raise ValueError(f"dc {self.dc!r}: PET uses the Poisson likelihood step ('likelihood') or none")
         return self
+
+
+class PETDenoiseConfig(PosteriorSettings):
+    """Settings of image-domain PET denoising with a diffusion prior (YAML section ``denoise``).
+
+    PET-DDPM's setting (Gong et al. 2023), for users without sinograms: the low-count image is the
+    warm start (diffused to ``start``) and the measurement, with a Gaussian proximal step on every
+    x̂₀, ``x = (y + λ x̂₀) / (1 + λ)`` (``dc_lam`` = λ: the prior's weight against the noisy image;
+    proximal CG on the identity operator solves it in one iteration).
+
+    Attributes:
+        guide: ``ct`` (the CT given with ``--guide``) or ``none`` (the unguided variant).
+    """
+
+    sampler: Literal["dds", "ddim", "ddpm", "ve_pc"] = "ddim"
+    dc: Literal["cg", "grad", "hard", "none", "likelihood"] = "cg"
+    dc_iters: int = Field(1, ge=1)
+    dc_lam: float = Field(3.0, ge=0, allow_inf_nan=False)
+    steps: int = Field(20, ge=1)
+    start: float = Field(0.3, gt=0, lt=1)
+    guide: Literal["ct", "none"] = "ct"
+
+    @model_validator(mode="after")
+    def _proximal(self) -> PETDenoiseConfig:
+        if self.dc not in ("cg", "none"):
+            raise ValueError(f"dc {self.dc!r}: image-domain denoising uses the proximal step ('cg') or none")
+        return self

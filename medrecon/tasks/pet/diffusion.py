@@ -13,8 +13,8 @@ PET priors see ``x = activity / (20 × the slice's mean activity)``
 4. :func:`~medrecon.diffusion.posterior.sample_posterior` → mean and std, back on the count scale,
    then to the source's unit by the sinogram's calibration.
 
-The image-domain mode (``medrecon denoise pet``, PET-DDPM's setting) uses the same prior and guide
-without a sinogram.
+The image-domain mode (``medrecon denoise pet``, PET-DDPM's setting, :func:`denoise_slices`) uses
+the same prior and guide without a sinogram.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from ...diffusion.consistency import PoissonProximalEM
 from ...diffusion.denoiser import Denoiser
 from ...diffusion.posterior import make_sampler, repeat_items, sample_posterior
 from ...errors import ArgumentError
-from ...physics.linop import RepeatItems
+from ...physics.linop import Identity, RepeatItems
 from ...physics.pet import EmissionOperator
-from .config import PETDiffusionConfig
+from .config import PETDenoiseConfig, PETDiffusionConfig
 from .em import gaussian_postfilter, osem
 
 PIXEL_TOLERANCE = 0.05
@@ -44,7 +44,9 @@ def guided(denoiser: Denoiser) -> bool:
     return int(getattr(denoiser, "info", {}).get("prior", {}).get("cond_channels", 0)) > 0
 
 
-def check_prior_for_pet(denoiser: Denoiser, pixel_mm: float, cfg: PETDiffusionConfig, has_guide: bool, source: str) -> None:
+def check_prior_for_pet(
+    denoiser: Denoiser, pixel_mm: float, cfg: PETDiffusionConfig | PETDenoiseConfig, has_guide: bool, source: str
+) -> None:
     """Fail before any expensive work when the prior does not fit the data or the settings.
 
     Raises:
@@ -111,6 +113,31 @@ def reconstruct_slices(
     )
     c = scale[:, None, None]
     return post.mean.clamp(min=0) * c, post.std * c
+
+
+def denoise_slices(
+    noisy: torch.Tensor,
+    guide_hu: torch.Tensor | None,
+    denoiser: Denoiser,
+    cfg: PETDenoiseConfig,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image-domain denoising of ``(S, H, W)`` low-count PET images (any unit): mean and std, same unit.
+
+    The images set the scale (``20 × mean``, as in training), the warm start and the measurement of
+    the Gaussian proximal step (:class:`~medrecon.tasks.pet.config.PETDenoiseConfig`).
+    """
+    scale = (PET_MEAN_SCALE * noisy.mean(dim=(-2, -1))).clamp(min=1e-12)[:, None, None]
+    y = noisy / scale
+    cond = None
+    if guided(denoiser):
+        cond = torch.zeros((noisy.shape[0], 1, *noisy.shape[1:]), device=noisy.device)
+        if cfg.guide == "ct" and guide_hu is not None:
+            cond = (guide_hu / 1000.0)[:, None].to(noisy.device)
+    post = sample_posterior(
+        denoiser, cfg, tuple(noisy.shape), generator, operator=Identity(), y=y, cond=cond, x_start=y, device=noisy.device
+    )
+    return post.mean.clamp(min=0) * scale, post.std * scale
 
 
 def reconstruct_sinogram_diffusion(
