@@ -33,8 +33,8 @@ from medrecon.datasets.pet_images import read_pet_ct_npz
 from medrecon.diffusion.training import load_prior
 from medrecon.evaluation.metrics import ssim
 from medrecon.physics.pet import EmissionOperator
-from medrecon.tasks.pet.config import DOSE_FRACTIONS, FULL_COUNTS, PETDiffusionConfig, PETScanSpec
-from medrecon.tasks.pet.diffusion import reconstruct_slices
+from medrecon.tasks.pet.config import DOSE_FRACTIONS, FULL_COUNTS, PETDenoiseConfig, PETDiffusionConfig, PETScanSpec
+from medrecon.tasks.pet.diffusion import denoise_slices, reconstruct_slices
 from medrecon.tasks.pet.em import gaussian_postfilter, map_em_rdp, osem
 from medrecon.tasks.pet.simulate import emission_scan
 
@@ -89,6 +89,7 @@ def metrics(rec: np.ndarray, truth: np.ndarray, ref: np.ndarray | None = None) -
     return m
 
 
+DENOISE_GRID = [{"dc_lam": 1.0}, {"dc_lam": 3.0}, {"dc_lam": 10.0}, {"dc_lam": 3.0, "start": 0.5}]
 DIFFUSION_GRID = [{"dc_lam": 0.3}, {"dc_lam": 1.0}, {"dc_lam": 3.0}, {"dc_lam": 1.0, "start": 0.6}, {"dc_lam": 1.0, "steps": 40}]
 
 
@@ -98,6 +99,11 @@ def recon(method: str, op, sc, param, pixel_mm: float, guide=None) -> np.ndarray
         denoiser, cfg = param
         g = torch.from_numpy(guide) if guide is not None else None
         mean, _ = reconstruct_slices(op, y, r, g, denoiser, cfg, torch.Generator().manual_seed(cfg.seed))
+        return mean[0].numpy()
+    if method == "denoise":  # image domain: the unfiltered OSEM image denoised (param: denoiser, PETDenoiseConfig)
+        denoiser, cfg = param
+        low = osem(op, y, r, OSEM_ITERS, SUBSETS)
+        mean, _ = denoise_slices(low, torch.from_numpy(guide), denoiser, cfg, torch.Generator().manual_seed(cfg.seed))
         return mean[0].numpy()
     if method == "osem":
         return gaussian_postfilter(osem(op, y, r, OSEM_ITERS, SUBSETS), param, pixel_mm)[0].numpy()
@@ -123,6 +129,7 @@ def main() -> None:
     ap.add_argument("--tune-diffusion", action="store_true", help="score DIFFUSION_GRID at 1/10 dose on the tuning slices and stop")
     ap.add_argument("--retune", action="store_true", help="choose FWHM and β again (else pet_tuning.json's)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a PETDiffusionConfig setting")
+    ap.add_argument("--set-denoise", action="append", default=[], metavar="KEY=VALUE", help="a PETDenoiseConfig setting")
     args = ap.parse_args()
     torch.manual_seed(0)
     train, test = load(TUNE), load(HELD_OUT)
@@ -135,6 +142,7 @@ def main() -> None:
         (RESULTS / "pet_tuning.json").write_text(json.dumps(tuning, indent=1) + "\n")
     tuning = json.loads((RESULTS / "pet_tuning.json").read_text())
     base = {k: json.loads(v) if v[:1] in "0123456789-[{" else v for k, v in (s.split("=", 1) for s in args.set)}
+    denoise_base = {k: json.loads(v) if v[:1] in "0123456789-[{" else v for k, v in (s.split("=", 1) for s in args.set_denoise)}
     denoiser = None if args.prior is None else load_prior(args.prior)
     if args.tune_diffusion:
         data = scans(train, FULL_COUNTS / 10, seed=100)
@@ -148,6 +156,17 @@ def main() -> None:
             avg = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
             print(
                 f"{setting}: NRMSE {avg['NRMSE']:.4f} PSNR {avg['PSNR']:.2f} SSIM {avg['SSIM']:.3f} hot {100 * avg['hot_bias']:+.1f} % | {(time.perf_counter() - t0) / len(train):.1f} s",
+                flush=True,
+            )
+        for setting in DENOISE_GRID:
+            cfg = PETDenoiseConfig(**{**denoise_base, **setting})
+            ms = [
+                metrics(recon("denoise", op, sc, (denoiser, cfg), im.pixel_mm, im.guide_hu), sc["scaled_activity"][0])
+                for (op, sc), im in zip(data, train)
+            ]
+            avg = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
+            print(
+                f"image domain {setting}: NRMSE {avg['NRMSE']:.4f} PSNR {avg['PSNR']:.2f} SSIM {avg['SSIM']:.3f} hot {100 * avg['hot_bias']:+.1f} %",
                 flush=True,
             )
         return
@@ -171,15 +190,21 @@ def main() -> None:
     ]
     methods = [("osem", "OSEM + Gaussian {p:g} mm"), ("mapem", "MAP-EM RDP β {p:g}")]
     if denoiser is not None:
-        methods += [("unguided", "diffusion, unguided"), ("guided", "diffusion, CT-guided")]
+        methods += [
+            ("unguided", "diffusion, unguided"),
+            ("guided", "diffusion, CT-guided"),
+            ("denoise", "diffusion, image domain (OSEM in), CT-guided"),
+        ]
     for name, frac in levels:
         data = full if frac == 1.0 else scans(test, FULL_COUNTS * frac, seed=0)
         for method, label in methods:
             p = tuning[name].get(method)
             if method in ("unguided", "guided"):
                 p = (denoiser, PETDiffusionConfig(**{**base, "guide": "ct" if method == "guided" else "none"}))
+            if method == "denoise":
+                p = (denoiser, PETDenoiseConfig(**denoise_base))
             t0 = time.perf_counter()
-            kind = method if method in ("osem", "mapem") else "diffusion"
+            kind = method if method in ("osem", "mapem", "denoise") else "diffusion"
             recs = [recon(kind, op, sc, p, im.pixel_mm, im.guide_hu) for (op, sc), im in zip(data, test)]
             dt = (time.perf_counter() - t0) / len(test)
             # the full-count reference on this scan's scale (each scan has its own calibration)
@@ -189,7 +214,7 @@ def main() -> None:
             ]
             avg = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
             lines.append(
-                f"| {name} | {label.format(p=p) if kind != 'diffusion' else label} | {avg['PSNR']:.2f} | {avg['SSIM']:.3f} | {avg['NRMSE']:.3f} | "
+                f"| {name} | {label.format(p=p) if kind in ('osem', 'mapem') else label} | {avg['PSNR']:.2f} | {avg['SSIM']:.3f} | {avg['NRMSE']:.3f} | "
                 f"{'–' if name == 'full' and method == 'osem' else format(avg['PSNR_full'], '.2f')} | {avg['SSIM_full']:.3f} | {100 * avg['hot_bias']:+.1f} | {100 * avg['warm_bias']:+.1f} | {dt:.1f} |"
             )
             print(lines[-1], flush=True)
