@@ -92,10 +92,20 @@ class KSpaceSource:
 
 
 def check_mask_shape(path: Path, mask: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Normalise a stored mask to ``(1, W)`` or ``(H, W)`` float32, or raise naming the mismatch."""
+    """Normalise a stored mask to ``(1, W)`` or ``(H, W)`` float32, or raise naming the mismatch.
+
+    A mask must also be finite, within [0, 1] and sample something (an all-zero mask leaves
+    nothing to reconstruct from).
+    """
     m = np.asarray(mask)
     if m.ndim == 1 and m.shape[0] == w:
-        return m.astype(np.float32)[None]
-    if m.ndim == 2 and m.shape in ((h, w), (1, w)):
-        return m.astype(np.float32)
-    raise InputFileError(path, "mask", f"shape ({w},) or ({h}, {w}) matching the k-space", f"shape {m.shape}")
+        m = m.astype(np.float32)[None]
+    elif m.ndim == 2 and m.shape in ((h, w), (1, w)):
+        m = m.astype(np.float32)
+    else:
+        raise InputFileError(path, "mask", f"shape ({w},) or ({h}, {w}) matching the k-space", f"shape {m.shape}")
+    if not np.all(np.isfinite(m)) or float(m.min()) < 0 or float(m.max()) > 1:
+        raise InputFileError(path, "mask", "finite values in [0, 1]", "NaN, Inf or values outside [0, 1]")
+    if not np.any(m):
+        raise InputFileError(path, "mask", "at least one sampled location", "an all-zero mask")
+    return m

@@ -2,8 +2,9 @@
 
 Shared by the tasks that write image volumes (CT, PET): the output is checked before any work
 (a ``.nii`` / ``.nii.gz`` file, or a new or empty folder for a DICOM series; never one of the
-inputs), the std of a diffusion reconstruction goes to ``NAME_std.nii.gz`` or ``FOLDER_std/``, and
-when writing the second of the two fails, the first is removed.
+inputs), the std of a diffusion reconstruction goes to ``NAME_std.nii.gz`` or ``FOLDER_std/``, a
+non-finite or all-zero result is refused instead of written, and when writing the second of the
+two fails, the first is removed.
 """
 
 from __future__ import annotations
@@ -57,13 +58,34 @@ def check_std_output(out: Path, as_dicom: bool) -> Path:
     return path
 
 
+def check_result(volume, source: str | Path, what: str = "reconstruction") -> None:
+    """Refuse to write a result with NaN / Inf voxels, or one that is all zero (exit 2, nothing written).
+
+    Both come from inputs that cannot be reconstructed (an all-zero or NaN mask, data the method
+    cannot use), and a file of them would pass silently down an unattended pipeline.
+    """
+    arr = np.asarray(volume)
+    bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise InputFileError(source, what, "finite values", f"NaN or Inf in {bad} of {arr.size} voxels; nothing written")
+    if not np.any(arr):
+        raise InputFileError(source, what, "a result that is not all zero", "all zero (no usable measurements?); nothing written")
+
+
 def write_mean_and_std(
-    mean: np.ndarray, std: np.ndarray | None, out: Path, as_dicom: bool, write: Callable[[np.ndarray, Path, str], None]
+    mean: np.ndarray,
+    std: np.ndarray | None,
+    out: Path,
+    as_dicom: bool,
+    write: Callable[[np.ndarray, Path, str], None],
+    source: str | Path,
 ) -> Path | None:
     """``write(volume, path, what)`` the std (if any) and then the mean; on failure remove what was written.
 
+    The mean is checked first (:func:`check_result`; ``source`` names the input in the error).
     Returns the std's path, or None.
     """
+    check_result(mean, source)
     spath = None if std is None else check_std_output(out, as_dicom)
     written: list[Path] = []
     try:

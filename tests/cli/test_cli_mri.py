@@ -203,3 +203,30 @@ def test_every_float_option_refuses_nan_and_inf(tmp_path, fully, capsys):
         "--device: expected 'cpu', 'cuda' or 'cuda:N'",
         tmp_path,
     )
+
+
+def test_all_zero_or_nan_results_are_refused_not_written(tmp_path, fully, capsys):
+    """A zero mask gives an all-zero SENSE volume and a NaN mask a NaN one: exit 2, nothing written."""
+    import shutil
+
+    for name, fill in (("zero", 0.0), ("nan", np.nan)):
+        bad = tmp_path / f"{name}.h5"
+        shutil.copy(fully, bad)
+        with h5py.File(bad, "r+") as f:
+            f["kspace"][...] = f["kspace"][()] * (0.0 if fill == 0.0 else 1.0)
+            f.create_dataset("mask", data=np.full(64, fill, dtype=np.float32))
+        out = tmp_path / f"{name}.nii.gz"
+        code = main(["reconstruct", "mri", str(bad), "--method", "sense", "--quiet", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and not out.exists(), err
+        assert len(err.strip().splitlines()) == 1 and ("all zero" in err or "NaN" in err or "mask" in err), err
+
+
+def test_check_result_refuses_non_finite_and_all_zero():
+    from medrecon.errors import InputFileError
+    from medrecon.tasks.outputs import check_result
+
+    check_result(np.ones((2, 3, 3)), "in.h5")
+    for bad, words in ((np.zeros((2, 3, 3)), "all zero"), (np.full((2, 3, 3), np.nan), "NaN or Inf in 18 of 18")):
+        with pytest.raises(InputFileError, match=words):
+            check_result(bad, "in.h5")

@@ -180,7 +180,7 @@ def _write(sf, hu, out: Path, as_dicom: bool, description: str, std=None) -> Non
         else:
             write_ct_nifti(CTVolume(vol, sf.affine, str(sf.path)), path)
 
-    spath = write_mean_and_std(hu, std, out, as_dicom, write)
+    spath = write_mean_and_std(hu, std, out, as_dicom, write, sf.path)
     if spath is not None:
         print(f"wrote {spath} (per-pixel std in HU over the samples)")
     print(f"wrote {out} {tuple(hu.shape)} HU ({description})")

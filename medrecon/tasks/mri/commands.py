@@ -9,6 +9,7 @@ from pathlib import Path
 from ...errors import ArgumentError, InputFileError
 from ...physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D
 from ..options import FiniteFloat, add_common_options, settings_from
+from ..outputs import check_result
 from ..registry import TaskCommand, register
 from .config import DEFAULT_LAM, METHODS
 
@@ -145,6 +146,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     with tqdm(total=n, desc=f"{config.method} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
         vol = reconstruct_volume(src, config, slices, device=device, progress=lambda done, total: bar.update(1))
     attrs = {"method": config.method, "source": str(src.path), "slices": json.dumps(slices if slices is not None else list(range(n)))}
+    check_result(vol, args.input)
     write_volume(vol, out, src.geometry.voxel_size_mm, attrs)
     print(f"wrote {out} {tuple(vol.shape)}")
     return 0
@@ -197,6 +199,7 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
         "recommended_for_acceleration": -1.0 if accel is None else float(accel),
         "prior_training_steps": int(getattr(denoiser, "info", {}).get("training_steps", -1)),
     }
+    check_result(mean, args.input)
     name = out.name.lower()
     if name.endswith((".h5", ".hdf5")):
         write_recon_h5(mean, out, std=std if cfg.samples > 1 else None, attrs=attrs)

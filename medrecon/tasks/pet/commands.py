@@ -218,7 +218,7 @@ def _write(affine, source: str, slices: list[int], activity, std, out: Path, as_
         else:
             write_nifti(vol, path, affine=affine, description=f"medrecon PET unit={unit}")
 
-    spath = write_mean_and_std(activity, std, out, as_dicom, write)
+    spath = write_mean_and_std(activity, std, out, as_dicom, write, source or out)
     if spath is not None:
         print(f"wrote {spath} (per-pixel std over the samples, {unit})")
     print(f"wrote {out} {activity.shape} in {unit} ({description})")
