@@ -15,6 +15,7 @@ from medrecon.physics.ct import CTGeometry, CTProjector
 from medrecon.physics.gradient import FiniteDifference2D, SliceDifference
 from medrecon.physics.linop import Diagonal, Identity, LinearOperator, RepeatItems
 from medrecon.physics.mri.sense import FourierOperator, MaskOperator, SenseOperator
+from medrecon.physics.pet import EmissionOperator
 from medrecon.physics.testing import check_operator
 
 
@@ -36,6 +37,12 @@ def _ct():
     return CTProjector(CTGeometry.create("parallel", (16, 16), (1.0, 1.0), 12))
 
 
+def _emission():
+    geom = CTGeometry.create("parallel", (16, 16), (2.0, 2.0), 12)
+    m = torch.rand((2, *geom.sino_shape), generator=torch.Generator().manual_seed(1)) + 0.1
+    return EmissionOperator(geom, m)
+
+
 # class name -> (operator factory, input shape, dtype, tolerance or None)
 CASES = {
     "Identity": (lambda: Identity(), (2, 5, 4), torch.complex64, None),
@@ -54,6 +61,7 @@ CASES = {
         None,
     ),
     "CTProjector": (_ct, (2, 16, 16), torch.float32, 1e-4),
+    "EmissionOperator": (_emission, (2, 16, 16), torch.float32, 1e-4),
 }
 
 
