@@ -123,6 +123,11 @@ def tune(images, counts: float) -> dict:
     return best
 
 
+def _settings(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` options → settings (numbers, lists and objects as JSON, the rest as strings)."""
+    return {k: json.loads(v) if v[:1] in "0123456789-[{" else v for k, v in (p.split("=", 1) for p in pairs)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prior", default=None, help="a PET prior: add diffusion rows (unguided, CT-guided) instead of tuning baselines")
@@ -141,34 +146,29 @@ def main() -> None:
             print(name, tuning[name], flush=True)
         (RESULTS / "pet_tuning.json").write_text(json.dumps(tuning, indent=1) + "\n")
     tuning = json.loads((RESULTS / "pet_tuning.json").read_text())
-    base = {k: json.loads(v) if v[:1] in "0123456789-[{" else v for k, v in (s.split("=", 1) for s in args.set)}
-    denoise_base = {k: json.loads(v) if v[:1] in "0123456789-[{" else v for k, v in (s.split("=", 1) for s in args.set_denoise)}
+    base = _settings(args.set)
+    denoise_base = _settings(args.set_denoise)
     denoiser = None if args.prior is None else load_prior(args.prior)
     if args.tune_diffusion:
         data = scans(train, FULL_COUNTS / 10, seed=100)
-        for setting in DIFFUSION_GRID:
-            cfg = PETDiffusionConfig(**{**base, **setting})
-            t0 = time.perf_counter()
-            ms = [
-                metrics(recon("diffusion", op, sc, (denoiser, cfg), im.pixel_mm, im.guide_hu), sc["scaled_activity"][0])
-                for (op, sc), im in zip(data, train)
-            ]
-            avg = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
-            print(
-                f"{setting}: NRMSE {avg['NRMSE']:.4f} PSNR {avg['PSNR']:.2f} SSIM {avg['SSIM']:.3f} hot {100 * avg['hot_bias']:+.1f} % | {(time.perf_counter() - t0) / len(train):.1f} s",
-                flush=True,
-            )
-        for setting in DENOISE_GRID:
-            cfg = PETDenoiseConfig(**{**denoise_base, **setting})
-            ms = [
-                metrics(recon("denoise", op, sc, (denoiser, cfg), im.pixel_mm, im.guide_hu), sc["scaled_activity"][0])
-                for (op, sc), im in zip(data, train)
-            ]
-            avg = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
-            print(
-                f"image domain {setting}: NRMSE {avg['NRMSE']:.4f} PSNR {avg['PSNR']:.2f} SSIM {avg['SSIM']:.3f} hot {100 * avg['hot_bias']:+.1f} %",
-                flush=True,
-            )
+        grids = (
+            ("sinogram", "diffusion", PETDiffusionConfig, base, DIFFUSION_GRID),
+            ("image domain", "denoise", PETDenoiseConfig, denoise_base, DENOISE_GRID),
+        )
+        for mode, kind, cls, defaults, grid in grids:
+            for setting in grid:
+                cfg = cls(**{**defaults, **setting})
+                t0 = time.perf_counter()
+                ms = [
+                    metrics(recon(kind, op, sc, (denoiser, cfg), im.pixel_mm, im.guide_hu), sc["scaled_activity"][0])
+                    for (op, sc), im in zip(data, train)
+                ]
+                avg = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
+                print(
+                    f"{mode} {setting}: NRMSE {avg['NRMSE']:.4f} PSNR {avg['PSNR']:.2f} SSIM {avg['SSIM']:.3f} "
+                    f"hot {100 * avg['hot_bias']:+.1f} % | {(time.perf_counter() - t0) / len(train):.1f} s",
+                    flush=True,
+                )
         return
     full = scans(test, FULL_COUNTS, seed=0)
     refs = [recon("osem", op, sc, tuning["full"]["osem"], im.pixel_mm) for (op, sc), im in zip(full, test)]

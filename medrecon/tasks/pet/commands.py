@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ...errors import ArgumentError, InputFileError
@@ -145,13 +144,6 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibration(sf):
-    """Per-slice factors ``(S,)`` from reconstructed activity to the source's unit."""
-    import numpy as np
-
-    return np.asarray(json.loads(sf.attrs.get("calibration", "null")) or np.ones(sf.sino.shape[0]), dtype=np.float32)
-
-
 def _classical(args: argparse.Namespace, sf, method: str, device: str):
     """OSEM + Gaussian or MAP-EM (RDP): activity ``(S, H, W)`` in the source's unit, and a label."""
     import torch
@@ -159,6 +151,7 @@ def _classical(args: argparse.Namespace, sf, method: str, device: str):
     from ...physics.pet import EmissionOperator
     from .config import PETReconConfig, recommended_classical
     from .em import gaussian_postfilter, map_em_rdp, osem
+    from .simulate import calibration
 
     flags = {"method": method, "iterations": args.iters, "subsets": args.subsets, "fwhm_mm": args.fwhm, "beta": args.beta}
     prompts = float(sf.sino.sum()) / sf.sino.shape[0]
@@ -174,7 +167,7 @@ def _classical(args: argparse.Namespace, sf, method: str, device: str):
     else:
         x = map_em_rdp(op, y, r, cfg.beta, cfg.gamma, iters, cfg.subsets)
         label = f"MAP-EM (RDP beta {cfg.beta:g}, BSREM {iters} it x {cfg.subsets} subsets)"
-    return x.cpu().numpy() * _calibration(sf)[:, None, None], label
+    return x.cpu().numpy() * calibration(sf)[:, None, None], label
 
 
 def _diffusion(args: argparse.Namespace, sf, device: str):

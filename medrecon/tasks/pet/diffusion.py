@@ -19,7 +19,6 @@ the same prior and guide without a sinogram.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import numpy as np
@@ -35,6 +34,7 @@ from ...physics.linop import Identity, RepeatItems
 from ...physics.pet import EmissionOperator
 from .config import PETDenoiseConfig, PETDiffusionConfig
 from .em import gaussian_postfilter, osem
+from .simulate import calibration
 
 PIXEL_TOLERANCE = 0.05
 
@@ -145,7 +145,7 @@ def reconstruct_sinogram_diffusion(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every slice of a PET sinogram file, one at a time; activity mean and std in the source's unit."""
     check_prior_for_pet(denoiser, float(sf.geometry.voxel_size_mm[0]), cfg, "guide_hu" in sf.arrays, str(sf.path))
-    calibration = np.asarray(json.loads(sf.attrs.get("calibration", "null")) or np.ones(sf.sino.shape[0]), dtype=np.float32)
+    factors = calibration(sf)
     g = torch.Generator().manual_seed(cfg.seed)
     means, stds = [], []
     for k in range(sf.sino.shape[0]):
@@ -154,8 +154,8 @@ def reconstruct_sinogram_diffusion(
         y, r = (torch.from_numpy(a[[k]]).to(device) for a in (sf.sino, sf.arrays["background"]))
         guide = torch.from_numpy(sf.arrays["guide_hu"][[k]]).to(device) if "guide_hu" in sf.arrays else None
         mean, std = reconstruct_slices(op, y, r, guide, denoiser, cfg, g)
-        means.append(mean[0].cpu().numpy() * calibration[k])
-        stds.append(std[0].cpu().numpy() * calibration[k])
+        means.append(mean[0].cpu().numpy() * factors[k])
+        stds.append(std[0].cpu().numpy() * factors[k])
         if progress:
             progress(k + 1, sf.sino.shape[0])
     return np.stack(means), np.stack(stds)

@@ -52,6 +52,11 @@ def emission_scan(images: PETImages, spec: PETScanSpec, device: str = "cpu") -> 
     return {k: v.cpu().numpy().astype(np.float32) for k, v in out.items()}
 
 
+def calibration(sf) -> np.ndarray:
+    """Per-slice factors ``(S,)`` float32 from reconstructed activity to the source's unit (1 when not recorded)."""
+    return np.asarray(json.loads(sf.attrs.get("calibration", "null")) or np.ones(sf.sino.shape[0]), dtype=np.float32)
+
+
 def simulate_pet(images: PETImages, spec: PETScanSpec, out: str | Path, device: str = "cpu") -> Path:
     """Simulate and write a PET sinogram file (layout in :mod:`medrecon.datasets.sinogram_io`)."""
     scan = emission_scan(images, spec, device)
