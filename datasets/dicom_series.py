@@ -22,14 +22,13 @@ import copy
 import datetime
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import check_output_path
+from ..atomic import check_output_path, follow_umask, temporary_beside
 from ..errors import InputFileError
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -313,7 +312,7 @@ def write_derived_series(
     series_uid = generate_uid()
     ref0 = reference_headers[0] if len(reference_headers) else None
     now = datetime.datetime.now()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    tmp = temporary_beside(out, folder=True)
     try:
         for k in range(stored.shape[0]):
             meta = FileMetaDataset()
@@ -360,6 +359,7 @@ def write_derived_series(
                 slice_tags(ds, k)
             ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
             ds.save_as(tmp / f"{modality}{k + 1:05d}.dcm", enforce_file_format=True)
+        follow_umask(tmp)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

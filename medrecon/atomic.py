@@ -1,14 +1,21 @@
 """Write outputs atomically: to a temporary name in the target folder, renamed on success.
 
-A failed run (exception, Ctrl-C) therefore never leaves a partial output file behind. Before any
-work, every command also checks that its outputs are none of its inputs
-(:func:`check_not_an_input`): an atomic rename over an input would silently replace it.
+A failed run (exception, Ctrl-C) therefore never leaves a partial output file behind. A run killed
+outright (SIGKILL, power loss) can leave its temporary (``.NAME.HOST-PID.XXXX.partial…``); the next
+write to ``NAME`` removes every such leftover whose process on this host has ended
+(:func:`remove_stale_temporaries`). Outputs get the permissions the umask gives a new file (the
+temporary files are created private). Before any work, every command also checks that its
+outputs are none of its inputs (:func:`check_not_an_input`): an atomic rename over an input would
+silently replace it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -86,20 +93,87 @@ def check_not_an_input(out: str | Path, inputs: Iterable[tuple[str, str | Path |
     return target
 
 
+def _owner_tag() -> str:
+    """``HOST-PID`` of this process, as temporary names carry it (no dots: the name's separator)."""
+    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+
+
+def _process_ended(tag: str) -> bool:
+    """Whether the ``HOST-PID`` that made a temporary is a process of this host that no longer runs.
+
+    Temporaries of other hosts (a shared file system) are never judged ended: their process may run.
+    """
+    host, _, pid = tag.rpartition("-")
+    if host != socket.gethostname().replace(".", "_") or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by another user
+        return False
+    return False
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporaries of ``target`` left by killed runs of this host; returns what was removed.
+
+    A temporary in flight in a live process (another rank writing the same name) is kept.
+    """
+    removed = []
+    for name in glob.glob(f".{glob.escape(target.name)}.*.partial*", root_dir=target.parent):
+        tag = name[len(target.name) + 2 :].split(".", 1)[0]
+        if _process_ended(tag):
+            stale = target.parent / name
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+            removed.append(stale)
+    return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path) -> None:
+    """Give ``path`` (a file, or a folder and everything in it) the permissions a new one gets under the umask."""
+    mask = _umask()
+    if path.is_dir():
+        for sub in path.rglob("*"):
+            os.chmod(sub, (0o777 if sub.is_dir() else 0o666) & ~mask)
+        os.chmod(path, 0o777 & ~mask)
+    else:
+        os.chmod(path, 0o666 & ~mask)
+
+
+def temporary_beside(target: Path, folder: bool = False) -> Path:
+    """Create a private temporary file (or folder) next to ``target``, named ``.NAME.HOST-PID.XXXX.partial…``.
+
+    A file keeps ``target``'s suffixes (``.nii.gz``, ``.h5``) so writers that infer the format from
+    the name keep working. Leftovers of killed runs on ``target`` are removed first.
+    """
+    remove_stale_temporaries(target)
+    prefix = f".{target.name}.{_owner_tag()}."
+    if folder:
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=target.parent))
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=f".partial{''.join(target.suffixes)}", dir=target.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it to ``path``, else delete it.
-
-    The temporary name keeps ``path``'s suffixes (``.nii.gz``, ``.h5``) so writers that infer the
-    format from the name keep working.
-    """
+    """Yield a temporary path next to ``path`` (:func:`temporary_beside`); on success rename it to ``path``, else delete it."""
     target = check_output_path(path)
-    suffix = "".join(target.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temporary_beside(target)
     try:
         yield tmp_path
+        follow_umask(tmp_path)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
