@@ -30,6 +30,7 @@ import numpy as np
 
 from ..atomic import check_output_path, follow_umask, temporary_beside
 from ..errors import InputFileError
+from ..memory import check_allocation
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # copied from the source series into a derived one (patient, study, frame of reference, equipment)
@@ -199,11 +200,13 @@ def read_series_pixels(headers: list) -> np.ndarray:
         ``(slices, rows, cols)`` float32: stored value × ``RescaleSlope`` + ``RescaleIntercept``.
 
     Raises:
-        InputFileError: pixel data that cannot be decoded.
+        InputFileError: pixel data that cannot be decoded, or files × Rows × Columns larger than the memory budget.
     """
     import pydicom
 
-    out = np.empty((len(headers), int(headers[0].Rows), int(headers[0].Columns)), dtype=np.float32)
+    shape = (len(headers), int(headers[0].Rows), int(headers[0].Columns))
+    check_allocation((shape, np.float32), Path(headers[0].filename).parent, "Rows × Columns × files", what="a volume")
+    out = np.empty(shape, dtype=np.float32)
     for k, h in enumerate(headers):
         ds = pydicom.dcmread(h.filename)
         try:

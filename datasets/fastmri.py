@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from .file_access import open_h5
+from ..memory import check_allocation
+from .file_access import open_h5, read_dataset
 from .kspace_source import KSpaceSource, SliceGeometry, check_mask_shape
 
 ISMRMRD_NS = "{http://www.ismrm.org/ISMRMRD}"
@@ -134,7 +135,7 @@ class FastMRIFile(KSpaceSource):
                 raise InputFileError(p, "kspace", "(slices, coils, rows, cols) or (slices, rows, cols)", f"shape {ds.shape}")
             if c == 0 or s == 0:
                 raise InputFileError(p, "kspace", "at least one slice and one coil", f"shape {ds.shape}")
-            self._mask = check_mask_shape(p, f["mask"][()], h, w) if "mask" in f else None
+            self._mask = check_mask_shape(p, read_dataset(p, f["mask"], "mask", np.float32), h, w) if "mask" in f else None
             self._target_key = next((k for k in ("reconstruction_rss", "reconstruction_esc") if k in f), None)
             self.encoding = parse_ismrmrd_header(p, f["ismrmrd_header"][()]) if "ismrmrd_header" in f else None
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
@@ -142,6 +143,7 @@ class FastMRIFile(KSpaceSource):
                 tshape = f[self._target_key].shape
                 if len(tshape) != 3 or tshape[0] != s:
                     raise InputFileError(p, self._target_key, f"({s}, rows, cols)", f"shape {tshape}")
+                check_allocation((tshape[1:], f[self._target_key].dtype), p, self._target_key, working=(np.float32,), what="an image")
                 recon_size: tuple[int, int] | None = (int(tshape[1]), int(tshape[2]))
             elif self.encoding is not None:
                 recon_size = (self.encoding.recon_size[0], self.encoding.recon_size[1])  # (x, y) = (rows, cols)

@@ -2,18 +2,23 @@
 
 Every reader opens its files through :func:`check_regular_file` (directly, or through
 :func:`open_h5` / :func:`load_nifti_volume`): a named pipe, socket or device given as an input
-would otherwise block the reader forever or stream endless data.
+would otherwise block the reader forever or stream endless data. Arrays are read through
+:func:`read_dataset` (HDF5), :func:`check_npz` (before ``np.load``) or :func:`load_nifti_volume`,
+which check the shapes the file declares against the memory budget (:mod:`medrecon.memory`) first.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputFileError
+from ..memory import check_allocation
 
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -71,12 +76,59 @@ def load_nifti_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     check_regular_file(path, "a readable NIfTI image")
     try:
-        img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj).astype(np.float32)
+        img = nib.load(str(path))  # the header only; the data stay on disk
+        stored = np.dtype(img.get_data_dtype())
+        scaled = getattr(img.dataobj, "slope", 1.0) != 1.0 or getattr(img.dataobj, "inter", 0.0) != 0.0
     except Exception as err:  # nibabel raises several types for corrupt files
+        raise InputFileError(path, "file", "a readable NIfTI image", f"unreadable ({err})") from None
+    # the values as read (float64 when the header scales them), their float32 copy and the transposed copy
+    check_allocation((img.shape, np.float64 if scaled else stored), path, "dim", working=(np.float32, np.float32), what="an image")
+    try:
+        data = np.asanyarray(img.dataobj).astype(np.float32)
+    except Exception as err:
         raise InputFileError(path, "file", "a readable NIfTI image", f"unreadable ({err})") from None
     if data.ndim == 2:
         data = data[..., None]
     if data.ndim != 3:
         raise InputFileError(path, "image", "a 2-D or 3-D volume", f"shape {data.shape}")
     return np.ascontiguousarray(np.transpose(data, (2, 1, 0))), img.affine.copy()
+
+
+def read_dataset(path: Path, ds, field: str, dtype=None) -> np.ndarray:
+    """``ds[()]`` of an open h5py dataset (as ``dtype`` when given), once its declared shape fits the memory budget."""
+    working = () if dtype is None or np.dtype(dtype) == ds.dtype else (dtype,)
+    check_allocation((ds.shape, ds.dtype), path, field, working=working)
+    arr = ds[()]
+    return arr if dtype is None else np.asarray(arr, dtype=dtype)
+
+
+def check_npz(path: Path, expected: str, keys: Sequence[str] | None = None, dtype=None) -> None:
+    """Check the arrays ``keys`` (all when ``None``) of an ``.npz`` against the memory budget, from their headers.
+
+    Nothing is loaded: each member's ``.npy`` header gives its shape and dtype (``dtype``: the
+    reader converts to it, a working copy). Keys the archive lacks are left to the reader.
+
+    Raises:
+        InputFileError: not a zip archive or an unreadable header (``expected`` names the file kind),
+            or an array larger than the budget.
+    """
+    check_regular_file(path, expected)
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if keys is not None and key not in keys:
+                    continue
+                if not info.filename.endswith(".npy"):  # np.load returns such members as raw bytes
+                    check_allocation(info.file_size, path, key)
+                    continue
+                with z.open(info) as fp:
+                    version = np.lib.format.read_magic(fp)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, stored = read(fp)
+                working = () if dtype is None or np.dtype(dtype) == stored else (dtype,)
+                check_allocation((shape, stored), path, key, working=working)
+    except InputFileError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise InputFileError(path, "file", expected, f"unreadable ({err})") from None

@@ -116,12 +116,12 @@ def read_volume(path: str | Path) -> np.ndarray:
 
         return load_nifti_volume(p)[0]
     if name.endswith((".h5", ".hdf5")):
-        from .file_access import open_h5
+        from .file_access import open_h5, read_dataset
 
         with open_h5(p) as f:
             for key in ("reconstruction", "reconstruction_rss", "reconstruction_esc"):
                 if key in f:
-                    return np.abs(f[key][()]).astype(np.float32)
+                    return np.abs(read_dataset(p, f[key], key)).astype(np.float32)
     if name.endswith((".h5", ".hdf5", ".npz")):
         return reference_from_kspace(p)
     raise InputFileError(p, "file type", "NIfTI, HDF5 or .npz", f"suffix {''.join(p.suffixes) or 'none'!r}")

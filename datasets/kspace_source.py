@@ -1,7 +1,8 @@
 """The common interface of every raw MRI input: lazy, per-slice, validated.
 
 A :class:`KSpaceSource` gives slice-wise access to multi-coil Cartesian k-space. Single-coil data
-are exposed with one coil. Every slice read is checked for NaN / Inf.
+are exposed with one coil. Every slice read is checked for NaN / Inf; the sizes a file declares are
+checked against the memory budget when it is opened (:mod:`medrecon.memory`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
+from ..memory import check_allocation
 
 
 @dataclass
@@ -47,6 +49,13 @@ class KSpaceSource:
     shape: tuple[int, int, int]
     geometry: SliceGeometry = field(default_factory=SliceGeometry)
     attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Check the declared sizes against the memory budget before any slice is read: one k-space
+        slice ``(C, H, W)`` complex64 with its working copy, and a volume of one float32 image per slice."""
+        c, h, w = self.shape
+        check_allocation(((c, h, w), np.complex64), self.path, "kspace", working=(np.complex64,), what="a k-space slice")
+        check_allocation(((self.num_slices, h, w), np.float32), self.path, "kspace", what="a reconstructed volume")
 
     # -- to implement -----------------------------------------------------------------------
     def _read_kspace(self, index: int) -> np.ndarray:  # pragma: no cover - abstract

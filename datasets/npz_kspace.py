@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
+from .file_access import check_npz
 from .kspace_source import KSpaceSource, SliceGeometry, check_mask_shape
 
 
@@ -21,11 +22,13 @@ class NpzKSpace(KSpaceSource):
 
     def __init__(self, path: str | Path) -> None:
         p = Path(path)
+        expected = "a NumPy .npz archive without pickled objects"
+        check_npz(p, expected)  # every array is loaded, as stored
         try:
             with np.load(p, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-            raise InputFileError(p, "file", "a NumPy .npz archive without pickled objects", f"unreadable ({err})") from None
+            raise InputFileError(p, "file", expected, f"unreadable ({err})") from None
         if "kspace" not in arrays:
             raise InputFileError(p, "kspace", "an array 'kspace'", f"keys {sorted(arrays)}")
         k = arrays["kspace"]

@@ -89,9 +89,10 @@ def resample_slices(
 
 def read_pet_ct_npz(path: str | Path, slices: list[int] | None = None) -> PETImages:
     """The shared PET/CT slice-pair ``.npz`` (see the module docstring for the assumed geometry)."""
-    from .file_access import check_regular_file
+    from .file_access import check_npz, check_regular_file
 
     p = check_regular_file(path, "a PET/CT .npz")
+    check_npz(p, "a readable .npz without pickled objects", ("pet_nac", "ct"), np.float32)
     try:
         with np.load(p, allow_pickle=False) as f:
             missing = [k for k in ("pet_nac", "ct") if k not in f.files]

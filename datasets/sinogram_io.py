@@ -27,8 +27,9 @@ import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import InputFileError
+from ..memory import check_allocation
 from ..physics.ct.geometry import CTGeometry
-from .file_access import check_regular_file, open_h5
+from .file_access import check_regular_file, open_h5, read_dataset
 
 
 @dataclass
@@ -88,7 +89,8 @@ def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...
     Raises:
         InputFileError: not HDF5, the other modality, no ``sinogram`` or no ``geometry``, projection
             count or detector size not matching the geometry's angles, NaN / Inf values, a required
-            dataset missing or of another shape.
+            dataset missing or of another shape; a dataset, or the volume the geometry's image size
+            gives (slices × image shape, float32), larger than the memory budget.
     """
     p = check_regular_file(path, "an existing sinogram .h5")
     with open_h5(p) as f:
@@ -104,7 +106,9 @@ def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...
             geom = CTGeometry.from_json(f.attrs["geometry"])
         except (ValueError, TypeError, KeyError) as err:
             raise InputFileError(p, "geometry", "a valid CT geometry", str(err)) from None
-        sino = np.asarray(f["sinogram"][()], dtype=np.float32)
+        n_slices = f["sinogram"].shape[0] if f["sinogram"].ndim else 0
+        check_allocation(((n_slices, *geom.image_shape), np.float32), p, "geometry", what="a reconstructed volume")
+        sino = read_dataset(p, f["sinogram"], "sinogram", np.float32)
         attrs = {
             k: (v.decode() if isinstance(v, bytes) else v)
             for k, v in f.attrs.items()
@@ -114,7 +118,7 @@ def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...
         for name in sorted(set(arrays) | ({"guide_hu"} & set(f.keys()))):
             if name not in f:
                 raise InputFileError(p, name, f"an HDF5 dataset '{name}'", f"keys {sorted(f.keys())}")
-            extra[name] = np.asarray(f[name][()], dtype=np.float32)
+            extra[name] = read_dataset(p, f[name], name, np.float32)
         affine = np.asarray(json.loads(f.attrs["affine"])) if "affine" in f.attrs else np.eye(4)
         slices = json.loads(f.attrs["slices"]) if "slices" in f.attrs else list(range(sino.shape[0]))
     expected = geom.sino_shape

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from .file_access import open_h5
+from .file_access import open_h5, read_dataset
 from .kspace_source import KSpaceSource, SliceGeometry, check_mask_shape
 
 
@@ -62,7 +62,7 @@ class SKMTEAFile(KSpaceSource):
                 keys = sorted(f["masks"].keys()) if "masks" in f else []
                 if mask_key not in keys:
                     raise InputFileError(p, "masks", f"one of {keys}", repr(mask_key))
-                self._mask = check_mask_shape(p, f["masks"][mask_key][()], ny, nz)
+                self._mask = check_mask_shape(p, read_dataset(p, f["masks"][mask_key], f"masks/{mask_key}", np.float32), ny, nz)
         self.echo = echo
         super().__init__(p, "skmtea", int(nx), (int(nc), int(ny), int(nz)), SliceGeometry(voxel_size_mm, None), {"echo": echo})
 

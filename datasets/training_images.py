@@ -149,10 +149,11 @@ def _pad_centred(a: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _read(p: Path) -> np.ndarray:
-    from .file_access import check_regular_file
+    from .file_access import check_npz, check_regular_file, read_dataset
 
     name = check_regular_file(p, "an existing training file").name.lower()
     if name.endswith(".npz"):
+        check_npz(p, "a NumPy .npz archive without pickled objects", ("images",))
         try:
             with np.load(p, allow_pickle=False) as z:
                 if "images" not in z.files:
@@ -169,13 +170,16 @@ def _read(p: Path) -> np.ndarray:
         vol, _ = load_nifti_volume(p)  # (k, j, i)
         return np.transpose(vol, (0, 2, 1))  # slices along k, image (i, j) as (rows, cols)
     if name.endswith((".h5", ".hdf5")):
+        from ..memory import check_allocation
         from .file_access import open_h5
 
         with open_h5(p) as f:
             if "target" in f and f["target"].ndim == 5:  # SKM-TEA
-                return np.asarray(f["target"][:, :, :, 0, 0], dtype=np.complex64)
+                ds = f["target"]
+                check_allocation((ds.shape[:3], ds.dtype), p, "target", working=(np.complex64,))
+                return np.asarray(ds[:, :, :, 0, 0], dtype=np.complex64)
             for key in ("reconstruction_rss", "reconstruction_esc"):
                 if key in f:
-                    return np.asarray(f[key][()], dtype=np.float32)
+                    return read_dataset(p, f[key], key, np.float32)
         raise InputFileError(p, "dataset", "fastMRI 'reconstruction_rss'/'reconstruction_esc' or SKM-TEA 'target'", "none of them")
     raise InputFileError(p, "file type", ".npz, NIfTI or .h5", f"suffix {''.join(p.suffixes) or 'none'!r}")

@@ -44,3 +44,19 @@ def test_layer_contracts(tmp_path):
     )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert "4 kept, 0 broken" in res.stdout
+
+
+def test_every_package_folder_is_installed():
+    """A non-editable install ships only the packages pyproject.toml lists: every folder with an
+    ``__init__.py`` under medrecon/, physics/ and datasets/ must be among them."""
+    import tomllib
+
+    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(cfg["packages"])
+    roots = {folder: name for name, folder in cfg["package-dir"].items()}
+    found = set()
+    for folder, name in roots.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder).parts
+            found.add(".".join((name, *rel)))
+    assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"

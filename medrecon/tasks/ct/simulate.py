@@ -11,6 +11,7 @@ import torch
 from ...datasets.ct_volume import CTVolume
 from ...datasets.sinogram_io import write_sinogram
 from ...errors import ArgumentError, InputFileError
+from ...memory import check_allocation
 from ...physics.ct import CTProjector
 from ...physics.ct.transmission import MU_WATER_PER_MM, hu_to_mu, log_transform, simulate_counts
 from .config import CTScanSpec
@@ -35,6 +36,7 @@ def simulate_ct(
     if idx != list(range(idx[0], idx[0] + len(idx))):
         raise ArgumentError(f"slices: expected a contiguous ascending range (the output keeps one affine), got {idx}")
     geom = spec.geometry(vol.hu.shape[1], vol.hu.shape[2], col)
+    check_allocation(((len(idx), *geom.sino_shape), np.float32), None, "views", what="a sinogram")  # slices × views × detectors
     op = CTProjector(geom)
     g = torch.Generator().manual_seed(spec.seed)
     sino = np.empty((len(idx), *geom.sino_shape), dtype=np.float32)

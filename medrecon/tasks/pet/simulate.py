@@ -10,6 +10,7 @@ import torch
 
 from ...datasets.pet_images import PETImages
 from ...datasets.sinogram_io import write_sinogram
+from ...memory import check_allocation
 from ...physics.pet import EmissionOperator, attenuation_factors, hu_to_mu_511
 from ...physics.poisson import draw_poisson
 from .config import PETScanSpec
@@ -28,6 +29,9 @@ def emission_scan(images: PETImages, spec: PETScanSpec, device: str = "cpu") -> 
     """
     s, h, w = images.activity.shape
     geom = spec.geometry(h, w, images.pixel_mm)
+    # the counts, their model (multiplicative, trues, background, mean), the float64 Poisson draw and the returned copies
+    working = (np.float32,) * 6 + (np.float64,) * 2
+    check_allocation(((s, *geom.sino_shape), np.float32), None, "views", working=working, what="a sinogram (with its model)")
     g = torch.Generator().manual_seed(spec.seed)
     mult = torch.ones((s, *geom.sino_shape), device=device)
     if spec.efficiency_sd > 0:
