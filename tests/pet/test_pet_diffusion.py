@@ -87,6 +87,9 @@ def test_guided_pet_prior_end_to_end(tmp_path, capsys):
     level = nib.load(tmp_path / "em.nii.gz").get_fdata().mean()
     assert float(level) == pytest.approx(float(np.load(data)["pet_nac"][1:3].mean()), rel=0.15)
     assert main([*args, "--guide", "none", "--out", str(tmp_path / "un.nii.gz")]) == 0
+    # warm-started from MAP-EM: the same EM-only chain lands on the same activity level
+    assert main([*args, "--set", "init=mapem", "--set", "dc_lam=0", "--set", "dc_iters=4", "--out", str(tmp_path / "map.nii.gz")]) == 0
+    assert float(nib.load(tmp_path / "map.nii.gz").get_fdata().mean()) == pytest.approx(float(level), rel=0.05)
     capsys.readouterr()
     # a PET prior for CT, a CT-style option for diffusion, a missing prior
     ct_sino = tmp_path / "ct.h5"

@@ -99,6 +99,8 @@ class PETDiffusionConfig(PosteriorSettings):
         guide: what a guided prior is given: ``ct`` (the co-registered CT stored with the
             sinogram) or ``none`` (a zero guide: the unguided variant of a prior trained with
             condition dropout).
+        init: the warm start: ``mapem`` (BSREM with RDP, β as :func:`recommended_classical`
+            for the scan's counts, :data:`DEFAULT_ITERS` passes) or ``osem``.
         init_iters / init_fwhm_mm: the OSEM warm start (passes at 8 subsets, post-filter).
     """
 
@@ -109,6 +111,7 @@ class PETDiffusionConfig(PosteriorSettings):
     dc_lam: float = Field(1.0, ge=0, allow_inf_nan=False)
     dc_iters: int = Field(2, ge=1)
     guide: Literal["ct", "none"] = "ct"
+    init: Literal["osem", "mapem"] = "osem"
     init_iters: int = Field(4, ge=1)
     init_fwhm_mm: float = Field(4.0, ge=0, allow_inf_nan=False)
 

@@ -3,9 +3,9 @@
 PET priors see ``x = activity / (20 × the slice's mean activity)``
 (:data:`~medrecon.datasets.pet_training.PET_NORMALISATION`). Per batch of slices:
 
-1. the OSEM image (``init_iters`` passes at 8 subsets, ``init_fwhm_mm`` post-filter): the warm
-   start, and through its mean — which OSEM preserves, as the counts fix it — the data scale
-   ``c = 20 × mean`` per slice;
+1. the classical image (:func:`warm_start`: MAP-EM or filtered OSEM): the warm start, and
+   through its mean — which EM preserves, as the counts fix it — the data scale ``c = 20 × mean``
+   per slice;
 2. a guided prior's condition, the co-registered CT on the PET grid in ``HU / 1000`` as in
    training (or zero: the unguided variant);
 3. the Poisson likelihood step on every x̂₀ (:class:`~medrecon.diffusion.consistency.PoissonProximalEM`,
@@ -32,8 +32,8 @@ from ...diffusion.posterior import make_sampler, repeat_items, sample_posterior
 from ...errors import ArgumentError
 from ...physics.linop import Identity, RepeatItems
 from ...physics.pet import EmissionOperator
-from .config import PETDenoiseConfig, PETDiffusionConfig
-from .em import gaussian_postfilter, osem
+from .config import DEFAULT_ITERS, PETDenoiseConfig, PETDiffusionConfig, recommended_classical
+from .em import gaussian_postfilter, map_em_rdp, osem
 from .simulate import calibration
 
 PIXEL_TOLERANCE = 0.05
@@ -72,6 +72,14 @@ def check_prior_for_pet(
         raise ArgumentError(f"steps: {err}") from None
 
 
+def warm_start(op: EmissionOperator, counts: torch.Tensor, background: torch.Tensor, cfg: PETDiffusionConfig) -> torch.Tensor:
+    """The classical image ``(S, H, W)`` the chain starts from (``cfg.init``), on the count scale of ``op``."""
+    if cfg.init == "mapem":
+        beta = recommended_classical(float(counts.sum(dim=(-2, -1)).mean()))["beta"]
+        return map_em_rdp(op, counts, background, beta, iterations=DEFAULT_ITERS["mapem"], subsets=8)
+    return gaussian_postfilter(osem(op, counts, background, cfg.init_iters, 8), cfg.init_fwhm_mm, op.geometry.voxel_size_mm[0])
+
+
 def reconstruct_slices(
     op: EmissionOperator,
     counts: torch.Tensor,
@@ -89,7 +97,7 @@ def reconstruct_slices(
         guide_hu: ``(S, H, W)`` CT in HU on the PET grid, or None.
     """
     s = counts.shape[0]
-    x_init = gaussian_postfilter(osem(op, counts, background, cfg.init_iters, 8), cfg.init_fwhm_mm, op.geometry.voxel_size_mm[0])
+    x_init = warm_start(op, counts, background, cfg)
     scale = (PET_MEAN_SCALE * x_init.mean(dim=(-2, -1))).clamp(min=1e-12)
     cond = None
     if guided(denoiser):
