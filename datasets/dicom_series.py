@@ -205,7 +205,8 @@ def read_series_pixels(headers: list) -> np.ndarray:
     import pydicom
 
     shape = (len(headers), int(headers[0].Rows), int(headers[0].Columns))
-    check_allocation((shape, np.float32), Path(headers[0].filename).parent, "Rows × Columns × files", what="a volume")
+    source = Path(headers[0].filename) if len(headers) == 1 else Path(headers[0].filename).parent  # the file, or the series' folder
+    check_allocation((shape, np.float32), source, "Rows × Columns × files", what="a volume")
     out = np.empty(shape, dtype=np.float32)
     for k, h in enumerate(headers):
         ds = pydicom.dcmread(h.filename)

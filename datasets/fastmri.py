@@ -16,6 +16,7 @@ Layout (fastMRI dataset documentation):
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..memory import check_allocation
-from .file_access import open_h5, read_dataset
+from .file_access import h5_dataset, open_h5, read_dataset
 from .kspace_source import KSpaceSource, SliceGeometry, check_mask_shape
 
 ISMRMRD_NS = "{http://www.ismrm.org/ISMRMRD}"
@@ -63,23 +64,36 @@ def parse_ismrmrd_header(path: Path, xml: bytes | str) -> IsmrmrdEncoding:
     except ET.ParseError as err:
         raise InputFileError(path, "ismrmrd_header", "ISMRMRD XML", f"unparseable text ({err})") from None
 
-    def find(*names: str) -> str:
+    def find(*names: str, cast=int, lowest: float = 0):
         node = root
         for n in names:
             node = node.find(ISMRMRD_NS + n) if node is not None else None
         if node is None or node.text is None:
             raise InputFileError(path, "ismrmrd_header", "element " + "/".join(names), "nothing")
-        return node.text
+        kind = "an integer" if cast is int else "a finite number"
+        try:
+            value = cast(node.text.strip())
+        except ValueError:
+            raise InputFileError(path, "ismrmrd_header", f"{'/'.join(names)}: {kind} >= {lowest:g}", repr(node.text)) from None
+        if not math.isfinite(value) or value < lowest:
+            raise InputFileError(path, "ismrmrd_header", f"{'/'.join(names)}: {kind} >= {lowest:g}", repr(node.text))
+        return value
 
-    def triple(*prefix: str, cast=int):
-        return tuple(cast(find(*prefix, a)) for a in ("x", "y", "z"))
+    def triple(*prefix: str, cast=int, lowest: float = 0):
+        return tuple(find(*prefix, a, cast=cast, lowest=lowest) for a in ("x", "y", "z"))
 
+    encoded = triple("encoding", "encodedSpace", "matrixSize")
+    # the in-plane voxel size is the reconstruction field of view over its matrix: both positive
+    recon = triple("encoding", "reconSpace", "matrixSize", lowest=1)
+    fov = triple("encoding", "reconSpace", "fieldOfView_mm", cast=float)
+    if min(fov[:2]) <= 0:
+        raise InputFileError(path, "ismrmrd_header", "encoding/reconSpace/fieldOfView_mm: x, y > 0", f"{fov}")
     return IsmrmrdEncoding(
-        encoded_size=triple("encoding", "encodedSpace", "matrixSize"),
-        recon_size=triple("encoding", "reconSpace", "matrixSize"),
-        recon_fov_mm=triple("encoding", "reconSpace", "fieldOfView_mm", cast=float),
-        enc_center=int(find("encoding", "encodingLimits", "kspace_encoding_step_1", "center")),
-        enc_max=int(find("encoding", "encodingLimits", "kspace_encoding_step_1", "maximum")) + 1,
+        encoded_size=encoded,
+        recon_size=recon,
+        recon_fov_mm=fov,
+        enc_center=find("encoding", "encodingLimits", "kspace_encoding_step_1", "center"),
+        enc_max=find("encoding", "encodingLimits", "kspace_encoding_step_1", "maximum") + 1,
     )
 
 
@@ -122,9 +136,7 @@ class FastMRIFile(KSpaceSource):
     def __init__(self, path: str | Path) -> None:
         p = Path(path)
         with open_h5(p) as f:
-            if "kspace" not in f:
-                raise InputFileError(p, "kspace", "an HDF5 dataset 'kspace'", f"keys {sorted(f.keys())}")
-            ds = f["kspace"]
+            ds = h5_dataset(p, f, "kspace", "an HDF5 dataset 'kspace'")
             if not np.issubdtype(ds.dtype, np.complexfloating):
                 raise InputFileError(p, "kspace", "complex64 k-space", f"dtype {ds.dtype}")
             if ds.ndim == 4:
@@ -133,14 +145,15 @@ class FastMRIFile(KSpaceSource):
                 fmt, (s, h, w), c = "fastmri-singlecoil", ds.shape, 1
             else:
                 raise InputFileError(p, "kspace", "(slices, coils, rows, cols) or (slices, rows, cols)", f"shape {ds.shape}")
-            if c == 0 or s == 0:
-                raise InputFileError(p, "kspace", "at least one slice and one coil", f"shape {ds.shape}")
+            if min(s, c, h, w) == 0:
+                raise InputFileError(p, "kspace", "at least one slice and one coil of at least one row and column", f"shape {ds.shape}")
             self._mask = check_mask_shape(p, read_dataset(p, f["mask"], "mask", np.float32), h, w) if "mask" in f else None
             self._target_key = next((k for k in ("reconstruction_rss", "reconstruction_esc") if k in f), None)
-            self.encoding = parse_ismrmrd_header(p, f["ismrmrd_header"][()]) if "ismrmrd_header" in f else None
+            header = h5_dataset(p, f, "ismrmrd_header", "ISMRMRD XML text") if "ismrmrd_header" in f else None
+            self.encoding = None if header is None else parse_ismrmrd_header(p, header[()])
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
             if self._target_key is not None:
-                tshape = f[self._target_key].shape
+                tshape = h5_dataset(p, f, self._target_key, "an HDF5 dataset of reference images").shape
                 if len(tshape) != 3 or tshape[0] != s:
                     raise InputFileError(p, self._target_key, f"({s}, rows, cols)", f"shape {tshape}")
                 check_allocation((tshape[1:], f[self._target_key].dtype), p, self._target_key, working=(np.float32,), what="an image")

@@ -94,8 +94,34 @@ def load_nifti_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(np.transpose(data, (2, 1, 0))), img.affine.copy()
 
 
+def h5_dataset(path: Path, f, key: str, expected: str):
+    """``f[key]`` of an open HDF5 file, or :class:`InputFileError` when it is missing or a group (``expected`` names what is read there)."""
+    import h5py
+
+    if key not in f:
+        raise InputFileError(path, key, expected, f"keys {sorted(f.keys())}")
+    node = f[key]
+    if not isinstance(node, h5py.Dataset):
+        raise InputFileError(path, key, expected, f"an HDF5 {type(node).__name__.lower()}")
+    return node
+
+
 def read_dataset(path: Path, ds, field: str, dtype=None) -> np.ndarray:
-    """``ds[()]`` of an open h5py dataset (as ``dtype`` when given), once its declared shape fits the memory budget."""
+    """``ds[()]`` of an open h5py dataset (as ``dtype`` when given), once its declared shape fits the memory budget.
+
+    Raises:
+        InputFileError: ``ds`` is a group, not a dataset; its values are not numbers (text, compound)
+            or are complex where ``dtype`` is real; it is larger than the memory budget.
+    """
+    import h5py
+
+    if not isinstance(ds, h5py.Dataset):
+        raise InputFileError(path, field, "an HDF5 dataset", f"an HDF5 {type(ds).__name__.lower()}")
+    if dtype is not None:
+        numeric = np.issubdtype(ds.dtype, np.number) or np.issubdtype(ds.dtype, np.bool_)
+        complex_to_real = np.issubdtype(ds.dtype, np.complexfloating) and not np.issubdtype(np.dtype(dtype), np.complexfloating)
+        if not numeric or complex_to_real:
+            raise InputFileError(path, field, "real numbers" if complex_to_real else "numbers", f"dtype {ds.dtype}")
     working = () if dtype is None or np.dtype(dtype) == ds.dtype else (dtype,)
     check_allocation((ds.shape, ds.dtype), path, field, working=working)
     arr = ds[()]

@@ -39,8 +39,8 @@ class NpzKSpace(KSpaceSource):
         if k.ndim != 4:
             raise InputFileError(p, "kspace", "(coils, H, W) or (slices, coils, H, W)", f"shape {arrays['kspace'].shape}")
         s, c, h, w = k.shape
-        if c == 0 or s == 0:
-            raise InputFileError(p, "kspace", "at least one slice and one coil", f"shape {k.shape}")
+        if min(s, c, h, w) == 0:
+            raise InputFileError(p, "kspace", "at least one slice and one coil of at least one row and column", f"shape {k.shape}")
         self._k = k
         self._mask = check_mask_shape(p, arrays["mask"], h, w) if "mask" in arrays else None
         self._maps = None

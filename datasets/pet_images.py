@@ -98,7 +98,13 @@ def read_pet_ct_npz(path: str | Path, slices: list[int] | None = None) -> PETIma
             missing = [k for k in ("pet_nac", "ct") if k not in f.files]
             if missing:
                 raise InputFileError(p, missing[0], "arrays 'pet_nac' (S, H, W) and 'ct' (S, H', W')", f"keys {sorted(f.files)}")
-            pet, ct = np.asarray(f["pet_nac"], dtype=np.float32), np.asarray(f["ct"], dtype=np.float32)
+            raw = {k: f[k] for k in ("pet_nac", "ct")}
+        for key, arr in raw.items():  # complex values would lose their imaginary part unnoticed
+            if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+                raise InputFileError(p, key, "real numbers", f"dtype {arr.dtype}")
+        pet, ct = np.asarray(raw["pet_nac"], dtype=np.float32), np.asarray(raw["ct"], dtype=np.float32)
+    except InputFileError:
+        raise
     except (ValueError, OSError) as err:
         raise InputFileError(p, "file", "a readable .npz without pickled objects", str(err)) from None
     if pet.ndim != 3 or ct.ndim != 3 or pet.shape[0] != ct.shape[0]:

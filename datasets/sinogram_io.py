@@ -20,6 +20,7 @@ units. A file without ``modality`` is CT.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from ..atomic import atomic_output
 from ..errors import InputFileError
 from ..memory import check_allocation
 from ..physics.ct.geometry import CTGeometry
-from .file_access import check_regular_file, open_h5, read_dataset
+from .file_access import check_regular_file, h5_dataset, open_h5, read_dataset
 
 
 @dataclass
@@ -77,6 +78,34 @@ def write_sinogram(
     return Path(path)
 
 
+def _json_attr(path: Path, attrs, key: str, expected: str, valid, default):
+    """The JSON attribute ``key`` parsed and checked by ``valid(value)``, ``default`` when absent."""
+    if key not in attrs:
+        return default
+    text = attrs[key]
+    text = text.decode() if isinstance(text, bytes) else text
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        value = None
+    if value is None or not valid(value):
+        shown = repr(text) if len(repr(text)) <= 80 else repr(text)[:77] + "..."
+        raise InputFileError(path, key, expected, shown)
+    return value
+
+
+def _is_affine(value) -> bool:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return arr.shape == (4, 4) and bool(np.all(np.isfinite(arr)))
+
+
+def _is_index_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value)
+
+
 def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...] = ()) -> SinogramFile:
     """Read and validate a sinogram file of the given ``modality``.
 
@@ -89,8 +118,10 @@ def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...
     Raises:
         InputFileError: not HDF5, the other modality, no ``sinogram`` or no ``geometry``, projection
             count or detector size not matching the geometry's angles, NaN / Inf values, a required
-            dataset missing or of another shape; a dataset, or the volume the geometry's image size
-            gives (slices × image shape, float32), larger than the memory budget.
+            dataset missing or of another shape, a group or text where a dataset of numbers belongs,
+            ``affine`` / ``slices`` attributes that are not the JSON described above, a
+            ``mu_water_per_mm`` that is not a positive number; a dataset, or the volume the
+            geometry's image size gives (slices × image shape, float32), larger than the memory budget.
     """
     p = check_regular_file(path, "an existing sinogram .h5")
     with open_h5(p) as f:
@@ -98,17 +129,16 @@ def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...
         got = got.decode() if isinstance(got, bytes) else str(got)
         if got != modality:
             raise InputFileError(p, "modality", f"a {modality} sinogram (medrecon simulate {modality.lower()})", f"a {got} sinogram")
-        if "sinogram" not in f:
-            raise InputFileError(p, "sinogram", "an HDF5 dataset 'sinogram'", f"keys {sorted(f.keys())}")
+        ds = h5_dataset(p, f, "sinogram", "an HDF5 dataset 'sinogram'")
         if "geometry" not in f.attrs:
             raise InputFileError(p, "geometry", "a 'geometry' attribute (JSON written by medrecon simulate ct)", "no geometry")
         try:
             geom = CTGeometry.from_json(f.attrs["geometry"])
         except (ValueError, TypeError, KeyError) as err:
             raise InputFileError(p, "geometry", "a valid CT geometry", str(err)) from None
-        n_slices = f["sinogram"].shape[0] if f["sinogram"].ndim else 0
+        n_slices = ds.shape[0] if ds.ndim else 0
         check_allocation(((n_slices, *geom.image_shape), np.float32), p, "geometry", what="a reconstructed volume")
-        sino = read_dataset(p, f["sinogram"], "sinogram", np.float32)
+        sino = read_dataset(p, ds, "sinogram", np.float32)
         attrs = {
             k: (v.decode() if isinstance(v, bytes) else v)
             for k, v in f.attrs.items()
@@ -119,8 +149,9 @@ def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...
             if name not in f:
                 raise InputFileError(p, name, f"an HDF5 dataset '{name}'", f"keys {sorted(f.keys())}")
             extra[name] = read_dataset(p, f[name], name, np.float32)
-        affine = np.asarray(json.loads(f.attrs["affine"])) if "affine" in f.attrs else np.eye(4)
-        slices = json.loads(f.attrs["slices"]) if "slices" in f.attrs else list(range(sino.shape[0]))
+        affine = _json_attr(p, f.attrs, "affine", "a JSON 4x4 matrix of finite numbers", _is_affine, np.eye(4).tolist())
+        slices = _json_attr(p, f.attrs, "slices", "a JSON list of slice indices >= 0", _is_index_list, list(range(n_slices)))
+        affine = np.asarray(affine, dtype=float)
     expected = geom.sino_shape
     if sino.ndim != len(expected) + 1 or tuple(sino.shape[1:]) != expected:
         got = f"shape {sino.shape}"
@@ -129,6 +160,12 @@ def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...
         raise InputFileError(p, "sinogram", f"(slices, {', '.join(map(str, expected))}) matching the geometry", got)
     if not np.all(np.isfinite(sino)):
         raise InputFileError(p, "sinogram", "finite projections", "NaN or Inf")
+    if not geom.is_3d and len(slices) != sino.shape[0]:
+        raise InputFileError(p, "slices", f"one index per sinogram slice ({sino.shape[0]})", f"{len(slices)} indices")
+    mu_w = attrs.get("mu_water_per_mm")
+    if mu_w is not None and not (isinstance(mu_w, (int, float, np.number)) and math.isfinite(float(mu_w)) and float(mu_w) > 0):
+        shown = mu_w.item() if isinstance(mu_w, np.generic) else mu_w
+        raise InputFileError(p, "mu_water_per_mm", "a finite number > 0 (water's attenuation per mm)", repr(shown))
     for name, arr in extra.items():
         want = sino.shape if name in arrays else (sino.shape[0], *geom.image_shape)
         if arr.shape != want:

@@ -57,7 +57,7 @@ def load_training_images(
             raise InputFileError(p, "image size", f"{out[0].shape[1:]} like the other training files", f"{arr.shape[1:]}")
         out.append(arr)
     if not out or sum(len(a) for a in out) == 0:
-        raise ValueError(f"paths: no usable training slices in {list(map(str, paths))}")
+        _no_usable_slices(paths, min_fraction)
     if pad_to_common:
         h, w = max(a.shape[1] for a in out), max(a.shape[2] for a in out)
         out = [_pad_centred(a, h, w) for a in out]
@@ -99,7 +99,7 @@ def load_training_pairs(
         imgs.append(arr[keep])
         conds.append(cond[keep])
     if sum(len(a) for a in imgs) == 0:
-        raise ValueError(f"paths: no usable training slices in {list(map(str, paths))}")
+        _no_usable_slices(paths, min_fraction)
     if pad_to_common:
         h, w = max(a.shape[1] for a in imgs), max(a.shape[2] for a in imgs)
         imgs = [_pad_centred(a, h, w) for a in imgs]
@@ -142,6 +142,14 @@ def load_training_volumes(paths: list[str | Path], synthetic_phase: bool = False
     return volumes.astype(np.complex64 if np.iscomplexobj(volumes) else np.float32)
 
 
+def _no_usable_slices(paths: list, min_fraction: float) -> None:
+    """Raise the error of training files without one usable slice (all zero, or all below ``min_fraction``)."""
+    if not paths:
+        raise ValueError("paths: expected at least one training file, got none")
+    where = str(paths[0]) if len(paths) == 1 else ", ".join(map(str, paths))
+    raise InputFileError(where, "images", f"slices with signal (mean above {min_fraction:g} of the brightest slice's)", "none")
+
+
 def _pad_centred(a: np.ndarray, h: int, w: int) -> np.ndarray:
     """Zero-pad ``(N, h0, w0)`` to ``(N, h, w)``, the original centred."""
     dh, dw = h - a.shape[1], w - a.shape[2]
@@ -149,6 +157,16 @@ def _pad_centred(a: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _read(p: Path) -> np.ndarray:
+    """The images of one training file, refused when not finite (NaN / Inf)."""
+    arr = _read_file(p)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise InputFileError(p, "images", "numbers", f"dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise InputFileError(p, "images", "finite values", "NaN or Inf")
+    return arr
+
+
+def _read_file(p: Path) -> np.ndarray:
     from .file_access import check_npz, check_regular_file, read_dataset
 
     name = check_regular_file(p, "an existing training file").name.lower()

@@ -69,8 +69,9 @@ def read_yaml(path: str | Path) -> dict:
     import yaml
 
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(p, "file", "an existing YAML file", "missing")
+    if not p.is_file():  # never opened otherwise: a named pipe would block the read
+        got = "missing" if not p.exists() else "a folder" if p.is_dir() else "a special file (named pipe, socket or device)"
+        raise InputFileError(p, "file", "an existing YAML file", got)
     try:
         data: Any = yaml.safe_load(p.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:

@@ -66,6 +66,10 @@ PIP_NAMES = {
     "pydantic": "pydantic",
     "matplotlib": "matplotlib",
     "pylibjpeg": "pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle",
+    "bm3d": "bm3d",
+    "pywt": "PyWavelets",
+    "tifffile": "tifffile",
+    "PIL": "pillow",
 }
 
 

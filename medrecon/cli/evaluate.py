@@ -1,4 +1,4 @@
-"""``medrecon evaluate``: metrics of a reconstruction against a target (fastMRI conventions, or HU for CT)."""
+"""``medrecon evaluate``: metrics of a reconstruction against a target (fastMRI conventions, HU for CT, OCT metrics)."""
 
 from __future__ import annotations
 
@@ -28,12 +28,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--body", action="store_true", help="CT: metrics over the body only (the target's largest region above -500 HU, holes filled)"
     )
+    ev.add_argument(
+        "--metrics",
+        default=None,
+        choices=("oct",),
+        help="oct: PSNR / SSIM against the registered average, CNR, ENL, MSR, EPI (implied for .tif / .tiff / .png files)",
+    )
+    ev.add_argument("--bscan-axis", type=int, default=None, choices=(0, 1, 2), help="OCT NIfTI volumes: the voxel axis of the B-scans")
     ev.set_defaults(func=run)
 
 
 def _is_ct_path(p: str) -> bool:
     path = Path(p)
     return path.is_dir() or path.suffix.lower() == ".dcm"
+
+
+def _is_oct_image(p: str) -> bool:
+    return Path(p).name.lower().endswith((".tif", ".tiff", ".png"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         check_not_an_input(args.json, [("--target", args.target), ("--recon", args.recon)], option="--json")
     if args.window is not None and not args.window[0] < args.window[1]:
         raise ArgumentError(f"--window: expected LO < HI, got {args.window[0]:g} {args.window[1]:g}")
+    if args.metrics == "oct" or any(_is_oct_image(p) for p in (args.target, args.recon)):
+        return _evaluate_oct(args)
+    if args.bscan_axis is not None:
+        raise ArgumentError(f"--bscan-axis: used with --metrics oct only, got --bscan-axis {args.bscan_axis}")
     if args.window is not None or args.body or _is_ct_path(args.target) or _is_ct_path(args.recon):
         return _evaluate_ct(args)
     import numpy as np
@@ -88,14 +103,34 @@ def _evaluate_ct(args: argparse.Namespace) -> int:
     return _report(hu_metrics(target, recon, tuple(args.window) if args.window else DEFAULT_WINDOW, mask), args)
 
 
-def _report(m: dict[str, float], args: argparse.Namespace) -> int:
-    """Print a metrics table and, with ``--json``, write it atomically."""
+def _evaluate_oct(args: argparse.Namespace) -> int:
+    """OCT metrics (medrecon.tasks.oct.metrics): regions from the target's B-scans."""
+    from ..datasets.oct_images import read_oct
+    from ..runtime import parse_slices
+    from ..tasks.oct.metrics import oct_metrics
+
+    if args.window is not None or args.body:
+        raise ArgumentError("--window / --body: CT options; not used with OCT metrics")
+    target = read_oct(args.target, args.bscan_axis).bscans
+    recon = read_oct(args.recon, args.bscan_axis).bscans
+    slices = parse_slices(args.slices)
+    if slices is not None:
+        if max(slices) >= target.shape[0]:
+            raise InputFileError(args.target, "B-scans", f"indices below {target.shape[0]}", f"{max(slices)} in --slices")
+        target = target[slices]
+    if recon.shape != target.shape:
+        raise InputFileError(args.recon, "B-scans", f"shape {target.shape} like the target (or pass --slices)", f"{recon.shape}")
+    return _report(oct_metrics(target, recon), args)
+
+
+def _report(m: dict[str, float | None], args: argparse.Namespace) -> int:
+    """Print a metrics table and, with ``--json``, write it atomically (``None``: a metric without its regions, n/a / null)."""
     from ..atomic import atomic_output
 
     width = max(len(k) for k in m) + 2
     print(f"{'metric':<{width}}{'value':>12}")
     for k, v in m.items():
-        print(f"{k:<{width}}{v:>12.4f}")
+        print(f"{k:<{width}}{v:>12.4f}" if v is not None else f"{k:<{width}}{'n/a':>12}")
     if args.json:
         with atomic_output(args.json) as tmp:
             tmp.write_text(json.dumps({"target": str(args.target), "recon": str(args.recon), **m}, indent=2))

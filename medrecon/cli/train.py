@@ -54,7 +54,7 @@ def _sections(args: argparse.Namespace) -> tuple[dict, dict, dict, str]:
     for key, value in parse_set_options(args.set).items():
         section, _, name = key.partition(".")
         if section not in parts or not name:
-            raise ArgumentError(f"--set {key}: expected SECTION.KEY with SECTION one of data, prior, train")
+            raise ArgumentError(f"--set {key}: expected SECTION.KEY with SECTION one of data, prior, train, got {key!r}")
         parts[section][name] = value
     return parts["data"], parts["prior"], parts["train"], str(top["output"])
 

@@ -6,7 +6,7 @@ A training YAML has the sections ``data`` (:class:`DataConfig`), ``prior`` (opti
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -114,7 +114,7 @@ class PriorArchConfig(Settings):
     (each data file is one volume, zero-padded, centred, to the largest size among them).
     """
 
-    channels: list[int] = Field(default_factory=lambda: [32, 64, 64], min_length=1)
+    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64, 64], min_length=1)
     attention_levels: list[bool] = Field(default_factory=lambda: [False, False, True], min_length=1)
     num_res_blocks: int = Field(1, ge=1)
     num_head_channels: int = Field(32, ge=1)

@@ -170,7 +170,6 @@ def train_prior(
     from safetensors.torch import save_file
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     sd = int((prior_args or {}).get("spatial_dims", 2))
     if images.ndim != 1 + sd:
         raise ValueError(f"images: expected (N, {'D, ' if sd == 3 else ''}H, W) for a {sd}-D prior, got shape {tuple(images.shape)}")
@@ -231,6 +230,7 @@ def train_prior(
         step = int(src.info.get("training_steps", 0))
         warm = {"from": str(init_from), "steps": step, "data": src.info.get("data", "")}
     first_step = int(warm.get("steps", 0)) + 1  # the step of losses[0]
+    out.mkdir(parents=True, exist_ok=True)  # only now: a refused checkpoint or warm start leaves no folder behind
     model: torch.nn.Module = prior
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -365,9 +365,13 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> Denoiser
         if not f.is_file():
             raise InputFileError(f, "file", "a prior folder with prior.safetensors and prior.json", "missing")
     try:
-        info = json.loads(wj.read_text())
-    except json.JSONDecodeError as err:
+        info = json.loads(wj.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputFileError(wj, "file", "JSON", f"unparseable ({err})") from None
+    except OSError as err:
+        raise InputFileError(wj, "file", "a readable prior.json", f"unreadable ({err.strerror})") from None
+    if not isinstance(info, dict):
+        raise InputFileError(wj, "document", "a JSON object (written by medrecon train)", type(info).__name__)
     for key in ("prior", "objective", "schedule"):
         if key not in info:
             raise InputFileError(wj, key, "present", "missing")
@@ -385,10 +389,20 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> Denoiser
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as err:
         raise InputFileError(ws, "weights", "tensors matching prior.json's network", str(err).splitlines()[0]) from None
+    schedule_cls = VPSchedule if info["objective"] == "ddpm" else VESchedule
+    values = info["schedule"]
+    if not isinstance(values, dict) or any(
+        isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in values.values()
+    ):
+        raise InputFileError(wj, "schedule", f"{schedule_cls.__name__} arguments: a JSON object of finite numbers", repr(values)[:200])
+    try:
+        schedule = schedule_cls(**values)
+    except (TypeError, ValueError) as err:
+        raise InputFileError(wj, "schedule", f"{schedule_cls.__name__} arguments", str(err)) from None
     net.eval().to(device)
     if info["objective"] == "ddpm":
-        d: Denoiser = EpsilonDenoiser(net, VPSchedule(**info["schedule"]))
+        d: Denoiser = EpsilonDenoiser(net, schedule)
     else:
-        d = ScoreDenoiser(net, VESchedule(**info["schedule"]))
+        d = ScoreDenoiser(net, schedule)
     d.info = info  # training provenance: data, steps, crop, image_shape
     return d

@@ -17,6 +17,20 @@ import numpy as np
 BEAMS = ("parallel", "fan", "parallel3d", "cone")
 
 
+# the numeric fields of a geometry (True: integers), checked when one is read from JSON
+_NUMERIC_FIELDS = {
+    "image_shape": True,
+    "voxel_size_mm": False,
+    "angles_rad": False,
+    "n_det": True,
+    "det_spacing_mm": False,
+    "source_origin_mm": False,
+    "origin_det_mm": False,
+    "n_det_rows": True,
+    "det_row_spacing_mm": False,
+}
+
+
 @dataclass(frozen=True)
 class CTGeometry:
     """One CT scan geometry.
@@ -165,14 +179,25 @@ class CTGeometry:
 
     @classmethod
     def from_json(cls, text: str) -> CTGeometry:
-        """Inverse of :meth:`to_json`; unknown or missing keys raise ``ValueError``."""
+        """Inverse of :meth:`to_json`; unknown or missing keys, and numbers of the wrong type or not finite, raise ``ValueError``."""
         d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError(f"geometry: expected a JSON object, got {type(d).__name__}")
         names = {f for f in cls.__dataclass_fields__ if f != "extra"}
         if set(d) - names:
             raise ValueError(f"geometry: unknown keys {sorted(set(d) - names)}")
         required = {"beam", "image_shape", "voxel_size_mm", "angles_rad", "n_det", "det_spacing_mm"}
         if required - set(d):
             raise ValueError(f"geometry: missing keys {sorted(required - set(d))}")
+        for key in ("image_shape", "voxel_size_mm", "angles_rad"):
+            if not isinstance(d[key], list):
+                raise ValueError(f"{key}: expected a list of numbers, got {d[key]!r}")
+        for key, integer in _NUMERIC_FIELDS.items():  # a file's numbers: of the right type and finite
+            if key not in d:
+                continue
+            for v in d[key] if isinstance(d[key], list) else [d[key]]:
+                if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)) or not math.isfinite(v):
+                    raise ValueError(f"{key}: expected finite {'integers' if integer else 'numbers'}, got {v!r}")
         d["image_shape"] = tuple(d["image_shape"])
         d["voxel_size_mm"] = tuple(d["voxel_size_mm"])
         d["angles_rad"] = tuple(d["angles_rad"])

@@ -110,7 +110,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
     method = args.method or ("diffusion" if args.prior is not None else None)
     if method != "diffusion" and args.prior is not None:
-        raise ArgumentError(f"--prior: used with --method diffusion only, got --method {method}")
+        raise ArgumentError(f"--prior: expected --method diffusion (the only method that uses a prior), got --method {method}")
     out, as_dicom = check_volume_output(Path(args.out), [("the sinogram", args.input)])
     device = select_device(args.device)
     sf = read_sinogram(args.input)
@@ -124,7 +124,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
         if args.prior is None:
             raise ArgumentError("--prior: expected a prior folder or 'ct' with --method diffusion, got nothing")
         if args.iters is not None or args.filter is not None:
-            raise ArgumentError("--iters / --filter: classical settings; with --method diffusion use --steps / --set dc_iters=N")
+            raise ArgumentError(
+                "--iters / --filter: expected none with --method diffusion (use --steps / --set dc_iters=N), got classical settings"
+            )
         denoiser = load_prior(resolve_prior(args.prior), device=device)
         flags = {k: getattr(args, k) for k in ("steps", "samples", "start", "init", "seed")}
         flags["tv_lam"] = args.lam

@@ -32,7 +32,7 @@ def simulate_ct(
     idx = list(range(vol.hu.shape[0])) if slices is None else list(slices)
     for i in idx:
         if not 0 <= i < vol.hu.shape[0]:
-            raise ArgumentError(f"slices: index {i} out of range 0..{vol.hu.shape[0] - 1} for {vol.source}")
+            raise ArgumentError(f"--slices: expected indices 0..{vol.hu.shape[0] - 1} of {vol.source}, got {i} (out of range)")
     if idx != list(range(idx[0], idx[0] + len(idx))):
         raise ArgumentError(f"slices: expected a contiguous ascending range (the output keeps one affine), got {idx}")
     geom = spec.geometry(vol.hu.shape[1], vol.hu.shape[2], col)

@@ -123,11 +123,13 @@ def _acceleration(src) -> float | None:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
+    if args.echo < 0:
+        raise ArgumentError(f"--echo: expected an echo index >= 0, got {args.echo}")
     method = args.method or ("diffusion" if args.prior is not None else None)
     if method == "diffusion":
         return _reconstruct_diffusion(args)
     if args.prior is not None:
-        raise ArgumentError(f"--prior: used with --method diffusion only, got --method {method}")
+        raise ArgumentError(f"--prior: expected --method diffusion (the only method that uses a prior), got --method {method}")
     from tqdm import tqdm
 
     from ...datasets.image_io import write_volume
@@ -165,7 +167,7 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
     if args.prior is None:
         raise ArgumentError("--prior: expected a prior folder or 'brain' with --method diffusion, got nothing")
     if args.lam is not None or args.iters is not None:
-        raise ArgumentError("--lam / --iters: classical settings; with --method diffusion use --dc-lam / --dc-iters")
+        raise ArgumentError("--lam / --iters: expected none with --method diffusion (use --dc-lam / --dc-iters), got classical settings")
     out = Path(args.out)
     _check_recon_out(out, args.input)
     slices = parse_slices(args.slices)

@@ -158,7 +158,7 @@ def reconstruct_volume_diffusion(
     idx = list(range(src.num_slices)) if slices is None else list(slices)
     for i in idx:
         if not 0 <= i < src.num_slices:
-            raise ArgumentError(f"slices: index {i} out of range 0..{src.num_slices - 1} for {src.path}")
+            raise ArgumentError(f"--slices: expected indices 0..{src.num_slices - 1} of {src.path}, got {i} (out of range)")
     check_prior_for(denoiser, src.shape[1:], cfg, str(src.path))
     mask = torch.from_numpy(src.sampling_pattern(idx[0]))[None, None].to(device)
     g = torch.Generator().manual_seed(cfg.seed)

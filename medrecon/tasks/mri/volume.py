@@ -46,7 +46,7 @@ def reconstruct_volume(
     idx = list(range(src.num_slices)) if slices is None else list(slices)
     for i in idx:
         if not 0 <= i < src.num_slices:
-            raise ArgumentError(f"slices: index {i} out of range 0..{src.num_slices - 1} for {src.path}")
+            raise ArgumentError(f"--slices: expected indices 0..{src.num_slices - 1} of {src.path}, got {i} (out of range)")
     mask = torch.from_numpy(src.sampling_pattern(idx[0]))[None, None].to(device)  # (1, 1, 1|H, W)
     out = []
     for n, i in enumerate(idx):

@@ -39,10 +39,10 @@ def read_images(path: str, ct: str | None, slices: list[int] | None, unit: str):
 
     if path.lower().endswith(".npz"):
         if ct is not None:
-            raise ArgumentError("--ct: the .npz carries its own CT slices; --ct is for a PET series or NIfTI --input")
+            raise ArgumentError(f"--ct: expected no --ct with an .npz --input (it carries its own CT slices), got --ct {ct}")
         return read_pet_ct_npz(path, slices)
     if ct is None:
-        raise ArgumentError("--ct: a PET series or NIfTI --input needs the co-registered CT (NIfTI or DICOM series in HU)")
+        raise ArgumentError("--ct: expected the co-registered CT (NIfTI or DICOM series in HU) for a PET series or NIfTI --input, got none")
     return read_pet_with_ct(path, ct, slices, unit)
 
 
@@ -117,20 +117,24 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from ...datasets.sinogram_io import read_sinogram
     from ...runtime import select_device
     from ..outputs import check_volume_output
+    from .simulate import calibration
 
     method = args.method or ("diffusion" if args.prior is not None else "osem")
     diffusion_only = ("prior", "guide", "steps", "samples", "start")
     if method != "diffusion" and any(getattr(args, k) is not None for k in diffusion_only):
-        raise ArgumentError(f"--prior / --guide / --steps / --samples / --start: used with --method diffusion only, got --method {method}")
+        raise ArgumentError(
+            f"--prior / --guide / --steps / --samples / --start: expected --method diffusion (diffusion settings), got --method {method}"
+        )
     if method == "diffusion" and any(getattr(args, k) is not None for k in ("iters", "subsets", "fwhm", "beta")):
         raise ArgumentError(
-            "--iters / --subsets / --fwhm / --beta: classical settings; with --method diffusion use --steps / --set dc_iters=N"
+            "--iters / --subsets / --fwhm / --beta: expected none with --method diffusion (use --steps / --set dc_iters=N), got classical settings"
         )
     out, as_dicom = check_volume_output(Path(args.out), [("the sinogram", args.input)])
     device = select_device(args.device)
     sf = read_sinogram(args.input, modality="PET", arrays=("multiplicative", "background"))
     if float(sf.sino.min()) < 0:
         raise InputFileError(sf.path, "sinogram", "prompt counts >= 0", f"minimum {float(sf.sino.min()):g}")
+    calibration(sf)  # refused before any work when it is not one factor per slice
     unit = str(sf.attrs.get("unit", "counts"))
     if as_dicom and unit not in ("BQML", "SUVbw"):
         raise InputFileError(sf.path, "unit", "activity in BQML or SUVbw for a PET DICOM series (or write NIfTI)", repr(unit))

@@ -57,8 +57,24 @@ def emission_scan(images: PETImages, spec: PETScanSpec, device: str = "cpu") -> 
 
 
 def calibration(sf) -> np.ndarray:
-    """Per-slice factors ``(S,)`` float32 from reconstructed activity to the source's unit (1 when not recorded)."""
-    return np.asarray(json.loads(sf.attrs.get("calibration", "null")) or np.ones(sf.sino.shape[0]), dtype=np.float32)
+    """Per-slice factors ``(S,)`` float32 from reconstructed activity to the source's unit (1 when not recorded).
+
+    Raises:
+        InputFileError: the attribute is not a JSON list of one finite positive factor per slice.
+    """
+    from ...errors import InputFileError
+
+    text = sf.attrs.get("calibration", "null")
+    n = sf.sino.shape[0]
+    try:
+        value = json.loads(text)
+        factors = np.ones(n, np.float32) if value is None else np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        factors = None
+    if factors is None or factors.shape != (n,) or not np.all(np.isfinite(factors)) or not np.all(factors > 0):
+        shown = repr(text) if len(repr(text)) <= 80 else repr(text)[:77] + "..."
+        raise InputFileError(sf.path, "calibration", f"a JSON list of {n} finite factors > 0 (one per slice)", shown)
+    return factors.astype(np.float32)
 
 
 def simulate_pet(images: PETImages, spec: PETScanSpec, out: str | Path, device: str = "cpu") -> Path:

@@ -1,0 +1,400 @@
+"""Retinal OCT B-scans in and out: TIFF / PNG files, folders of them, and NIfTI volumes.
+
+Decoding is tifffile's, Pillow's and nibabel's; what is written here are the rules that make a
+file a stack of grey B-scans ``(N, H, W)`` and write a result back in the input's own format and
+data type, which none of those libraries decides:
+
+- **What is read.** A ``.tif`` / ``.tiff`` (every page / stack axis is a B-scan), a ``.png`` (one
+  B-scan), a folder of such files (its ``.tif`` / ``.tiff`` / ``.png`` files, hidden files
+  excluded, in name order; all B-scans of one size), or a ``.nii`` / ``.nii.gz`` volume (B-scans
+  along one voxel axis, below). DICOM OPT (Ophthalmic Tomography) and vendor formats (Heidelberg
+  ``.e2e``, Topcon ``.fds``, Zeiss ``.img``, ``.vol``) are not read yet: convert them to TIFF or
+  NIfTI first.
+- **Grey only.** A colour file whose colour channels are equal everywhere (a grey B-scan saved as
+  RGB, or a grey palette) is read as grey and written back as grey, with a note; an alpha channel
+  is ignored, with a note. Any other colour file is refused: a colour map or an annotation cannot
+  be turned back into intensities. One-bit, complex, MINISWHITE, palette TIFF and CMYK / YCbCr
+  files are refused.
+- **Bit depth.** 8-bit is not assumed anywhere downstream (the denoisers' parameters follow the
+  noise level estimated from each B-scan), so 16-bit, other integer and float B-scans are
+  processed on their own scale and written back in their own type, with a note for anything but
+  8-bit: nothing is converted.
+- **Refused B-scans.** A constant B-scan (all zero included) or one with NaN / Inf values: no noise
+  or structure can be estimated from it.
+- **NIfTI B-scan axis.** The B-scans lie along the voxel axis whose spacing is at least
+  :data:`BSCAN_SPACING_RATIO` times both others' (in OCT the slow-scan spacing between B-scans is
+  far coarser than the A-scan and depth spacings), or along the one axis of size 1; otherwise the
+  axis cannot be determined and the volume is refused unless ``bscan_axis`` (``--bscan-axis``)
+  names it. Within a B-scan, rows run along the higher of the two other voxel axes and columns
+  along the lower, as medrecon's NIfTI writer stores ``(slices, rows, cols)``. A volume is written
+  back with its own header and affine: in its stored type, or float32 when the header scaled the
+  values (``scl_slope`` / ``scl_inter``).
+- **Written back** as the input was: TIFF (uncompressed, one page per B-scan), PNG (8 or 16 bit),
+  a new folder of the same file names, or NIfTI; integer types rounded and clipped to their range.
+  Every file is written atomically; a folder is written whole under a temporary name, then renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_output, check_output_path, follow_umask, temporary_beside
+from ..errors import InputFileError
+from ..memory import check_allocation
+from .file_access import check_regular_file, load_nifti_volume
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+PNG_SUFFIXES = (".png",)
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+BSCAN_SPACING_RATIO = 1.5
+EXPECTED = "a grey OCT B-scan image"
+
+
+@dataclass(frozen=True)
+class OCTFile:
+    """One TIFF or PNG file of a stack: where its B-scans sit and how to write them back.
+
+    Attributes:
+        name: the file name (inside the folder for a folder input).
+        kind: ``"tiff"`` or ``"png"``.
+        dtype: the stored data type.
+        count: how many B-scans it holds.
+        stacked: whether it is written as a stack ``(count, H, W)`` (a multi-page TIFF).
+    """
+
+    name: str
+    kind: str
+    dtype: np.dtype
+    count: int
+    stacked: bool
+
+
+@dataclass
+class OCTImages:
+    """B-scans read from a file, folder or volume, with what is needed to write a result back.
+
+    Attributes:
+        bscans: ``(N, H, W)`` float32, the values as stored.
+        source: the input path.
+        layout: ``"file"``, ``"folder"`` or ``"nifti"``.
+        files: for ``file`` / ``folder``, the files in order (their B-scans concatenated).
+        nifti: for ``nifti``, ``(image, bscan_axis, scaled)``: the nibabel image (header, affine),
+            the voxel axis of the B-scans and whether the header scaled the values.
+        notes: what was assumed or converted while reading, one line each (commands print them).
+    """
+
+    bscans: np.ndarray
+    source: Path
+    layout: str
+    files: list[OCTFile] = field(default_factory=list)
+    nifti: tuple | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def oct_kind(path: str | Path) -> str:
+    """``"folder"``, ``"tiff"``, ``"png"`` or ``"nifti"`` from an existing folder or a file name's suffix.
+
+    Raises:
+        InputFileError: any other suffix.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return "folder"
+    name = p.name.lower()
+    for kind, suffixes in (("tiff", TIFF_SUFFIXES), ("png", PNG_SUFFIXES), ("nifti", NIFTI_SUFFIXES)):
+        if name.endswith(suffixes):
+            return kind
+    raise InputFileError(p, "file type", "a .tif / .tiff / .png / .nii / .nii.gz file or a folder of B-scans", repr(p.name))
+
+
+def _grey(arr: np.ndarray, channels: bool, path: Path, notes: list[str]) -> np.ndarray:
+    """``(n, H, W[, C])`` → ``(n, H, W)``: the rules of the module docstring for colour and alpha."""
+    if not channels:
+        return arr
+    c = arr.shape[-1]
+    if c in (2, 4):
+        notes.append(f"{path}: alpha channel ignored")
+        arr, c = arr[..., : c - 1], c - 1
+    if c == 1:
+        return arr[..., 0]
+    if c != 3 or not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+        raise InputFileError(path, "colour", "grey B-scans (one channel, or colour channels equal everywhere)", f"{c} differing channels")
+    notes.append(f"{path}: colour channels are equal: read as grey, written back as grey")
+    return arr[..., 0]
+
+
+def _check_dtype(dtype: np.dtype, path: Path, notes: list[str]) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "uif":  # bool, complex, text, objects
+        raise InputFileError(path, "data type", "integer or float grey values", str(dtype))
+    if dtype != np.uint8:
+        notes.append(f"{path}: {dtype} B-scans: denoised on their own scale and written back as {dtype} (8 bits are not assumed)")
+    return dtype
+
+
+def _read_tiff(path: Path, notes: list[str]) -> tuple[np.ndarray, OCTFile]:
+    import tifffile
+
+    check_regular_file(path, "a readable TIFF image")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if len(tif.series) != 1:
+                raise InputFileError(path, "pages", "one series of same-size B-scans", f"{len(tif.series)} series")
+            series, page = tif.series[0], tif.pages[0]
+            photometric = int(page.photometric)
+            if photometric not in (1, 2):  # MINISBLACK, RGB
+                names = {int(v): v.name for v in tifffile.PHOTOMETRIC}
+                raise InputFileError(
+                    path, "photometric", "MINISBLACK grey (or RGB with equal channels)", names.get(photometric, str(photometric))
+                )
+            check_allocation((series.shape, series.dtype), path, "image", working=(np.float32,), what="an image")
+            arr, axes = series.asarray(), series.axes
+    except InputFileError:
+        raise
+    except Exception as err:  # tifffile raises many types on corrupt files
+        raise InputFileError(path, "file", "a readable TIFF image", f"unreadable ({err.__class__.__name__}: {err})") from None
+    dtype = _check_dtype(arr.dtype, path, notes)
+    channels = "S" in axes
+    if channels:
+        arr = np.moveaxis(arr, axes.index("S"), -1)
+        axes = axes.replace("S", "") + "S"
+    if not axes.replace("S", "").endswith("YX"):
+        raise InputFileError(path, "axes", "B-scans with rows and columns (axes ...YX)", repr(series.axes))
+    rows_cols = arr.shape[-3:] if channels else arr.shape[-2:]
+    arr = arr.reshape((-1, *rows_cols))
+    grey = _grey(arr, channels, path, notes)
+    return grey, OCTFile(path.name, "tiff", dtype, grey.shape[0], arr.shape[0] > 1 or len(axes.replace("S", "")) > 2)
+
+
+def _read_png(path: Path, notes: list[str]) -> tuple[np.ndarray, OCTFile]:
+    from PIL import Image
+
+    check_regular_file(path, "a readable PNG image")
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG":
+                raise InputFileError(path, "format", "a PNG image", str(im.format))
+            if getattr(im, "n_frames", 1) > 1:
+                raise InputFileError(path, "frames", "one B-scan per PNG", f"an animated PNG of {im.n_frames} frames")
+            if im.mode == "1":
+                raise InputFileError(path, "data type", "integer grey values", "a 1-bit (black and white) image")
+            width, height = im.size
+            check_allocation(((height, width, 4), np.uint16), path, "image", working=(np.float32,), what="an image")
+            if im.mode in ("P", "PA"):
+                im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+            arr = np.asarray(im)
+    except InputFileError:
+        raise
+    except Exception as err:  # Pillow raises many types on corrupt files
+        raise InputFileError(path, "file", "a readable PNG image", f"unreadable ({err.__class__.__name__}: {err})") from None
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize > 1 and arr.size and arr.min() >= 0 and arr.max() <= 65535:
+        arr = arr.astype(np.uint16)  # 16-bit PNG (mode I;16 / I): stored as 16 bits
+    dtype = _check_dtype(arr.dtype, path, notes)
+    grey = _grey(arr[None], arr.ndim == 3, path, notes)
+    return grey, OCTFile(path.name, "png", dtype, 1, False)
+
+
+def _read_folder(folder: Path, notes: list[str]) -> tuple[np.ndarray, list[OCTFile]]:
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    images = [p for p in entries if p.name.lower().endswith(TIFF_SUFFIXES + PNG_SUFFIXES)]
+    if not images:
+        raise InputFileError(folder, "folder", "a folder with .tif / .tiff / .png B-scans", "none")
+    if len(images) < len(entries):
+        notes.append(f"{folder}: {len(entries) - len(images)} entries that are not .tif / .tiff / .png files ignored")
+    stacks, files = [], []
+    for p in images:
+        arr, spec = (_read_tiff if p.name.lower().endswith(TIFF_SUFFIXES) else _read_png)(p, notes)
+        if stacks and arr.shape[1:] != stacks[0].shape[1:]:
+            raise InputFileError(p, "B-scan size", f"{stacks[0].shape[1:]} like {files[0].name} (one size per folder)", f"{arr.shape[1:]}")
+        stacks.append(arr)
+        files.append(spec)
+    return np.concatenate(stacks), files
+
+
+def _nifti_axis(path: Path, shape: tuple[int, ...], zooms: tuple[float, ...], bscan_axis: int | None) -> int:
+    """The voxel axis of the B-scans (module docstring's rule), or :class:`InputFileError`."""
+    if len(shape) == 2:
+        return 2
+    if bscan_axis is not None:
+        return bscan_axis
+    ones = [a for a in range(3) if shape[a] == 1]
+    if len(ones) == 1:
+        return ones[0]
+    for a in range(3):
+        others = [zooms[b] for b in range(3) if b != a]
+        if all(zooms[a] >= BSCAN_SPACING_RATIO * z for z in others):
+            return a
+    raise InputFileError(
+        path,
+        "B-scan axis",
+        f"one voxel spacing ≥ {BSCAN_SPACING_RATIO}× the other two (the spacing between B-scans), or --bscan-axis 0|1|2",
+        f"spacings {tuple(round(float(z), 6) for z in zooms[:3])} mm for shape {tuple(shape)}",
+    )
+
+
+def _read_nifti(path: Path, bscan_axis: int | None, notes: list[str]) -> tuple[np.ndarray, tuple]:
+    import nibabel as nib
+
+    volume, _ = load_nifti_volume(path)  # (k, j, i) float32; checks the file and the memory budget
+    img = nib.load(str(path))
+    stored = _check_dtype(img.get_data_dtype(), path, notes)
+    scaled = np.isfinite(img.dataobj.slope) and (img.dataobj.slope != 1.0 or img.dataobj.inter != 0.0)
+    axis = _nifti_axis(path, img.shape, img.header.get_zooms(), bscan_axis)
+    # (k, j, i): the B-scan axis first, then the higher remaining voxel axis (rows), then the lower (cols)
+    order = {2: (0, 1, 2), 1: (1, 0, 2), 0: (2, 0, 1)}[axis]
+    bscans = np.ascontiguousarray(np.transpose(volume, order))
+    if scaled:
+        notes.append(f"{path}: the header scales the stored {stored} values: written back as float32")
+    return bscans, (img, axis, bool(scaled))
+
+
+def _check_bscans(bscans: np.ndarray, source: Path, files: list[OCTFile]) -> None:
+    """Refuse NaN / Inf and constant B-scans, naming the file (and B-scan) they come from."""
+    where = [(f.name, i, f.count) for f in files for i in range(f.count)] or [(None, n, len(bscans)) for n in range(len(bscans))]
+    for b, (name, i, count) in zip(bscans, where):
+        path = source / name if name is not None and source.is_dir() else source
+        label = f"B-scan {i}" if count > 1 else "B-scan"
+        if not np.all(np.isfinite(b)):
+            raise InputFileError(path, label, "finite values", "NaN or Inf")
+        if float(b.min()) == float(b.max()):
+            raise InputFileError(path, label, "a B-scan with varying intensities", f"every pixel {float(b.min()):g}")
+
+
+def read_oct(path: str | Path, bscan_axis: int | None = None) -> OCTImages:
+    """Read grey OCT B-scans from a TIFF / PNG file, a folder of them or a NIfTI volume.
+
+    Args:
+        path: the file or folder.
+        bscan_axis: NIfTI only: the voxel axis (0, 1, 2) of the B-scans; ``None`` applies the
+            spacing rule of the module docstring.
+
+    Returns:
+        :class:`OCTImages` with ``bscans`` ``(N, H, W)`` float32.
+
+    Raises:
+        InputFileError: the rules of the module docstring (one line naming file and field).
+    """
+    p = Path(path)
+    if bscan_axis is not None and bscan_axis not in (0, 1, 2):
+        raise InputFileError(p, "B-scan axis", "0, 1 or 2", str(bscan_axis))
+    if not p.exists():
+        check_regular_file(p, EXPECTED)  # missing, or not accessible: says which
+    kind = oct_kind(p)
+    if bscan_axis is not None and kind != "nifti":
+        raise InputFileError(p, "B-scan axis", "--bscan-axis only with a NIfTI volume", f"a {kind} input")
+    notes: list[str] = []
+    files: list[OCTFile] = []
+    nifti = None
+    if kind == "folder":
+        arr, files = _read_folder(p, notes)
+    elif kind == "nifti":
+        arr, nifti = _read_nifti(p, bscan_axis, notes)
+    else:
+        arr, spec = (_read_tiff if kind == "tiff" else _read_png)(p, notes)
+        files = [spec]
+    bscans = np.asarray(arr, dtype=np.float32)
+    _check_bscans(bscans, p, files)
+    return OCTImages(bscans, p, {"folder": "folder", "nifti": "nifti"}.get(kind, "file"), files, nifti, notes)
+
+
+def to_stored(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``values`` in ``dtype``: integers rounded and clipped to the type's range, floats cast."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return np.asarray(values).astype(dtype)
+
+
+def check_oct_output(source: str | Path, out: str | Path) -> Path:
+    """Before any work: ``out`` has the input's format (a new or empty folder for a folder input).
+
+    Raises:
+        InputFileError: another format, a missing parent folder, or an existing non-empty folder.
+    """
+    kind, target = oct_kind(source), Path(out)
+    if kind == "folder":
+        if not target.is_dir() and target.name.lower().endswith(TIFF_SUFFIXES + PNG_SUFFIXES + NIFTI_SUFFIXES):
+            raise InputFileError(
+                target, "output", "a new or empty folder (the input is a folder of B-scans)", f"a file name {target.name!r}"
+            )
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise InputFileError(
+                target, "output", "a new or empty folder (the input is a folder of B-scans)", "an existing file or non-empty folder"
+            )
+        check_output_path(target.parent / (target.name + ".probe"))
+        return target
+    if target.is_dir():
+        raise InputFileError(target, "output", f"a {kind.upper() if kind != 'nifti' else 'NIfTI'} file like the input", "a folder")
+    try:
+        out_kind = oct_kind(target)
+    except InputFileError:
+        out_kind = None
+    if out_kind != kind:
+        suffixes = {"tiff": TIFF_SUFFIXES, "png": PNG_SUFFIXES, "nifti": NIFTI_SUFFIXES}[kind]
+        raise InputFileError(target, "output", f"the input's format ({' / '.join(suffixes)})", repr(target.name))
+    return check_output_path(target)
+
+
+def _write_file(spec: OCTFile, values: np.ndarray, path: Path) -> None:
+    """``values`` ``(count, H, W)`` as ``spec`` describes, at ``path`` (a temporary name already)."""
+    data = to_stored(values, spec.dtype)
+    if spec.kind == "tiff":
+        import tifffile
+
+        tifffile.imwrite(path, data if spec.stacked else data[0], photometric="minisblack")
+    else:
+        from PIL import Image
+
+        Image.fromarray(data[0]).save(path, format="PNG")
+
+
+def write_oct(images: OCTImages, values: np.ndarray, out: str | Path) -> Path:
+    """Write ``values`` ``(N, H, W)`` (same shape as ``images.bscans``) in the input's format and types.
+
+    Call :func:`check_oct_output` before the work; this writes atomically (a folder whole).
+    """
+    values = np.asarray(values)
+    if values.shape != images.bscans.shape:
+        raise ValueError(f"values: expected shape {images.bscans.shape} like the input, got {values.shape}")
+    target = Path(out)
+    if images.layout == "nifti":
+        _write_nifti(images.nifti, values, target)
+    elif images.layout == "file":
+        with atomic_output(target) as tmp:
+            _write_file(images.files[0], values, tmp)
+    else:
+        tmp = temporary_beside(target, folder=True)
+        try:
+            start = 0
+            for spec in images.files:
+                _write_file(spec, values[start : start + spec.count], tmp / spec.name)
+                start += spec.count
+            follow_umask(tmp)
+            if target.exists():
+                target.rmdir()
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+def _write_nifti(nifti: tuple, values: np.ndarray, target: Path) -> None:
+    img, axis, scaled = nifti
+    order = {2: (0, 1, 2), 1: (1, 0, 2), 0: (1, 2, 0)}[axis]  # inverse of the reader's transposes
+    volume = np.transpose(values, order)  # (k, j, i)
+    data = np.transpose(volume, (2, 1, 0)).reshape(img.shape)
+    dtype = np.float32 if scaled else np.dtype(img.get_data_dtype())
+    header = img.header.copy()
+    header.set_data_dtype(dtype)
+    if scaled:
+        header.set_slope_inter(1.0, 0.0)
+    out = img.__class__(to_stored(data, dtype), img.affine, header)
+    with atomic_output(target) as tmp:
+        out.to_filename(str(tmp))
