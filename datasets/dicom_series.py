@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import copy
 import datetime
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import check_output_path, follow_umask, temporary_beside
+from ..atomic import atomic_folder, check_output_path
 from ..errors import InputFileError
 from ..memory import check_allocation
 
@@ -316,8 +314,7 @@ def write_derived_series(
     series_uid = generate_uid()
     ref0 = reference_headers[0] if len(reference_headers) else None
     now = datetime.datetime.now()
-    tmp = temporary_beside(out, folder=True)
-    try:
+    with atomic_folder(out) as tmp:
         for k in range(stored.shape[0]):
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = sop_class_uid
@@ -363,11 +360,4 @@ def write_derived_series(
                 slice_tags(ds, k)
             ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
             ds.save_as(tmp / f"{modality}{k + 1:05d}.dcm", enforce_file_format=True)
-        follow_umask(tmp)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -36,14 +36,12 @@ data type, which none of those libraries decides:
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_output, check_output_path, follow_umask, temporary_beside
+from ..atomic import atomic_folder, atomic_output, check_output_path
 from ..errors import InputFileError
 from ..memory import check_allocation
 from .file_access import check_regular_file, load_nifti_volume
@@ -369,19 +367,11 @@ def write_oct(images: OCTImages, values: np.ndarray, out: str | Path) -> Path:
         with atomic_output(target) as tmp:
             _write_file(images.files[0], values, tmp)
     else:
-        tmp = temporary_beside(target, folder=True)
-        try:
+        with atomic_folder(target) as tmp:
             start = 0
             for spec in images.files:
                 _write_file(spec, values[start : start + spec.count], tmp / spec.name)
                 start += spec.count
-            follow_umask(tmp)
-            if target.exists():
-                target.rmdir()
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return target
 
 

@@ -179,3 +179,19 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path`` (an empty or missing folder); on success it replaces ``path`` in one rename, else it is removed."""
+    target = Path(path)
+    tmp = temporary_beside(target, folder=True)
+    try:
+        yield tmp
+        follow_umask(tmp)
+        if target.exists():
+            target.rmdir()
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
