@@ -339,6 +339,16 @@ def check_oct_output(source: str | Path, out: str | Path) -> Path:
     return check_output_path(target)
 
 
+def oct_std_path(out: str | Path) -> Path:
+    """Where the std of a diffusion result goes: ``NAME_std.tif`` / ``.png`` / ``.nii.gz`` beside a file, ``FOLDER_std/`` beside a folder."""
+    target = Path(out)
+    name = target.name.rstrip("/")
+    for suffix in NIFTI_SUFFIXES[::-1] + TIFF_SUFFIXES + PNG_SUFFIXES:  # .nii.gz before .nii
+        if name.lower().endswith(suffix):
+            return target.with_name(name[: -len(suffix)] + "_std" + name[-len(suffix) :])
+    return target.with_name(name + "_std")
+
+
 def _write_file(spec: OCTFile, values: np.ndarray, path: Path) -> None:
     """``values`` ``(count, H, W)`` as ``spec`` describes, at ``path`` (a temporary name already)."""
     data = to_stored(values, spec.dtype)

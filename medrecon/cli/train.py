@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from ..errors import ArgumentError, InputFileError
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import build_settings
     from ..datasets.ct_training import load_ct_training_slices
+    from ..datasets.oct_training import OCT_NORMALISATION, load_oct_training_bscans
     from ..datasets.pet_training import PET_NORMALISATION, load_pet_training_slices
     from ..datasets.training_images import load_training_images, load_training_pairs, load_training_volumes
     from ..diffusion.train_config import DataConfig, PriorArchConfig
@@ -130,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
             info["condition"] = {"guide": "CT", "scale": "HU / 1000"}
             cond_desc = "; condition: the co-registered CT (HU / 1000)"
         what = f"{len(images)} PET slices"
+    elif data.intensity == "oct":
+        bscans = load_oct_training_bscans(data.paths, data.transform or "linear")
+        for note in bscans.notes:
+            print(f"medrecon: note: {note}", file=sys.stderr)
+        images, normalisation, info = torch.from_numpy(bscans.images), OCT_NORMALISATION, bscans.info
+        what = f"{len(images)} noisy OCT B-scans ({data.transform or 'linear'} intensities)"
     else:
         if data.intensity == "hu":
             ct = load_ct_training_slices(data.paths, {h.path: h.slices for h in data.holdout})

@@ -62,6 +62,9 @@ class PosteriorSettings(Settings):
         start: fraction of the noise schedule the chain starts from. 1: pure noise; < 1: a warm
             start from the task's estimate, diffused to that level; the samples then share the
             estimate and their std shows the spread of the last part of the chain only.
+        end: fraction of the noise schedule where the chain stops and returns its x̂₀ (0: the
+            clean end; > 0 for priors trained on noisy data, :class:`~medrecon.diffusion.noisy_data.NoisyDataDenoiser`;
+            DDPM priors only).
     """
 
     sampler: Literal["dds", "ddim", "ddpm", "ve_pc"] = "dds"
@@ -73,9 +76,12 @@ class PosteriorSettings(Settings):
     samples: int = Field(1, ge=1)
     seed: int = 0
     start: float = Field(1.0, gt=0, le=1)
+    end: float = Field(0.0, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _dds_uses_cg(self) -> PosteriorSettings:
+        if self.end >= self.start:
+            raise ValueError(f"end: expected below start ({self.start}), got {self.end}")
         if self.sampler == "dds" and self.dc != "cg":
             raise ValueError(f"sampler 'dds' is DDIM with proximal CG: dc must be 'cg', got {self.dc!r}")
         return self
@@ -108,10 +114,12 @@ def make_sampler(denoiser: Denoiser, settings: PosteriorSettings) -> Sampler:
         raise ArgumentError("sampler 've_pc' needs a score (VE) prior; this prior is a DDPM one: use dds / ddim / ddpm")
     if settings.sampler != "ve_pc" and ve:
         raise ArgumentError(f"sampler {settings.sampler!r} needs a DDPM prior; this prior is a score (VE) one: use ve_pc")
+    if settings.end > 0 and ve:
+        raise ArgumentError(f"end {settings.end}: an early end of the chain needs a DDPM prior; this prior is a score (VE) one")
     if settings.sampler in ("dds", "ddim"):
-        return DDIMSampler(denoiser.schedule, settings.steps, settings.eta, start=settings.start)
+        return DDIMSampler(denoiser.schedule, settings.steps, settings.eta, start=settings.start, end=settings.end)
     if settings.sampler == "ddpm":
-        return DDPMSampler(denoiser.schedule, settings.steps, start=settings.start)
+        return DDPMSampler(denoiser.schedule, settings.steps, start=settings.start, end=settings.end)
     return VEPCSampler(denoiser.schedule, settings.steps, start=settings.start)
 
 

@@ -53,9 +53,9 @@ def randn_like_image(shape: tuple[int, ...], complex_data: bool, generator: torc
 class _VPSampler:
     """Shared VP bookkeeping: state ``x_t`` on the VP scale, VE view ``x_t / √ᾱ_t``."""
 
-    def __init__(self, schedule: VPSchedule, steps: int, start: float = 1.0) -> None:
+    def __init__(self, schedule: VPSchedule, steps: int, start: float = 1.0, end: float = 0.0) -> None:
         self.schedule = schedule
-        self.pairs = schedule.inference_timesteps(steps, start)
+        self.pairs = schedule.inference_timesteps(steps, start, end)
         self.ab = schedule.alphas_cumprod().double()
 
     def _abar(self, t: int) -> float:
@@ -83,8 +83,10 @@ class _VPSampler:
 class DDIMSampler(_VPSampler):
     """DDIM with stochasticity ``eta`` (0: deterministic) over ``steps`` network evaluations."""
 
-    def __init__(self, schedule: VPSchedule = VPSchedule(), steps: int = 50, eta: float = 0.0, start: float = 1.0) -> None:
-        super().__init__(schedule, steps, start)
+    def __init__(
+        self, schedule: VPSchedule = VPSchedule(), steps: int = 50, eta: float = 0.0, start: float = 1.0, end: float = 0.0
+    ) -> None:
+        super().__init__(schedule, steps, start, end)
         if eta < 0:
             raise ValueError(f"eta: expected >= 0, got {eta}")
         self.eta = eta
@@ -102,8 +104,8 @@ class DDIMSampler(_VPSampler):
 class DDPMSampler(_VPSampler):
     """Ancestral DDPM sampling; ``steps = T`` is the original 1000-step sampler."""
 
-    def __init__(self, schedule: VPSchedule = VPSchedule(), steps: int | None = None, start: float = 1.0) -> None:
-        super().__init__(schedule, steps or schedule.num_train_timesteps, start)
+    def __init__(self, schedule: VPSchedule = VPSchedule(), steps: int | None = None, start: float = 1.0, end: float = 0.0) -> None:
+        super().__init__(schedule, steps or schedule.num_train_timesteps, start, end)
 
     def update(self, x: torch.Tensor, x0: torch.Tensor, step: Step, generator: torch.Generator) -> torch.Tensor:
         a_t, a_p = self._abar(step.t), self._abar(step.t_prev)

@@ -61,20 +61,26 @@ class VPSchedule:
             raise ValueError(f"start: expected 0 < start <= 1, got {start}")
         return round(start * (self.num_train_timesteps - 1)) + 1
 
-    def inference_timesteps(self, steps: int, start: float = 1.0) -> list[tuple[int, int]]:
-        """``steps`` pairs ``(t, t_prev)`` from ``T − 1`` (or ``start·(T − 1)``) down to 0.
+    def inference_timesteps(self, steps: int, start: float = 1.0, end: float = 0.0) -> list[tuple[int, int]]:
+        """``steps`` pairs ``(t, t_prev)`` from ``T − 1`` (or ``start·(T − 1)``) down to 0 (or ``end·(T − 1)``).
 
         ``start == 1`` is MONAI's DDIM scheduler order: ``t`` runs over
         ``round(linspace(T − 1, 0, steps))`` and ``t_prev = t − T // steps`` (``t_prev < 0`` means
         the clean end, ᾱ = 1); ``steps == T`` is plain DDPM ancestral order. ``start < 1`` begins at
         ``t₀ = round(start·(T − 1))`` (a truncated chain for a warm start from an initial
-        estimate): ``t`` over ``round(linspace(t₀, 0, steps))``, each ``t_prev`` the next ``t``.
+        estimate): ``t`` over ``round(linspace(t₀, t_end, steps))``, each ``t_prev`` the next ``t``.
+        ``end > 0`` stops the chain early: its last evaluation is at ``t_end = round(end·(T − 1))``
+        and its ``t_prev`` is the clean end, so the chain returns the x̂₀ of that level (for priors
+        trained on noisy data, whose denoiser is defined above the data's noise level only).
         """
         t0 = self.max_steps(start) - 1
-        if not 1 <= steps <= t0 + 1:
-            raise ValueError(f"steps: expected 1..{t0 + 1} (start {start}), got {steps}")
-        ts = torch.linspace(t0, 0, steps).round().long().tolist()
-        if start == 1:
+        t_end = round(end * (self.num_train_timesteps - 1))
+        if not 0 <= t_end <= t0:
+            raise ValueError(f"end: expected 0 <= end <= start ({start}), got {end}")
+        if not 1 <= steps <= t0 - t_end + 1:
+            raise ValueError(f"steps: expected 1..{t0 - t_end + 1} (start {start}, end {end}), got {steps}")
+        ts = torch.linspace(t0, t_end, steps).round().long().tolist()
+        if start == 1 and t_end == 0:
             ratio = self.num_train_timesteps // steps
             return [(int(t), int(t) - ratio) for t in ts]
         return [(int(t), int(tp)) for t, tp in zip(ts, ts[1:] + [-1])]

@@ -77,8 +77,12 @@ class DataConfig(Settings):
         condition: condition images of a conditional prior (``None``: an unconditional prior).
         intensity: ``percentile`` (each image divided by its 99th percentile of magnitude; MRI),
             ``hu`` (CT in Hounsfield units from DICOM series / NIfTI, on the fixed scale HU / 1000;
-            :mod:`medrecon.datasets.ct_training`) or ``pet`` (PET/CT slice-pair ``.npz``, activity
-            over 20 × its slice mean, the CT as the guide; :mod:`medrecon.datasets.pet_training`).
+            :mod:`medrecon.datasets.ct_training`), ``pet`` (PET/CT slice-pair ``.npz``, activity
+            over 20 × its slice mean, the CT as the guide; :mod:`medrecon.datasets.pet_training`)
+            or ``oct`` (noisy OCT B-scans from TIFF / PNG / folders / NIfTI on a fixed scale;
+            :mod:`medrecon.datasets.oct_training`).
+        transform: ``intensity: oct`` only: ``linear`` (the default; B-scans stored log-compressed,
+            as display images are) or ``log`` (linear-amplitude B-scans).
         holdout: slice ranges of training files left out (``intensity: hu``), recorded in the prior.
     """
 
@@ -88,7 +92,8 @@ class DataConfig(Settings):
     seed: int = 0
     pad_to_common: bool = False
     condition: ConditionConfig | None = None
-    intensity: Literal["percentile", "hu", "pet"] = "percentile"
+    intensity: Literal["percentile", "hu", "pet", "oct"] = "percentile"
+    transform: Literal["linear", "log"] | None = None
     holdout: list[HoldoutConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -100,6 +105,10 @@ class DataConfig(Settings):
         c = self.condition
         if (c is not None and c.guide) != (self.intensity == "pet" and c is not None):
             raise ValueError("condition.guide: the condition of intensity 'pet' priors (and only theirs) is the stored guide")
+        if self.transform is not None and self.intensity != "oct":
+            raise ValueError("transform: only with intensity 'oct'")
+        if self.intensity == "oct" and (self.synthetic_phase or c is not None):
+            raise ValueError("intensity 'oct': noisy B-scans take no synthetic phase and no condition")
         if self.intensity == "pet" and self.synthetic_phase:
             raise ValueError("intensity 'pet': PET activity takes no synthetic phase")
         if c is not None and c.paths is not None and len(c.paths) != len(self.paths):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
+from ...errors import ArgumentError
 from ..options import FiniteFloat, add_common_options, settings_from
 from ..registry import TaskCommand, register
-from .config import OCT_METHODS, OCTDenoiseConfig
+from .config import OCT_METHODS, OCTDenoiseConfig, OCTDiffusionConfig
 
 DENOISE_OPTIONS = {"method": "--method", "sigma": "--sigma"}
+DIFFUSION_OPTIONS = {"samples": "--samples", "steps": "--steps", "seed": "--seed"}
 
 
 def _add_denoise(p: argparse.ArgumentParser) -> None:
@@ -17,9 +20,13 @@ def _add_denoise(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         default=None,
-        choices=OCT_METHODS,
-        help=f"classical denoiser (default {OCTDenoiseConfig().method}: the best measured, docs in OCTDenoiseConfig)",
+        choices=(*OCT_METHODS, "diffusion"),
+        help=f"denoiser (default: diffusion with --prior, else {OCTDenoiseConfig().method}; the best measured)",
     )
+    p.add_argument("--prior", default=None, help="OCT diffusion prior folder (medrecon train with intensity: oct)")
+    p.add_argument("--samples", type=int, default=None, help="diffusion: posterior samples (> 1 also writes NAME_std beside the output)")
+    p.add_argument("--steps", type=int, default=None, help="diffusion: network evaluations per sample")
+    p.add_argument("--seed", type=int, default=None, help="diffusion: seed of the sampler")
     p.add_argument(
         "--sigma",
         type=float,
@@ -35,7 +42,7 @@ def _add_denoise(p: argparse.ArgumentParser) -> None:
         help="NIfTI: the voxel axis of the B-scans (default: the axis with the coarsest spacing, when clear)",
     )
     p.add_argument("--out", required=True, help="output in the input's format and data type (a new or empty folder for a folder)")
-    add_common_options(p, "denoise", device=False)
+    add_common_options(p, "denoise")
 
 
 def _denoise(args: argparse.Namespace) -> int:
@@ -46,25 +53,86 @@ def _denoise(args: argparse.Namespace) -> int:
     from ..outputs import check_result
     from .baselines import denoise_bscans
 
-    cfg = settings_from(OCTDenoiseConfig, args, "denoise", {"method": args.method, "sigma": args.sigma}, flag_names=DENOISE_OPTIONS)
+    method = args.method or ("diffusion" if args.prior is not None else None)
+    if method == "diffusion":
+        return _denoise_diffusion(args)
+    if args.prior is not None:
+        raise ArgumentError(f"--prior: only with --method diffusion, got --method {method}")
+    cfg = settings_from(OCTDenoiseConfig, args, "denoise", {"method": method, "sigma": args.sigma}, flag_names=DENOISE_OPTIONS)
     check_not_an_input(args.out, [("the input", args.input)])
     out = check_oct_output(args.input, args.out)
     images = read_oct(args.input, args.bscan_axis)
-    for note in images.notes:
-        print(f"medrecon: note: {note}", file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        if not args.quiet and total > 1:
-            print(f"\r{cfg.method}: {done}/{total} B-scans", end="\n" if done == total else "", file=sys.stderr, flush=True)
-
-    result, sigmas = denoise_bscans(images.bscans, cfg, source=args.input, progress=progress)
+    _print_notes(images.notes)
+    result, sigmas = denoise_bscans(images.bscans, cfg, source=args.input, progress=_progress(args, cfg.method))
     check_result(result, args.input, "denoised B-scans")
     write_oct(images, result, out)
     how = "given" if cfg.sigma is not None else "estimated"
     span = f"{sigmas[0]:.3g}" if np.ptp(sigmas) == 0 else f"{sigmas.min():.3g}–{sigmas.max():.3g}"
-    count = f"{len(result)} B-scan{'s' if len(result) > 1 else ''}"
-    print(f"wrote {out} ({count}, {cfg.method}, noise σ {how} {span})")
+    print(f"wrote {out} ({_count(len(result))}, {cfg.method}, noise σ {how} {span})")
     return 0
 
 
-register(TaskCommand("denoise", "oct", "speckle denoising of retinal OCT B-scans (BM3D, non-local means, TV)", _add_denoise, _denoise))
+def _denoise_diffusion(args: argparse.Namespace) -> int:
+    from ...atomic import check_not_an_input
+    from ...datasets.oct_images import check_oct_output, oct_std_path, read_oct, write_oct
+    from ...diffusion.training import load_prior
+    from ...runtime import resolve_prior, select_device
+    from ..outputs import check_result
+    from .diffusion import check_prior_for_oct, denoise_bscans_diffusion
+
+    if args.prior is None:
+        raise ArgumentError("--method diffusion: needs --prior (an OCT prior folder: medrecon train --config configs/oct_ddpm.yaml)")
+    if args.sigma is not None:
+        raise ArgumentError("--sigma: only with the classical methods (diffusion estimates σ on the prior's scale)")
+    flags = {k: getattr(args, k) for k in DIFFUSION_OPTIONS}
+    cfg = settings_from(OCTDiffusionConfig, args, "denoise", flags, flag_names=DIFFUSION_OPTIONS)
+    check_not_an_input(args.out, [("the input", args.input), ("--prior", args.prior)])
+    out = check_oct_output(args.input, args.out)
+    std_out = oct_std_path(out) if cfg.samples > 1 else None
+    if std_out is not None:
+        check_not_an_input(std_out, [("the input", args.input)])
+        check_oct_output(args.input, std_out)
+    device = select_device(args.device)
+    denoiser = load_prior(resolve_prior(args.prior), device=device)
+    images = read_oct(args.input, args.bscan_axis)
+    dtypes = {f.dtype for f in images.files} or {images.nifti[0].get_data_dtype()}
+    check_prior_for_oct(denoiser, next(iter(dtypes)), cfg, args.input)
+    _print_notes(images.notes)
+    mean, std, sigmas = denoise_bscans_diffusion(images.bscans, denoiser, cfg, device, progress=_progress(args, "diffusion"))
+    check_result(mean, args.input, "denoised B-scans")
+    write_oct(images, mean, out)
+    if std_out is not None:
+        try:
+            write_oct(images, std, std_out)
+        except BaseException:  # no mean without its std
+            shutil.rmtree(out) if out.is_dir() else out.unlink(missing_ok=True)
+            raise
+    label = f"diffusion, mean of {cfg.samples} x {cfg.steps} steps from {cfg.start_level:g} σ̂ to {cfg.end_level:g} σ̂"
+    print(f"wrote {out} ({_count(len(mean))}, {label}; noise σ̂ {sigmas.min():.3g}–{sigmas.max():.3g})")
+    if std_out is not None:
+        print(f"wrote {std_out} (per-pixel std over the samples)")
+    return 0
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"medrecon: note: {note}", file=sys.stderr)
+
+
+def _count(n: int) -> str:
+    return f"{n} B-scan{'s' if n > 1 else ''}"
+
+
+def _progress(args: argparse.Namespace, label: str):
+    def progress(done: int, total: int) -> None:
+        if not args.quiet and total > 1:
+            print(f"\r{label}: {done}/{total} B-scans", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    return progress
+
+
+register(
+    TaskCommand(
+        "denoise", "oct", "speckle denoising of retinal OCT B-scans (diffusion prior, BM3D, non-local means, TV)", _add_denoise, _denoise
+    )
+)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ...config import Settings
+from ...diffusion.posterior import PosteriorSettings
 
 OCT_METHODS = ("bm3d", "nlm", "tv")
 
@@ -52,3 +53,47 @@ class OCTDenoiseConfig(Settings):
     nlm_patch_distance: int = Field(11, ge=1, le=50)
     tv_factor: float = Field(1.5, gt=0, le=100, allow_inf_nan=False)
     tv_iters: int = Field(300, ge=1, le=100_000)
+
+
+class OCTDiffusionConfig(PosteriorSettings):
+    """OCT speckle denoising with a diffusion prior trained on noisy B-scans (YAML section ``denoise``).
+
+    The chain (:mod:`medrecon.tasks.oct.diffusion`) starts from the noisy B-scan diffused to
+    ``start_level × σ̂`` and stops at ``end_level × σ̂`` (σ̂: the speckle σ estimated from each
+    B-scan on the prior's scale, :mod:`medrecon.tasks.oct.noise`), with the noisy-data prior turned
+    into a clean-image denoiser (:class:`~medrecon.diffusion.noisy_data.NoisyDataDenoiser`) and a
+    Gaussian likelihood step on every x̂₀ (speckle is close to additive Gaussian on the prior's
+    log-compressed scale): ``x = (y + λ x̂₀) / (1 + λ)``, ``λ = dc_lam`` (0: no likelihood step).
+    ``start`` / ``end`` fractions are set from the levels per batch; the values here are ignored.
+
+    Attributes:
+        start_level / end_level: the chain's first and last noise level in units of σ̂ (end > 1:
+            the clean-image denoiser exists above the data's own noise only).
+        batch: B-scans denoised together (with their samples, one batch through the network).
+        coupling: weight β of ``β Σ ||x_{k+1} − x_k||²`` between neighbouring B-scans of a batch
+            inside the likelihood step (volumes; 0: B-scans independent). Needs ``dc_lam > 0``.
+        transform: the intensity transform the input needs; ``None``: the prior's. A different
+            one from the prior's is refused.
+    """
+
+    sampler: Literal["dds", "ddim", "ddpm", "ve_pc"] = "ddim"
+    dc: Literal["cg", "grad", "hard", "none", "likelihood"] = "cg"
+    dc_iters: int = Field(1, ge=1)
+    dc_lam: float = Field(0.0, ge=0, allow_inf_nan=False)
+    steps: int = Field(1, ge=1)
+    samples: int = Field(4, ge=1)
+    start_level: float = Field(3.0, gt=1, le=50, allow_inf_nan=False)
+    end_level: float = Field(1.2, gt=1, le=50, allow_inf_nan=False)
+    batch: int = Field(8, ge=1, le=4096)
+    coupling: float = Field(0.0, ge=0, allow_inf_nan=False)
+    transform: Literal["linear", "log"] | None = None
+
+    @model_validator(mode="after")
+    def _levels(self) -> OCTDiffusionConfig:
+        if self.end_level > self.start_level:
+            raise ValueError(f"end_level: expected at most start_level ({self.start_level}), got {self.end_level}")
+        if self.dc not in ("cg", "none"):
+            raise ValueError(f"dc {self.dc!r}: OCT uses the Gaussian likelihood step ('cg') or none")
+        if self.coupling > 0 and (self.dc != "cg" or self.dc_lam == 0):
+            raise ValueError("coupling: needs the likelihood step (dc 'cg' with dc_lam > 0)")
+        return self
