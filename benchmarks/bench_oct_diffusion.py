@@ -35,10 +35,15 @@ from medrecon.tasks.oct.diffusion import denoise_bscans_diffusion
 from medrecon.tasks.oct.metrics import oct_metrics
 from medrecon.tasks.oct.noise import estimate_noise_sigma
 
-# one step: the chain is one Tweedie estimate at the start level (the end level does not enter)
-TUNE_GRID = [dict(steps=1, start_level=s, end_level=min(s, 1.2), dc_lam=lam) for s in (2.0, 3.0, 4.0, 6.0) for lam in (0.0, 30.0)] + [
-    dict(steps=3, start_level=s, end_level=e, dc_lam=0.0) for s in (3.0, 6.0) for e in (1.2, 2.0)
-]
+# one step: the chain is one Tweedie estimate at the start level (the end level does not enter);
+# every row uses the defaults of OCTDiffusionConfig (4 samples, 128-pixel tiles) except what it names
+TUNE_GRID = (
+    [dict(steps=1, start_level=s, end_level=min(s, 1.2), dc_lam=lam) for s in (2.0, 3.0, 4.0, 5.0, 6.0) for lam in (0.0, 30.0)]
+    + [dict(steps=3, start_level=s, end_level=e) for s in (3.0, 6.0) for e in (1.2, 2.0)]
+    + [dict(steps=2, start_level=5.0, end_level=4.0)]
+    + [dict(tile=t) for t in (0, 64, 256)]
+    + [dict(overlap=0.5), dict(samples=8), dict(samples=16)]
+)
 TUNE_CROP = (slice(100, 356), slice(200, 712))  # a 256 x 512 region of case 01 holding the retina (saves CPU)
 FRAMES = ["case01_test"] + [f"case01_neighbor{i}" for i in range(1, 5)]
 
@@ -67,16 +72,16 @@ def tune(denoiser) -> dict:
     fr = frames()[(slice(None), *TUNE_CROP)]
     rows = []
     for kw in TUNE_GRID:
-        cfg = OCTDiffusionConfig(samples=4, **kw)
+        cfg = OCTDiffusionConfig(**kw)
         scores = [frame_score(diffusion(fr[[k]], denoiser, cfg)[0][0], fr, k) for k in (0, 1)]
         rows.append({**kw, "psnr_vs_other_frames": round(float(np.mean(scores)), 3)})
         print(rows[-1], flush=True)
-    best = max(rows, key=lambda r: r["psnr_vs_other_frames"])
+    best = max((r for r in rows if "samples" not in r), key=lambda r: r["psnr_vs_other_frames"])  # at the default sample count
     bm3d = [frame_score(denoise_bscan(fr[k], estimate_noise_sigma(fr[k]), OCTDenoiseConfig()), fr, k) for k in (0, 1)]
     result = {
         "criterion": "PSNR of frames 0-1 of case 01 (rows 100-355, columns 200-711) against the mean of the other four noisy frames (no clean reference)",
         "prior_steps": denoiser.info.get("training_steps"),
-        "samples": 4,
+        "defaults": OCTDiffusionConfig().model_dump(include={"samples", "steps", "start_level", "end_level", "dc_lam", "tile", "overlap"}),
         "rows": rows,
         "best": best,
         "bm3d_same_criterion": round(float(np.mean(bm3d)), 3),
@@ -86,8 +91,9 @@ def tune(denoiser) -> dict:
     return result
 
 
-def table(denoiser) -> str:
-    names = ["noisy input", "BM3D (σ_psd = 3 σ̂)", "diffusion, 1 sample", "diffusion, mean of 4"]
+def table(denoiser, sample_counts: list[int]) -> str:
+    counts = {f"diffusion, {'1 sample' if n == 1 else f'mean of {n}'}": n for n in sample_counts}
+    names = ["noisy input", "BM3D (σ_psd = 3 σ̂)", *counts]
     rows: dict[str, list[dict]] = {n: [] for n in names}
     for case in TEST_CASES:
         noisy, avg = load(case)
@@ -95,7 +101,7 @@ def table(denoiser) -> str:
         t0 = time.perf_counter()
         out = to_stored(denoise_bscan(noisy, estimate_noise_sigma(noisy), OCTDenoiseConfig()), np.uint8).astype(np.float32)
         rows[names[1]].append({**oct_metrics(avg, out), "s": time.perf_counter() - t0})
-        for name, n in ((names[2], 1), (names[3], 4)):
+        for name, n in counts.items():
             out, sec = diffusion(noisy[None], denoiser, OCTDiffusionConfig(samples=n))
             rows[name].append({**oct_metrics(avg, out[0]), "s": sec})
         print(f"case {case:02d}: " + "  ".join(f"{n}: {rows[n][-1]['PSNR']:.2f}/{rows[n][-1]['SSIM']:.3f}" for n in names), flush=True)
@@ -112,8 +118,8 @@ def table(denoiser) -> str:
     lines = [
         f"Duke SD-OCT test cases {TEST_CASES[0]:02d}–{TEST_CASES[-1]:02d} against the registered average (research use). "
         f"Prior: {info.get('training_steps')} CPU steps on the noisy frames of cases 01–04 and case 01's four neighbours "
-        f"({info.get('data', '')[:40]}…); settings of OCTDiffusionConfig (chain from {cfg.start_level:g} σ̂ to "
-        f"{cfg.end_level:g} σ̂, {cfg.steps} step(s), λ {cfg.dc_lam:g}), chosen without a clean reference "
+        f"({info.get('data', '')[:40]}…); settings of OCTDiffusionConfig (chain from {cfg.start_level:g} σ̂, {cfg.steps} "
+        f"step(s), likelihood λ {cfg.dc_lam:g}, {cfg.tile}-pixel tiles overlapping {cfg.overlap:g}), chosen without a clean reference "
         "(oct_diffusion_tuning.json). Results rounded to uint8 as written; s / B-scan on 2 shared CPU cores.",
         "",
         "| method | PSNR dB | SSIM | CNR dB | ENL | MSR | EPI | s / B-scan |",
@@ -133,12 +139,13 @@ def stripes(vol: np.ndarray) -> float:
 
 
 def volume(denoiser) -> str:
-    fr = frames()
-    avg = read_oct(DATA / "case01_average.tif").bscans[0]
+    fr = frames()[(slice(None), *TUNE_CROP)]
+    avg = read_oct(DATA / "case01_average.tif").bscans[0][TUNE_CROP]
     lines = [
-        "Case 01's five noisy frames of one position stacked as a 5-B-scan volume: std across B-scans (grey levels, "
-        "mean over pixels; the true volume is constant along the slow axis, so this is en-face stripe artefact) and "
-        "mean PSNR of the B-scans against case 01's registered average.",
+        "Case 01's five noisy frames of one position (rows 100-355, columns 200-711) stacked as a 5-B-scan volume: std "
+        "across B-scans (grey levels, mean over pixels; the true volume is constant along the slow axis, so this is "
+        "en-face stripe artefact) and mean PSNR of the B-scans against case 01's registered average; diffusion with "
+        "4 samples.",
         "",
         "| method | std across B-scans | PSNR dB |",
         "|---|---|---|",
@@ -146,11 +153,14 @@ def volume(denoiser) -> str:
     ]
     bm = np.stack([to_stored(denoise_bscan(f, estimate_noise_sigma(f), OCTDenoiseConfig()), np.uint8) for f in fr]).astype(np.float32)
     lines.append(f"| BM3D per B-scan | {stripes(bm):.2f} | {np.mean([psnr(f, avg) for f in bm]):.2f} |")
-    for coupling in (0.0, 1.0, 10.0):
-        cfg = OCTDiffusionConfig(batch=5, coupling=coupling, dc_lam=OCTDiffusionConfig().dc_lam or 10.0)
+    base = OCTDiffusionConfig()
+    out, _ = diffusion(fr, denoiser, base.model_copy(update={"batch": 5, "samples": 4}))
+    lines.append(f"| diffusion, defaults, B-scans independent | {stripes(out):.2f} | {np.mean([psnr(f, avg) for f in out]):.2f} |")
+    for lam, coupling in ((100.0, 0.0), (100.0, 10.0), (100.0, 100.0), (100.0, 1000.0)):
+        cfg = OCTDiffusionConfig(batch=5, coupling=coupling, dc_lam=lam, samples=4)
         out, _ = diffusion(fr, denoiser, cfg)
-        label = "diffusion, B-scans independent" if coupling == 0 else f"diffusion, coupled β = {coupling:g}"
-        lines.append(f"| {label} (λ {cfg.dc_lam:g}) | {stripes(out):.2f} | {np.mean([psnr(f, avg) for f in out]):.2f} |")
+        label = "B-scans independent" if coupling == 0 else f"neighbours coupled, β {coupling:g}"
+        lines.append(f"| diffusion, likelihood step λ {lam:g}, {label} | {stripes(out):.2f} | {np.mean([psnr(f, avg) for f in out]):.2f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     (RESULTS / "oct_volume.md").write_text(text)
@@ -163,12 +173,18 @@ def main() -> None:
     p.add_argument("--prior", required=True, help="the OCT prior folder")
     p.add_argument("--tune", action="store_true", help="reference-free grid on case 01's frames")
     p.add_argument("--volume", action="store_true", help="en-face stripes of a 5-frame volume, coupled vs independent")
+    p.add_argument("--samples", default="1,4,8", help="table: the sample counts of the diffusion rows")
     args = p.parse_args()
     torch.set_num_threads(2)
     if not DATA.exists():
         raise SystemExit(f"no OCT data at {DATA}")
     denoiser = load_prior(args.prior)
-    tune(denoiser) if args.tune else volume(denoiser) if args.volume else table(denoiser)
+    if args.tune:
+        tune(denoiser)
+    elif args.volume:
+        volume(denoiser)
+    else:
+        table(denoiser, [int(n) for n in args.samples.split(",")])
 
 
 if __name__ == "__main__":

@@ -74,6 +74,9 @@ class OCTDiffusionConfig(PosteriorSettings):
             inside the likelihood step (volumes; 0: B-scans independent). Needs ``dc_lam > 0``.
         transform: the intensity transform the input needs; ``None``: the prior's. A different
             one from the prior's is refused.
+        tile: the network sees ``tile × tile`` windows overlapping by ``overlap`` (a fraction),
+            blended (:class:`~medrecon.diffusion.tiling.TiledDenoiser`); 0: whole B-scans (memory
+            grows with the square of the pixel count).
     """
 
     sampler: Literal["dds", "ddim", "ddpm", "ve_pc"] = "ddim"
@@ -81,17 +84,21 @@ class OCTDiffusionConfig(PosteriorSettings):
     dc_iters: int = Field(1, ge=1)
     dc_lam: float = Field(0.0, ge=0, allow_inf_nan=False)
     steps: int = Field(1, ge=1)
-    samples: int = Field(4, ge=1)
-    start_level: float = Field(3.0, gt=1, le=50, allow_inf_nan=False)
+    samples: int = Field(8, ge=1)
+    start_level: float = Field(5.0, gt=1, le=50, allow_inf_nan=False)
     end_level: float = Field(1.2, gt=1, le=50, allow_inf_nan=False)
     batch: int = Field(8, ge=1, le=4096)
     coupling: float = Field(0.0, ge=0, allow_inf_nan=False)
     transform: Literal["linear", "log"] | None = None
+    tile: int = Field(128, ge=0, le=4096)
+    overlap: float = Field(0.25, ge=0, lt=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _levels(self) -> OCTDiffusionConfig:
         if self.end_level > self.start_level:
             raise ValueError(f"end_level: expected at most start_level ({self.start_level}), got {self.end_level}")
+        if 0 < self.tile < 8:
+            raise ValueError(f"tile: expected 0 (whole B-scans) or >= 8, got {self.tile}")
         if self.dc not in ("cg", "none"):
             raise ValueError(f"dc {self.dc!r}: OCT uses the Gaussian likelihood step ('cg') or none")
         if self.coupling > 0 and (self.dc != "cg" or self.dc_lam == 0):

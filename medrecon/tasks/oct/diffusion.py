@@ -7,7 +7,8 @@ volume):
 1. the B-scans go to the prior's scale by the transform its JSON records
    (:func:`~medrecon.datasets.oct_training.to_prior_scale`), and σ̂, the speckle σ of each, is
    estimated there (:func:`~medrecon.tasks.oct.noise.estimate_noise_sigma`);
-2. the prior becomes a denoiser of the clean B-scan under that noise
+2. the prior, applied in overlapping windows (:class:`~medrecon.diffusion.tiling.TiledDenoiser`),
+   becomes a denoiser of the clean B-scan under that noise
    (:class:`~medrecon.diffusion.noisy_data.NoisyDataDenoiser`, Tweedie's formula);
 3. :func:`~medrecon.diffusion.posterior.sample_posterior` runs the one sampler loop from the noisy
    B-scan diffused to ``start_level × σ̂`` down to ``end_level × σ̂`` (the batch's median σ̂ sets the
@@ -28,6 +29,7 @@ from ...datasets.oct_training import OCT_NORMALISATION, from_prior_scale, to_pri
 from ...diffusion.denoiser import Denoiser
 from ...diffusion.noisy_data import NoisyDataDenoiser
 from ...diffusion.posterior import make_sampler, repeat_items, sample_posterior
+from ...diffusion.tiling import TiledDenoiser
 from ...errors import ArgumentError, InputFileError
 from ...physics.linop import Identity
 from .config import OCTDiffusionConfig
@@ -88,7 +90,8 @@ def denoise_batch(
     last = denoiser.schedule.num_train_timesteps - 1
     span = round(start * last) - round(end * last)  # timesteps between the two levels (0 when they coincide)
     settings = cfg.model_copy(update={"start": start, "end": end, "steps": min(cfg.steps, span + 1)})
-    clean = NoisyDataDenoiser(denoiser, repeat_items(sigmas, cfg.samples))
+    net = TiledDenoiser(denoiser, cfg.tile, cfg.overlap) if cfg.tile else denoiser
+    clean = NoisyDataDenoiser(net, repeat_items(sigmas, cfg.samples))
     use_dc = cfg.dc == "cg" and cfg.dc_lam > 0
     if not use_dc:
         settings = settings.model_copy(update={"dc": "none"})
