@@ -7,9 +7,9 @@ data type, which none of those libraries decides:
 - **What is read.** A ``.tif`` / ``.tiff`` (every page / stack axis is a B-scan), a ``.png`` (one
   B-scan), a folder of such files (its ``.tif`` / ``.tiff`` / ``.png`` files, hidden files
   excluded, in name order; all B-scans of one size), or a ``.nii`` / ``.nii.gz`` volume (B-scans
-  along one voxel axis, below). DICOM OPT (Ophthalmic Tomography) and vendor formats (Heidelberg
-  ``.e2e``, Topcon ``.fds``, Zeiss ``.img``, ``.vol``) are not read yet: convert them to TIFF or
-  NIfTI first.
+  along one voxel axis, below), or a DICOM Ophthalmic Tomography ``.dcm`` file (one B-scan per
+  frame; :mod:`medrecon.datasets.oct_dicom`). Vendor formats (Heidelberg ``.e2e``, Topcon
+  ``.fds``, Zeiss ``.img``, ``.vol``) are not read: convert them to DICOM, TIFF or NIfTI first.
 - **Grey only.** A colour file whose colour channels are equal everywhere (a grey B-scan saved as
   RGB, or a grey palette) is read as grey and written back as grey, with a note; an alpha channel
   is ignored, with a note. Any other colour file is refused: a colour map or an annotation cannot
@@ -45,6 +45,7 @@ from ..atomic import atomic_folder, atomic_output, check_output_path
 from ..errors import InputFileError
 from ..memory import check_allocation
 from .file_access import check_regular_file, load_nifti_volume
+from .oct_dicom import DICOM_SUFFIXES, read_oct_dicom, write_oct_dicom
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SUFFIXES = (".png",)
@@ -95,7 +96,7 @@ class OCTImages:
 
 
 def oct_kind(path: str | Path) -> str:
-    """``"folder"``, ``"tiff"``, ``"png"`` or ``"nifti"`` from an existing folder or a file name's suffix.
+    """``"folder"``, ``"tiff"``, ``"png"``, ``"nifti"`` or ``"dicom"`` from an existing folder or a file name's suffix.
 
     Raises:
         InputFileError: any other suffix.
@@ -104,10 +105,10 @@ def oct_kind(path: str | Path) -> str:
     if p.is_dir():
         return "folder"
     name = p.name.lower()
-    for kind, suffixes in (("tiff", TIFF_SUFFIXES), ("png", PNG_SUFFIXES), ("nifti", NIFTI_SUFFIXES)):
+    for kind, suffixes in (("tiff", TIFF_SUFFIXES), ("png", PNG_SUFFIXES), ("nifti", NIFTI_SUFFIXES), ("dicom", DICOM_SUFFIXES)):
         if name.endswith(suffixes):
             return kind
-    raise InputFileError(p, "file type", "a .tif / .tiff / .png / .nii / .nii.gz file or a folder of B-scans", repr(p.name))
+    raise InputFileError(p, "file type", "a .tif / .tiff / .png / .nii / .nii.gz / .dcm file or a folder of B-scans", repr(p.name))
 
 
 def _grey(arr: np.ndarray, channels: bool, path: Path, notes: list[str]) -> np.ndarray:
@@ -292,6 +293,9 @@ def read_oct(path: str | Path, bscan_axis: int | None = None) -> OCTImages:
         arr, files = _read_folder(p, notes)
     elif kind == "nifti":
         arr, nifti = _read_nifti(p, bscan_axis, notes)
+    elif kind == "dicom":
+        arr, dtype = read_oct_dicom(p)
+        files = [OCTFile(p.name, "dicom", _check_dtype(dtype, p, notes), arr.shape[0], True)]
     else:
         arr, spec = (_read_tiff if kind == "tiff" else _read_png)(p, notes)
         files = [spec]
@@ -334,7 +338,7 @@ def check_oct_output(source: str | Path, out: str | Path) -> Path:
     except InputFileError:
         out_kind = None
     if out_kind != kind:
-        suffixes = {"tiff": TIFF_SUFFIXES, "png": PNG_SUFFIXES, "nifti": NIFTI_SUFFIXES}[kind]
+        suffixes = {"tiff": TIFF_SUFFIXES, "png": PNG_SUFFIXES, "nifti": NIFTI_SUFFIXES, "dicom": DICOM_SUFFIXES}[kind]
         raise InputFileError(target, "output", f"the input's format ({' / '.join(suffixes)})", repr(target.name))
     return check_output_path(target)
 
@@ -343,7 +347,7 @@ def oct_std_path(out: str | Path) -> Path:
     """Where the std of a diffusion result goes: ``NAME_std.tif`` / ``.png`` / ``.nii.gz`` beside a file, ``FOLDER_std/`` beside a folder."""
     target = Path(out)
     name = target.name.rstrip("/")
-    for suffix in NIFTI_SUFFIXES[::-1] + TIFF_SUFFIXES + PNG_SUFFIXES:  # .nii.gz before .nii
+    for suffix in NIFTI_SUFFIXES[::-1] + TIFF_SUFFIXES + PNG_SUFFIXES + DICOM_SUFFIXES:  # .nii.gz before .nii
         if name.lower().endswith(suffix):
             return target.with_name(name[: -len(suffix)] + "_std" + name[-len(suffix) :])
     return target.with_name(name + "_std")
@@ -373,6 +377,8 @@ def write_oct(images: OCTImages, values: np.ndarray, out: str | Path) -> Path:
     target = Path(out)
     if images.layout == "nifti":
         _write_nifti(images.nifti, values, target)
+    elif images.files[0].kind == "dicom":
+        write_oct_dicom(images.source, values, target, to_stored)
     elif images.layout == "file":
         with atomic_output(target) as tmp:
             _write_file(images.files[0], values, tmp)
