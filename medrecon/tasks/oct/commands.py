@@ -16,7 +16,10 @@ DIFFUSION_OPTIONS = {"samples": "--samples", "steps": "--steps", "seed": "--seed
 
 
 def _add_denoise(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="noisy B-scans: .tif / .tiff (pages = B-scans), .png, a folder of them, a .nii / .nii.gz volume or a DICOM OPT .dcm file")
+    p.add_argument(
+        "input",
+        help="noisy B-scans: .tif / .tiff (pages = B-scans), .png, a folder of them, a .nii / .nii.gz volume or a DICOM OPT .dcm file",
+    )
     p.add_argument(
         "--method",
         default=None,

@@ -53,7 +53,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate_pet
 
     if args.counts is not None and args.counts <= 0:
-        raise ArgumentError(f"--counts: expected expected prompts per slice > 0, got {args.counts:g}")
+        raise ArgumentError(f"--counts: expected a number of prompts per slice > 0, got {args.counts:g}")
     flags = {
         "counts": args.counts,
         "background_fraction": args.background_fraction,
