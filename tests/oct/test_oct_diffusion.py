@@ -172,3 +172,10 @@ def test_tiled_denoiser_matches_whole_image_for_a_pointwise_prior():
     assert torch.allclose(tiled(x, s, c), PointwisePrior()(x, s, c), atol=1e-5)
     small = torch.randn(2, 20, 30, generator=g)
     assert torch.equal(tiled(small, s[:2]), PointwisePrior()(small, s[:2]))
+
+
+def test_denoise_with_prior_refuses_a_bscan_without_noise(trained, tmp_path, capsys):
+    prior, _ = trained
+    smooth = tmp_path / "smooth.tif"
+    tifffile.imwrite(smooth, np.clip(np.rint(clean_retina()), 0, 255).astype(np.uint8), photometric="minisblack")
+    _fails(["denoise", "oct", str(smooth), "--prior", str(prior), "--out", str(tmp_path / "o.tif")], capsys, "noise", tmp_path)

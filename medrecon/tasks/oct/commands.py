@@ -101,7 +101,9 @@ def _denoise_diffusion(args: argparse.Namespace) -> int:
     dtypes = {f.dtype for f in images.files} or {images.nifti[0].get_data_dtype()}
     check_prior_for_oct(denoiser, next(iter(dtypes)), cfg, args.input)
     _print_notes(images.notes)
-    mean, std, sigmas = denoise_bscans_diffusion(images.bscans, denoiser, cfg, device, progress=_progress(args, "diffusion"))
+    mean, std, sigmas = denoise_bscans_diffusion(
+        images.bscans, denoiser, cfg, device, progress=_progress(args, "diffusion"), source=args.input
+    )
     check_result(mean, args.input, "denoised B-scans")
     write_oct(images, mean, out)
     if std_out is not None:

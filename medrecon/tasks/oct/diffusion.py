@@ -32,6 +32,7 @@ from ...diffusion.posterior import make_sampler, repeat_items, sample_posterior
 from ...diffusion.tiling import TiledDenoiser
 from ...errors import ArgumentError, InputFileError
 from ...physics.linop import Identity
+from .baselines import NOISE_FLOOR
 from .config import OCTDiffusionConfig
 from .noise import estimate_noise_sigma
 
@@ -76,15 +77,8 @@ def level_fraction(denoiser: Denoiser, sigma: float) -> float:
 
 def denoise_batch(
     y: torch.Tensor, sigmas: torch.Tensor, denoiser: Denoiser, cfg: OCTDiffusionConfig, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior samples of ``S`` B-scans on the prior's scale.
-
-    Args:
-        y: ``(S, H, W)`` noisy B-scans on the prior's scale; sigmas: ``(S,)`` their σ̂ there.
-
-    Returns:
-        ``(S, N, H, W)`` samples and the settings' start / end fractions used, as a tensor ``(2,)``.
-    """
+) -> torch.Tensor:
+    """Posterior samples ``(S, N, H, W)`` of ``S`` B-scans ``y (S, H, W)`` with σ̂ ``sigmas (S,)``, all on the prior's scale."""
     ref = float(sigmas.median())
     start, end = level_fraction(denoiser, cfg.start_level * ref), level_fraction(denoiser, cfg.end_level * ref)
     last = denoiser.schedule.num_train_timesteps - 1
@@ -106,7 +100,7 @@ def denoise_batch(
         item_coupling=cfg.coupling if use_dc and y.shape[0] > 1 else 0.0,
         device=y.device,
     )
-    return post.samples, torch.tensor([start, end])
+    return post.samples
 
 
 def denoise_bscans_diffusion(
@@ -115,21 +109,29 @@ def denoise_bscans_diffusion(
     cfg: OCTDiffusionConfig,
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    source: str = "the input",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Denoise a stack ``(N, H, W)`` in stored units: mean and std ``(N, H, W)`` float32, σ̂ ``(N,)`` in stored units.
 
     The stack goes through in batches of ``cfg.batch`` B-scans in order (neighbours together);
     ``progress(done, total)`` after each batch.
+
+    Raises:
+        InputFileError: a B-scan without measurable noise (σ̂ below
+            :data:`~medrecon.tasks.oct.baselines.NOISE_FLOOR` of its value range); ``source`` names the input.
     """
     oct_info = oct_prior_settings(denoiser)
     transform, full = oct_info["transform"], float(oct_info["full_scale"])
     x = to_prior_scale(bscans, transform, full)
     sig = np.array([estimate_noise_sigma(b) for b in x])
+    for n, s in enumerate(sig):
+        if not s > NOISE_FLOOR * float(np.ptp(x[n])):
+            raise InputFileError(source, f"B-scan {n}", "speckle noise measurable from the image", f"an estimated noise σ of {s:.3g}")
     g = torch.Generator().manual_seed(cfg.seed)
     means, stds = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
     for a in range(0, len(x), cfg.batch):
         y = torch.from_numpy(x[a : a + cfg.batch]).to(device)
-        samples, _ = denoise_batch(y, torch.from_numpy(sig[a : a + cfg.batch]).float(), denoiser, cfg, g)
+        samples = denoise_batch(y, torch.from_numpy(sig[a : a + cfg.batch]).float(), denoiser, cfg, g)
         stored = from_prior_scale(samples.cpu().numpy(), transform, full)
         means[a : a + cfg.batch] = stored.mean(axis=1)
         stds[a : a + cfg.batch] = stored.std(axis=1, ddof=1) if cfg.samples > 1 else 0.0
