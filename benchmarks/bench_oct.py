@@ -87,6 +87,21 @@ def tune(methods: tuple[str, ...]) -> dict:
     return result
 
 
+def markdown_table(intro: str, rows: dict[str, list[dict]]) -> str:
+    """The results table: one row per method, the mean over B-scans of each metric (PSNR: ± std) and seconds."""
+
+    def cell(values: list, key: str) -> str:
+        v = [r[key] for r in values if r[key] is not None]
+        if not v:
+            return "–"
+        digits = 3 if key in ("SSIM", "EPI") else 1 if key in ("ENL", "s") else 2
+        return f"{np.mean(v):.{digits}f} ± {np.std(v):.{digits}f}" if key == "PSNR" else f"{np.mean(v):.{digits}f}"
+
+    lines = [intro, "", "| method | PSNR dB | SSIM | CNR dB | ENL | MSR | EPI | s / B-scan |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {name} | " + " | ".join(cell(values, k) for k in (*COLUMNS, "s")) + " |" for name, values in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
 def table() -> str:
     rows: dict[str, list[dict]] = {name: [] for name in ("average (reference)", "noisy input", *OCT_METHODS)}
     for case in TEST_CASES:
@@ -104,27 +119,14 @@ def table() -> str:
         "nlm": f"NLM (h = {cfg.nlm_factor:g} σ, {cfg.nlm_patch_size}² patches, search ±{cfg.nlm_patch_distance})",
         "tv": f"TV Chambolle (weight = {cfg.tv_factor:g} σ, {cfg.tv_iters} it)",
     }
-
-    def cell(values: list, key: str) -> str:
-        v = [r[key] for r in values if r[key] is not None]
-        if not v:
-            return "–"
-        digits = 3 if key in ("SSIM", "EPI") else 1 if key in ("ENL", "s") else 2
-        return f"{np.mean(v):.{digits}f} ± {np.std(v):.{digits}f}" if key == "PSNR" else f"{np.mean(v):.{digits}f}"
-
-    lines = [
+    intro = (
         f"Duke SD-OCT B-scans (Fang et al. 2013, research use), test cases {TEST_CASES[0]:02d}–{TEST_CASES[-1]:02d} "
         f"(multipliers tuned on {TUNE_CASES[0]:02d}–{TUNE_CASES[-1]:02d}, oct_tuning.json). Mean over the 8 B-scans "
         "(PSNR: ± std); results rounded to uint8 as written. Reference: the registered average; regions (vitreous "
         "background, 6 ROIs in the bright layers, retina band) chosen from it by medrecon.tasks.oct.metrics' rule. "
-        "σ estimated per B-scan (db2 HH MAD). s / B-scan: 2 shared CPU cores, nice 19.",
-        "",
-        "| method | PSNR dB | SSIM | CNR dB | ENL | MSR | EPI | s / B-scan |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, values in rows.items():
-        lines.append(f"| {label.get(name, name)} | " + " | ".join(cell(values, k) for k in (*COLUMNS, "s")) + " |")
-    text = "\n".join(lines) + "\n"
+        "σ estimated per B-scan (db2 HH MAD). s / B-scan: 2 shared CPU cores, nice 19."
+    )
+    text = markdown_table(intro, {label.get(name, name): values for name, values in rows.items()})
     (RESULTS / "oct_baselines.md").write_text(text)
     print(text)
     return text

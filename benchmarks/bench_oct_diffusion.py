@@ -25,15 +25,13 @@ import time
 
 import numpy as np
 import torch
-from bench_oct import COLUMNS, DATA, RESULTS, TEST_CASES, load
+from bench_oct import DATA, RESULTS, TEST_CASES, load, markdown_table, run
 
 from medrecon.datasets.oct_images import read_oct, to_stored
 from medrecon.diffusion.training import load_prior
-from medrecon.tasks.oct.baselines import denoise_bscan
 from medrecon.tasks.oct.config import OCTDenoiseConfig, OCTDiffusionConfig
 from medrecon.tasks.oct.diffusion import denoise_bscans_diffusion
 from medrecon.tasks.oct.metrics import oct_metrics
-from medrecon.tasks.oct.noise import estimate_noise_sigma
 
 # one step: the chain is one Tweedie estimate at the start level (the end level does not enter);
 # every row uses the defaults of OCTDiffusionConfig (4 samples, 128-pixel tiles) except what it names
@@ -77,7 +75,7 @@ def tune(denoiser) -> dict:
         rows.append({**kw, "psnr_vs_other_frames": round(float(np.mean(scores)), 3)})
         print(rows[-1], flush=True)
     best = max((r for r in rows if "samples" not in r), key=lambda r: r["psnr_vs_other_frames"])  # at the default sample count
-    bm3d = [frame_score(denoise_bscan(fr[k], estimate_noise_sigma(fr[k]), OCTDenoiseConfig()), fr, k) for k in (0, 1)]
+    bm3d = [frame_score(run(fr[k], OCTDenoiseConfig())[0], fr, k) for k in (0, 1)]
     result = {
         "criterion": "PSNR of frames 0-1 of case 01 (rows 100-355, columns 200-711) against the mean of the other four noisy frames (no clean reference)",
         "prior_steps": denoiser.info.get("training_steps"),
@@ -98,9 +96,8 @@ def table(denoiser, sample_counts: list[int]) -> str:
     for case in TEST_CASES:
         noisy, avg = load(case)
         rows["noisy input"].append({**oct_metrics(avg, noisy), "s": None})
-        t0 = time.perf_counter()
-        out = to_stored(denoise_bscan(noisy, estimate_noise_sigma(noisy), OCTDenoiseConfig()), np.uint8).astype(np.float32)
-        rows[names[1]].append({**oct_metrics(avg, out), "s": time.perf_counter() - t0})
+        out, seconds = run(noisy, OCTDenoiseConfig())
+        rows[names[1]].append({**oct_metrics(avg, out), "s": seconds})
         for name, n in counts.items():
             out, sec = diffusion(noisy[None], denoiser, OCTDiffusionConfig(samples=n))
             rows[name].append({**oct_metrics(avg, out[0]), "s": sec})
@@ -108,26 +105,14 @@ def table(denoiser, sample_counts: list[int]) -> str:
     cfg = OCTDiffusionConfig()
     info = denoiser.info
 
-    def cell(values: list, key: str) -> str:
-        v = [r[key] for r in values if r[key] is not None]
-        if not v:
-            return "–"
-        digits = 3 if key in ("SSIM", "EPI") else 1 if key in ("ENL", "s") else 2
-        return f"{np.mean(v):.{digits}f} ± {np.std(v):.{digits}f}" if key == "PSNR" else f"{np.mean(v):.{digits}f}"
-
-    lines = [
+    intro = (
         f"Duke SD-OCT test cases {TEST_CASES[0]:02d}–{TEST_CASES[-1]:02d} against the registered average (research use). "
         f"Prior: {info.get('training_steps')} CPU steps on the noisy frames of cases 01–04 and case 01's four neighbours "
         f"({info.get('data', '')[:40]}…); settings of OCTDiffusionConfig (chain from {cfg.start_level:g} σ̂, {cfg.steps} "
         f"step(s), likelihood λ {cfg.dc_lam:g}, {cfg.tile}-pixel tiles overlapping {cfg.overlap:g}), chosen without a clean reference "
-        "(oct_diffusion_tuning.json). Results rounded to uint8 as written; s / B-scan on 2 shared CPU cores.",
-        "",
-        "| method | PSNR dB | SSIM | CNR dB | ENL | MSR | EPI | s / B-scan |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, values in rows.items():
-        lines.append(f"| {name} | " + " | ".join(cell(values, k) for k in (*COLUMNS, "s")) + " |")
-    text = "\n".join(lines) + "\n"
+        "(oct_diffusion_tuning.json). Results rounded to uint8 as written; s / B-scan on 2 shared CPU cores."
+    )
+    text = markdown_table(intro, rows)
     (RESULTS / "oct_diffusion.md").write_text(text)
     print(text)
     return text
@@ -151,7 +136,7 @@ def volume(denoiser) -> str:
         "|---|---|---|",
         f"| noisy | {stripes(fr):.2f} | {np.mean([psnr(f, avg) for f in fr]):.2f} |",
     ]
-    bm = np.stack([to_stored(denoise_bscan(f, estimate_noise_sigma(f), OCTDenoiseConfig()), np.uint8) for f in fr]).astype(np.float32)
+    bm = np.stack([run(f, OCTDenoiseConfig())[0] for f in fr])
     lines.append(f"| BM3D per B-scan | {stripes(bm):.2f} | {np.mean([psnr(f, avg) for f in bm]):.2f} |")
     base = OCTDiffusionConfig()
     out, _ = diffusion(fr, denoiser, base.model_copy(update={"batch": 5, "samples": 4}))

@@ -15,7 +15,6 @@ B-scans and how a result goes back:
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -63,20 +62,19 @@ def read_oct_dicom(path: Path) -> tuple[np.ndarray, np.dtype]:
     return arr, arr.dtype
 
 
-def write_oct_dicom(source: Path, values: np.ndarray, target: Path, stored) -> None:
-    """``values`` ``(N, H, W)`` as a derived OPT instance of ``source`` at ``target`` (atomically)."""
+def write_oct_dicom(source: Path, data: np.ndarray, target: Path) -> None:
+    """Stored values ``data`` ``(N, H, W)`` (the source's type) as a derived OPT instance of ``source`` at ``target`` (atomically)."""
     import pydicom
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    ds = pydicom.dcmread(source)
-    out = copy.deepcopy(ds)
-    data = stored(values, ds.pixel_array.dtype)
+    out = pydicom.dcmread(source)
+    description = out.get("SeriesDescription", "")
     out.PixelData = np.ascontiguousarray(data).tobytes()
     out["PixelData"].VR = "OW" if data.dtype.itemsize > 1 else "OB"
     out.SOPInstanceUID = generate_uid()
     out.SeriesInstanceUID = generate_uid()
     out.ImageType = ["DERIVED", "SECONDARY"]
-    out.SeriesDescription = f"medrecon denoised {ds.get('SeriesDescription', '')}".strip()[:64]
+    out.SeriesDescription = f"medrecon denoised {description}".strip()[:64]
     out.file_meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
     out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     with atomic_output(target) as tmp:

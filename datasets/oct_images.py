@@ -304,6 +304,11 @@ def read_oct(path: str | Path, bscan_axis: int | None = None) -> OCTImages:
     return OCTImages(bscans, p, {"folder": "folder", "nifti": "nifti"}.get(kind, "file"), files, nifti, notes)
 
 
+def stored_dtypes(images: OCTImages) -> set[np.dtype]:
+    """The data types the B-scans are stored in (every file's; NIfTI: the header's)."""
+    return {f.dtype for f in images.files} or {np.dtype(images.nifti[0].get_data_dtype())}
+
+
 def to_stored(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``values`` in ``dtype``: integers rounded and clipped to the type's range, floats cast."""
     dtype = np.dtype(dtype)
@@ -378,7 +383,7 @@ def write_oct(images: OCTImages, values: np.ndarray, out: str | Path) -> Path:
     if images.layout == "nifti":
         _write_nifti(images.nifti, values, target)
     elif images.files[0].kind == "dicom":
-        write_oct_dicom(images.source, values, target, to_stored)
+        write_oct_dicom(images.source, to_stored(values, images.files[0].dtype), target)
     elif images.layout == "file":
         with atomic_output(target) as tmp:
             _write_file(images.files[0], values, tmp)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputFileError
-from .oct_images import read_oct
+from .oct_images import read_oct, stored_dtypes
 
 OCT_TRANSFORMS = ("linear", "log")
 OCT_NORMALISATION = "OCT: transform(stored value) / transform(full scale)"
@@ -81,7 +81,7 @@ def load_oct_training_bscans(paths: list[str], transform: str = "linear") -> OCT
     stacks, dtype, notes, sources = [], None, [], []
     for p in paths:
         images = read_oct(p)
-        kinds = {f.dtype for f in images.files} or {np.dtype(images.nifti[0].get_data_dtype())}
+        kinds = stored_dtypes(images)
         if len(kinds) > 1 or (dtype is not None and kinds != {dtype}):
             got = ", ".join(sorted(k.name for k in kinds))
             raise InputFileError(p, "data type", f"{dtype.name if dtype else 'one type'} like the other training B-scans", got)

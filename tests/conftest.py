@@ -21,6 +21,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def assert_refused(argv: list, capsys, match: str, folder: Path) -> None:
+    """``medrecon argv`` exits 2 with one error line containing ``match`` and leaves ``folder``'s listing as it was."""
+    from medrecon.cli.main import main
+
+    before = sorted(p.name for p in folder.iterdir())
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and match in err, err
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
 def shared_file(rel: str) -> Path:
     """Path of a file under ../shared/data; skips the test when it is absent."""
     p = SHARED_DATA / rel

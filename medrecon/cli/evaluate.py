@@ -83,20 +83,25 @@ def run(args: argparse.Namespace) -> int:
     return _report(volume_metrics(target, recon), args)
 
 
-def _evaluate_ct(args: argparse.Namespace) -> int:
-    from ..datasets.ct_volume import read_ct
-    from ..evaluation.ct_metrics import DEFAULT_WINDOW, body_mask, hu_metrics
+def _matched(target, recon, args: argparse.Namespace, field: str):
+    """The target's ``--slices`` (all when not given) and the recon, refused unless their shapes agree."""
     from ..runtime import parse_slices
 
-    target = read_ct(args.target).hu
-    recon = read_ct(args.recon).hu
     slices = parse_slices(args.slices)
     if slices is not None:
         if max(slices) >= target.shape[0]:
-            raise InputFileError(args.target, "slices", f"indices below {target.shape[0]}", f"{max(slices)} in --slices")
+            raise InputFileError(args.target, field, f"indices below {target.shape[0]}", f"{max(slices)} in --slices")
         target = target[slices]
     if recon.shape != target.shape:
-        raise InputFileError(args.recon, "shape", f"{target.shape} like the target (or pass --slices)", f"{recon.shape}")
+        raise InputFileError(args.recon, field, f"shape {target.shape} like the target (or pass --slices)", f"{recon.shape}")
+    return target, recon
+
+
+def _evaluate_ct(args: argparse.Namespace) -> int:
+    from ..datasets.ct_volume import read_ct
+    from ..evaluation.ct_metrics import DEFAULT_WINDOW, body_mask, hu_metrics
+
+    target, recon = _matched(read_ct(args.target).hu, read_ct(args.recon).hu, args, "slices")
     mask = body_mask(target) if args.body else None
     if mask is not None and not mask.any():
         raise InputFileError(args.target, "body", "a body above -500 HU for --body", "no voxel above -500 HU")
@@ -106,20 +111,11 @@ def _evaluate_ct(args: argparse.Namespace) -> int:
 def _evaluate_oct(args: argparse.Namespace) -> int:
     """OCT metrics (medrecon.tasks.oct.metrics): regions from the target's B-scans."""
     from ..datasets.oct_images import read_oct
-    from ..runtime import parse_slices
     from ..tasks.oct.metrics import oct_metrics
 
     if args.window is not None or args.body:
         raise ArgumentError("--window / --body: CT options; not used with OCT metrics")
-    target = read_oct(args.target, args.bscan_axis).bscans
-    recon = read_oct(args.recon, args.bscan_axis).bscans
-    slices = parse_slices(args.slices)
-    if slices is not None:
-        if max(slices) >= target.shape[0]:
-            raise InputFileError(args.target, "B-scans", f"indices below {target.shape[0]}", f"{max(slices)} in --slices")
-        target = target[slices]
-    if recon.shape != target.shape:
-        raise InputFileError(args.recon, "B-scans", f"shape {target.shape} like the target (or pass --slices)", f"{recon.shape}")
+    target, recon = _matched(read_oct(args.target, args.bscan_axis).bscans, read_oct(args.recon, args.bscan_axis).bscans, args, "B-scans")
     return _report(oct_metrics(target, recon), args)
 
 

@@ -79,9 +79,13 @@ class PosteriorSettings(Settings):
     end: float = Field(0.0, ge=0, lt=1)
 
     @model_validator(mode="after")
-    def _dds_uses_cg(self) -> PosteriorSettings:
+    def _end_below_start(self) -> PosteriorSettings:
         if self.end >= self.start:
             raise ValueError(f"end: expected below start ({self.start}), got {self.end}")
+        return self
+
+    @model_validator(mode="after")
+    def _dds_uses_cg(self) -> PosteriorSettings:
         if self.sampler == "dds" and self.dc != "cg":
             raise ValueError(f"sampler 'dds' is DDIM with proximal CG: dc must be 'cg', got {self.dc!r}")
         return self

@@ -3,7 +3,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import shared_file
+from conftest import assert_refused, shared_file
 
 from medrecon.cli.main import main
 from medrecon.datasets.ct_volume import read_ct, write_dicom_series
@@ -111,23 +111,15 @@ def test_fan_beam_iterative(tmp_path, ct_series):
     assert json.loads(body.read_text())["voxels"] < 2 * 64 * 64  # the water cylinder, not the air around it
 
 
-def _fails(argv, capsys, match, folder):
-    before = sorted(p.name for p in folder.iterdir())
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and match in err, err
-    assert sorted(p.name for p in folder.iterdir()) == before
-
-
 def test_ct_bad_inputs(tmp_path, ct_series, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     out = str(tmp_path / "s.h5")
-    _fails(["simulate", "ct", "--input", str(empty), "--out", out], capsys, "expected at least one DICOM image", tmp_path)
+    assert_refused(["simulate", "ct", "--input", str(empty), "--out", out], capsys, "expected at least one DICOM image", tmp_path)
     nogeo = tmp_path / "nogeo.h5"
     with h5py.File(nogeo, "w") as f:
         f.create_dataset("sinogram", data=np.zeros((1, 10, 20), np.float32))
-    _fails(
+    assert_refused(
         ["reconstruct", "ct", str(nogeo), "--out", str(tmp_path / "r.nii.gz")],
         capsys,
         "geometry: expected a 'geometry' attribute",
@@ -141,18 +133,22 @@ def test_ct_bad_inputs(tmp_path, ct_series, capsys):
     with h5py.File(bad, "w") as f:
         f.create_dataset("sinogram", data=data[:, :25])
         f.attrs.update(attrs)
-    _fails(["reconstruct", "ct", str(bad), "--out", str(tmp_path / "r.nii.gz")], capsys, "25 projections for 30 angles", tmp_path)
+    assert_refused(["reconstruct", "ct", str(bad), "--out", str(tmp_path / "r.nii.gz")], capsys, "25 projections for 30 angles", tmp_path)
     nanf = tmp_path / "nan.h5"
     data[0, 3, 3] = np.nan
     with h5py.File(nanf, "w") as f:
         f.create_dataset("sinogram", data=data)
         f.attrs.update(attrs)
-    _fails(["reconstruct", "ct", str(nanf), "--out", str(tmp_path / "r.nii.gz")], capsys, "sinogram: expected finite projections", tmp_path)
+    assert_refused(
+        ["reconstruct", "ct", str(nanf), "--out", str(tmp_path / "r.nii.gz")], capsys, "sinogram: expected finite projections", tmp_path
+    )
     import torch
 
     if not torch.cuda.is_available():
-        _fails(["reconstruct", "ct", str(sino), "--device", "cuda", "--out", str(tmp_path / "r.nii.gz")], capsys, "no CUDA GPU", tmp_path)
-    _fails(["reconstruct", "ct", str(sino), "--out", str(tmp_path / "r.png")], capsys, "output: expected a .nii", tmp_path)
+        assert_refused(
+            ["reconstruct", "ct", str(sino), "--device", "cuda", "--out", str(tmp_path / "r.nii.gz")], capsys, "no CUDA GPU", tmp_path
+        )
+    assert_refused(["reconstruct", "ct", str(sino), "--out", str(tmp_path / "r.png")], capsys, "output: expected a .nii", tmp_path)
 
 
 @pytest.mark.data
@@ -221,10 +217,10 @@ def test_ct_outputs_are_never_inputs(tmp_path, ct_series, capsys):
     series_files = sorted(p.name for p in ct_series.iterdir())
     vol = write_ct_nifti(read_ct(ct_series), tmp_path / "vol.nii.gz")
     vol_bytes = vol.read_bytes()
-    _fails(
+    assert_refused(
         ["simulate", "ct", "--input", str(vol), "--out", str(vol)], capsys, "--out: expected a path that is not one of the inputs", tmp_path
     )
-    _fails(
+    assert_refused(
         ["simulate", "ct", "--input", str(ct_series), "--out", str(ct_series / "s.h5")],
         capsys,
         "--out: expected a path outside the input folders",
@@ -238,15 +234,19 @@ def test_ct_outputs_are_never_inputs(tmp_path, ct_series, capsys):
         (bare, bare, "the same file as the sinogram"),
         (sino, ct_series / "sub", "inside the folder of the sinogram's source"),  # a DICOM series inside the source series
     ):
-        _fails(["reconstruct", "ct", str(src), "--quiet", "--out", str(out)], capsys, match, tmp_path)
+        assert_refused(["reconstruct", "ct", str(src), "--quiet", "--out", str(out)], capsys, match, tmp_path)
     vsino = tmp_path / "v.h5"
     assert main(["simulate", "ct", "--input", str(vol), "--views", "20", "--quiet", "--out", str(vsino)]) == 0
-    _fails(["reconstruct", "ct", str(vsino), "--quiet", "--out", str(vol)], capsys, "the same file as the sinogram's source", tmp_path)
+    assert_refused(
+        ["reconstruct", "ct", str(vsino), "--quiet", "--out", str(vol)], capsys, "the same file as the sinogram's source", tmp_path
+    )
     rec = tmp_path / "r.nii.gz"
     assert main(["reconstruct", "ct", str(sino), "--quiet", "--out", str(rec)]) == 0
     for js in (vol, rec, ct_series / "m.json"):
         target = ct_series if js.parent == ct_series else vol
-        _fails(["evaluate", "--target", str(target), "--recon", str(rec), "--json", str(js)], capsys, "--json: expected a path", tmp_path)
+        assert_refused(
+            ["evaluate", "--target", str(target), "--recon", str(rec), "--json", str(js)], capsys, "--json: expected a path", tmp_path
+        )
     assert vol.read_bytes() == vol_bytes and sorted(p.name for p in ct_series.iterdir()) == series_files
 
 
@@ -262,19 +262,19 @@ def test_ct_numeric_options(tmp_path, ct_series, capsys):
         (["--slices", "3-1"], "--slices: expected non-negative indices and ascending ranges"),
         (["--device", "tpu"], "--device: expected 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
     ):
-        _fails([*sim, *extra, "--out", out], capsys, match, tmp_path)
+        assert_refused([*sim, *extra, "--out", out], capsys, match, tmp_path)
     for extra in (["--dose", "nan"], ["--arc", "inf"], ["--dose=-inf"], ["--electronic-noise", "1e999"]):
-        _fails([*sim, *extra, "--out", out], capsys, f"{extra[0].split('=')[0]}: expected a finite number", tmp_path)
+        assert_refused([*sim, *extra, "--out", out], capsys, f"{extra[0].split('=')[0]}: expected a finite number", tmp_path)
     assert main([*sim, "--dose", "0", "--out", out]) == 0  # noiseless
     with h5py.File(out) as f:
         assert f.attrs["dose"] == -1.0
-    _fails(
+    assert_refused(
         ["reconstruct", "ct", out, "--method", "fbp", "--start", "nan", "--out", str(tmp_path / "r.nii")],
         capsys,
         "--start: expected a finite",
         tmp_path,
     )
-    _fails(
+    assert_refused(
         ["reconstruct", "ct", out, "--lam", "inf", "--out", str(tmp_path / "r.nii")], capsys, "--lam: expected a finite number", tmp_path
     )
 

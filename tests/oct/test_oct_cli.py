@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import tifffile
-from conftest import shared_file
+from conftest import assert_refused, shared_file
 from oct_synthetic import write_pair
 from PIL import Image
 
@@ -23,14 +23,6 @@ def pair(tmp_path):
 def _evaluate(target, recon, out_json):
     assert main(["evaluate", "--target", str(target), "--recon", str(recon), "--metrics", "oct", "--json", str(out_json)]) == 0
     return json.loads(out_json.read_text())
-
-
-def _fails(argv, capsys, match, folder):
-    before = sorted(p.name for p in folder.iterdir())
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and match in err, err
-    assert sorted(p.name for p in folder.iterdir()) == before
 
 
 @pytest.mark.parametrize("method", ["bm3d", "nlm", "tv"])
@@ -84,35 +76,37 @@ def test_folder_and_nifti_inputs(tmp_path, pair):
 
 def test_bad_inputs(tmp_path, pair, capsys):
     test, avg = pair
-    _fails(["denoise", "oct", str(test), "--out", str(test)], capsys, "the same file as the input", tmp_path)
-    _fails(["denoise", "oct", str(test), "--out", str(tmp_path / "o.png")], capsys, "expected the input's format", tmp_path)
-    _fails(["denoise", "oct", str(test), "--out", str(tmp_path)], capsys, "the input", tmp_path)
+    assert_refused(["denoise", "oct", str(test), "--out", str(test)], capsys, "the same file as the input", tmp_path)
+    assert_refused(["denoise", "oct", str(test), "--out", str(tmp_path / "o.png")], capsys, "expected the input's format", tmp_path)
+    assert_refused(["denoise", "oct", str(test), "--out", str(tmp_path)], capsys, "the input", tmp_path)
     img = tifffile.imread(test)
     colour = tmp_path / "c.png"
     Image.fromarray(np.stack([img, img[::-1], img], -1)).save(colour)
-    _fails(["denoise", "oct", str(colour), "--out", str(tmp_path / "o.png")], capsys, "colour: expected grey", tmp_path)
+    assert_refused(["denoise", "oct", str(colour), "--out", str(tmp_path / "o.png")], capsys, "colour: expected grey", tmp_path)
     flat = tmp_path / "flat.tif"
     tifffile.imwrite(flat, np.zeros_like(img))
-    _fails(["denoise", "oct", str(flat), "--out", str(tmp_path / "o.tif")], capsys, "every pixel 0", tmp_path)
+    assert_refused(["denoise", "oct", str(flat), "--out", str(tmp_path / "o.tif")], capsys, "every pixel 0", tmp_path)
     os.mkfifo(tmp_path / "fifo.tif")
-    _fails(["denoise", "oct", str(tmp_path / "fifo.tif"), "--out", str(tmp_path / "o.tif")], capsys, "named pipe", tmp_path)
+    assert_refused(["denoise", "oct", str(tmp_path / "fifo.tif"), "--out", str(tmp_path / "o.tif")], capsys, "named pipe", tmp_path)
     sub = tmp_path / "dir.tif"  # a folder named like a file: read as a folder, so the output must be a folder
     sub.mkdir()
     tifffile.imwrite(sub / "a.tif", img)
-    _fails(["denoise", "oct", str(sub), "--out", str(tmp_path / "o.tif")], capsys, "a new or empty folder", tmp_path)
+    assert_refused(["denoise", "oct", str(sub), "--out", str(tmp_path / "o.tif")], capsys, "a new or empty folder", tmp_path)
     iso = nib.Nifti1Image(np.stack([img.T] * 3, -1), np.eye(4))
     nib.save(iso, str(tmp_path / "iso.nii"))
-    _fails(["denoise", "oct", str(tmp_path / "iso.nii"), "--out", str(tmp_path / "o.nii")], capsys, "--bscan-axis 0|1|2", tmp_path)
-    _fails(["denoise", "oct", str(test), "--set", "tv_factor=-1", "--out", str(tmp_path / "o.tif")], capsys, "tv_factor", tmp_path)
-    _fails(["denoise", "oct", str(test), "--sigma", "nan", "--out", str(tmp_path / "o.tif")], capsys, "finite", tmp_path)
-    _fails(["denoise", "oct", str(test), "--bscan-axis", "1", "--out", str(tmp_path / "o.tif")], capsys, "only with a NIfTI", tmp_path)
+    assert_refused(["denoise", "oct", str(tmp_path / "iso.nii"), "--out", str(tmp_path / "o.nii")], capsys, "--bscan-axis 0|1|2", tmp_path)
+    assert_refused(["denoise", "oct", str(test), "--set", "tv_factor=-1", "--out", str(tmp_path / "o.tif")], capsys, "tv_factor", tmp_path)
+    assert_refused(["denoise", "oct", str(test), "--sigma", "nan", "--out", str(tmp_path / "o.tif")], capsys, "finite", tmp_path)
+    assert_refused(
+        ["denoise", "oct", str(test), "--bscan-axis", "1", "--out", str(tmp_path / "o.tif")], capsys, "only with a NIfTI", tmp_path
+    )
     small = tmp_path / "small.tif"
     tifffile.imwrite(small, img[:50])
-    _fails(
+    assert_refused(
         ["evaluate", "--target", str(avg), "--recon", str(small), "--json", str(tmp_path / "m.json")], capsys, "like the target", tmp_path
     )
-    _fails(["evaluate", "--target", str(avg), "--recon", str(test), "--window", "0", "1"], capsys, "CT options", tmp_path)
-    _fails(["evaluate", "--target", str(avg), "--recon", str(test), "--json", str(test)], capsys, "--json", tmp_path)
+    assert_refused(["evaluate", "--target", str(avg), "--recon", str(test), "--window", "0", "1"], capsys, "CT options", tmp_path)
+    assert_refused(["evaluate", "--target", str(avg), "--recon", str(test), "--json", str(test)], capsys, "--json", tmp_path)
 
 
 @pytest.mark.data

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from conftest import assert_refused
 from oct_synthetic import clean_retina, speckled
 
 from medrecon.cli.main import main
@@ -113,24 +114,20 @@ def test_denoise_with_prior_writes_mean_and_std(trained, tmp_path, capsys):
     assert np.array_equal(tifffile.imread(tmp_path / "again.tif"), mean)
 
 
-def _fails(argv, capsys, match, folder):
-    before = sorted(p.name for p in folder.iterdir())
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and match in err, err
-    assert sorted(p.name for p in folder.iterdir()) == before
-
-
 def test_denoise_with_prior_bad_input(trained, tmp_path, capsys):
     prior, test = trained
     out = str(tmp_path / "o.tif")
-    _fails(["denoise", "oct", str(test), "--prior", str(prior), "--set", "transform=linear", "--out", out], capsys, "'log'", tmp_path)
+    assert_refused(
+        ["denoise", "oct", str(test), "--prior", str(prior), "--set", "transform=linear", "--out", out], capsys, "'log'", tmp_path
+    )
     wide = tmp_path / "wide.tif"
     tifffile.imwrite(wide, tifffile.imread(test).astype(np.uint16) * 200, photometric="minisblack")
-    _fails(["denoise", "oct", str(wide), "--prior", str(prior), "--out", out], capsys, "uint8 B-scans like the prior", tmp_path)
-    _fails(["denoise", "oct", str(test), "--method", "bm3d", "--prior", str(prior), "--out", out], capsys, "--prior", tmp_path)
-    _fails(["denoise", "oct", str(test), "--method", "diffusion", "--out", out], capsys, "needs --prior", tmp_path)
-    _fails(["denoise", "oct", str(test), "--prior", str(prior), "--set", "end_level=0.5", "--out", out], capsys, "end_level", tmp_path)
+    assert_refused(["denoise", "oct", str(wide), "--prior", str(prior), "--out", out], capsys, "uint8 B-scans like the prior", tmp_path)
+    assert_refused(["denoise", "oct", str(test), "--method", "bm3d", "--prior", str(prior), "--out", out], capsys, "--prior", tmp_path)
+    assert_refused(["denoise", "oct", str(test), "--method", "diffusion", "--out", out], capsys, "needs --prior", tmp_path)
+    assert_refused(
+        ["denoise", "oct", str(test), "--prior", str(prior), "--set", "end_level=0.5", "--out", out], capsys, "end_level", tmp_path
+    )
     other = tmp_path / "other_prior"
     other.mkdir()
     for f in ("prior.safetensors", "prior.json"):
@@ -138,7 +135,7 @@ def test_denoise_with_prior_bad_input(trained, tmp_path, capsys):
     info = json.loads((other / "prior.json").read_text())
     info["normalisation"] = "per-image 99th percentile of magnitude = 1"
     (other / "prior.json").write_text(json.dumps(info))
-    _fails(["denoise", "oct", str(test), "--prior", str(other), "--out", out], capsys, "expected an OCT prior", tmp_path)
+    assert_refused(["denoise", "oct", str(test), "--prior", str(other), "--out", out], capsys, "expected an OCT prior", tmp_path)
 
 
 def test_training_loader_refuses_mixed_types(tmp_path):
@@ -178,4 +175,4 @@ def test_denoise_with_prior_refuses_a_bscan_without_noise(trained, tmp_path, cap
     prior, _ = trained
     smooth = tmp_path / "smooth.tif"
     tifffile.imwrite(smooth, np.clip(np.rint(clean_retina()), 0, 255).astype(np.uint8), photometric="minisblack")
-    _fails(["denoise", "oct", str(smooth), "--prior", str(prior), "--out", str(tmp_path / "o.tif")], capsys, "noise", tmp_path)
+    assert_refused(["denoise", "oct", str(smooth), "--prior", str(prior), "--out", str(tmp_path / "o.tif")], capsys, "noise", tmp_path)

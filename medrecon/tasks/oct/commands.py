@@ -77,7 +77,7 @@ def _denoise(args: argparse.Namespace) -> int:
 
 def _denoise_diffusion(args: argparse.Namespace) -> int:
     from ...atomic import check_not_an_input
-    from ...datasets.oct_images import check_oct_output, oct_std_path, read_oct, write_oct
+    from ...datasets.oct_images import check_oct_output, oct_std_path, read_oct, stored_dtypes, write_oct
     from ...diffusion.training import load_prior
     from ...runtime import resolve_prior, select_device
     from ..outputs import check_result
@@ -98,8 +98,8 @@ def _denoise_diffusion(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     denoiser = load_prior(resolve_prior(args.prior), device=device)
     images = read_oct(args.input, args.bscan_axis)
-    dtypes = {f.dtype for f in images.files} or {images.nifti[0].get_data_dtype()}
-    check_prior_for_oct(denoiser, next(iter(dtypes)), cfg, args.input)
+    for dtype in stored_dtypes(images):
+        check_prior_for_oct(denoiser, dtype, cfg, args.input)
     _print_notes(images.notes)
     mean, std, sigmas = denoise_bscans_diffusion(
         images.bscans, denoiser, cfg, device, progress=_progress(args, "diffusion"), source=args.input
