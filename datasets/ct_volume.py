@@ -114,14 +114,16 @@ def write_ct_nifti(vol: CTVolume, path: str | Path) -> Path:
 
 
 def write_dicom_series(
-    hu: np.ndarray, affine: np.ndarray, out_dir: str | Path, reference: CTVolume | None = None, description: str = "medrecon reconstruction"
+    hu: np.ndarray, affine: np.ndarray, out_dir: str | Path, reference=None, description: str = "medrecon reconstruction"
 ) -> Path:
     """Write a derived CT series (one file per slice) into a new folder ``out_dir``, atomically.
 
     Pixel data are int16 with ``RescaleSlope 1`` and ``RescaleIntercept -1024`` (HU rounded to the
     integer). Every file gets new SOP Instance UIDs and one new Series Instance UID; patient, study
-    and frame-of-reference attributes are carried over from ``reference`` (when given), whose
-    images are listed in ``SourceImageSequence``. ``ImageType`` is ``DERIVED\\SECONDARY\\AXIAL``.
+    and frame-of-reference attributes are carried over from ``reference`` (when given: a volume
+    with the source series' ``headers``, e.g. a :class:`CTVolume` or, for a synthetic CT, the
+    MR's :class:`~medrecon.datasets.mr_volume.MRVolume`), whose images are listed in
+    ``SourceImageSequence``. ``ImageType`` is ``DERIVED\\SECONDARY\\AXIAL``.
 
     Raises:
         InputFileError: ``out_dir`` exists and is not empty, or its parent does not exist.

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from ..datasets.ct_training import load_ct_training_slices
     from ..datasets.oct_training import OCT_NORMALISATION, load_oct_training_bscans
     from ..datasets.pet_training import PET_NORMALISATION, load_pet_training_slices
+    from ..datasets.sct_training import load_sct_training_pairs
     from ..datasets.training_images import load_training_images, load_training_pairs, load_training_volumes
     from ..diffusion.train_config import DataConfig, PriorArchConfig
     from ..diffusion.training import NORMALISATION, TrainConfig, normalise_images, train_prior
@@ -98,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
     data = build_settings(DataConfig, file_values=data_v, file=args.config, section="data")
     arch = build_settings(PriorArchConfig, file_values=prior_v, file=args.config, section="prior")
     cfg = build_settings(TrainConfig, file_values=train_v, file=args.config, section="train")
+    if cfg.objective == "regression" and data.condition is None:
+        raise InputFileError(
+            args.config,
+            "train.objective",
+            "'ddpm' or 'score' for a prior without condition ('regression' needs data.condition)",
+            "'regression'",
+        )
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise ArgumentError(f"--max-minutes: expected > 0, got {args.max_minutes}")
     out = Path(output if args.output is None else args.output)
@@ -118,6 +126,22 @@ def run(args: argparse.Namespace) -> int:
             raise InputFileError(args.config, "data.condition", "no condition for a 3-D prior (not supported yet)", "a condition")
         images = normalise_images(torch.from_numpy(load_training_volumes(data.paths, data.synthetic_phase, data.seed)))
         what = f"{len(images)} volumes {tuple(images.shape[1:])}"
+    elif data.intensity == "sct":
+        c = data.condition
+        sct = load_sct_training_pairs(
+            data.paths, c.paths, {h.path: h.slices for h in data.holdout}, c.neighbours, c.resample, data.min_fraction
+        )
+        images, cond, normalisation = torch.from_numpy(sct.images), torch.from_numpy(sct.conds), HU_NORMALISATION
+        info = {
+            "modality": "CT",
+            "pixel_mm": list(sct.spacing_mm),
+            "slice_mm": sct.slice_mm,
+            "axcodes": sct.axcodes,
+            "condition": sct.condition,
+            "holdout": sct.holdout,
+        }
+        what = f"{len(images)} CT slices"
+        cond_desc = f"; condition: the {sct.condition['modality']} ({sct.condition['normalisation']}; {2 * c.neighbours + 1} slices)"
     elif data.condition is not None and data.condition.paths is not None:
         imgs, conds = load_training_pairs(data.paths, data.condition.paths, data.min_fraction, data.pad_to_common)
         images, cond = normalise_images(torch.from_numpy(imgs)), normalise_images(torch.from_numpy(conds))

@@ -89,6 +89,26 @@ class ProximalCG(DataConsistency):
         return conjugate_gradient(self._normal, rhs, x0=x0, iters=self.iters, damping=self.lam, joint=self.coupling is not None)
 
 
+class SliceCoupling(DataConsistency):
+    """Coupling of neighbouring items without measurements: ``argmin ||x − x̂₀||² + β ||R x||²``.
+
+    For tasks with no forward operator (translation): the slices of a volume, sampled together,
+    are pulled towards their neighbours at every step (``R`` the slice difference,
+    :class:`~medrecon.physics.gradient.SliceDifference`), a quadratic stand-in for DiffusionMBIR's
+    z-TV. ``(I + β RᴴR) x = x̂₀`` is solved by ``iters`` CG iterations from x̂₀ over the whole
+    batch (its condition number is at most ``1 + 4β``).
+    """
+
+    def __init__(self, coupling: LinearOperator, weight: float, iters: int = 10) -> None:
+        super().__init__()
+        if not weight > 0 or iters < 1:
+            raise ValueError(f"weight / iters: expected > 0 / >= 1, got {weight} / {iters}")
+        self.coupling, self.beta, self.iters = coupling, weight, iters
+
+    def forward(self, x0: torch.Tensor, sigma: float) -> torch.Tensor:
+        return conjugate_gradient(lambda v: self.beta * self.coupling.normal(v), x0, x0=x0, iters=self.iters, damping=1.0, joint=True)
+
+
 class GradientGuidance(DataConsistency):
     """Gradient steps on ``½||A x − y||²`` taken on x̂₀ (DPS-style guidance, Chung et al. 2023).
 

@@ -176,3 +176,25 @@ class ScoreDenoiser(Denoiser):
         s = sigma.to(x.real.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
         n_hat = from_channels(self.net(to_channels(x / torch.sqrt(1 + s**2)), self.noise_embedding(sigma), cond), self.complex_data)
         return x - s * n_hat
+
+
+class Regressor(Denoiser):
+    """A conditional network trained as a plain regression (``objective: regression``): the image from the condition.
+
+    The supervised baseline of a conditional prior: the same network with its image channels zero
+    and timestep 0 predicts ``x`` from ``cond`` (L1 loss, :mod:`medrecon.diffusion.training`).
+    As a :class:`Denoiser` it ignores ``x`` and ``sigma``, so the posterior engine runs it with one
+    step and returns its prediction (std 0).
+    """
+
+    def __init__(self, net: UNetPrior) -> None:
+        super().__init__()
+        if net.cond_channels == 0:
+            raise ValueError("net: a regression network needs condition channels")
+        self.net = net
+        self.complex_data = net.image_channels == 2
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        self._check(x, sigma)
+        c = to_channels(torch.zeros_like(x))
+        return from_channels(self.net(c, torch.zeros((x.shape[0],), device=x.device), cond), self.complex_data)

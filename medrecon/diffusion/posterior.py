@@ -34,12 +34,13 @@ from ..config import Settings
 from ..errors import ArgumentError
 from ..physics.gradient import SliceDifference
 from ..physics.linop import LinearOperator, RepeatItems
-from .consistency import DataConsistency, GradientGuidance, HardProjection, ProximalCG, SupportRestricted
+from .consistency import DataConsistency, GradientGuidance, HardProjection, ProximalCG, SliceCoupling, SupportRestricted
 from .denoiser import Denoiser
-from .sampling import DDIMSampler, DDPMSampler, Sampler, VEPCSampler, sample
+from .sampling import DDIMSampler, DDPMSampler, ProbabilityFlowSampler, Sampler, VEPCSampler, sample
 from .schedule import VESchedule
 
-SAMPLERS = ("dds", "ddim", "ddpm", "ve_pc")
+SAMPLERS = ("dds", "ddim", "ddpm", "ve_pc", "ve_em", "ve_ode")
+VE_SAMPLERS = ("ve_pc", "ve_em", "ve_ode")
 DCS = ("cg", "grad", "hard", "none", "likelihood")
 
 
@@ -48,8 +49,11 @@ class PosteriorSettings(Settings):
 
     Attributes:
         sampler: ``dds`` (DDIM(η) with proximal CG, Chung et al. 2024), ``ddim``, ``ddpm``
-            (ancestral) or ``ve_pc`` (VE predictor–corrector; score priors).
-        steps: network evaluations per sample (predictor steps for ``ve_pc``).
+            (ancestral) on DDPM priors; on score priors ``ve_pc`` (VE predictor–corrector),
+            ``ve_em`` (Euler–Maruyama on the reverse VE SDE) or ``ve_ode`` (the deterministic
+            probability-flow ODE, Heun).
+        steps: network evaluations per sample; for ``ve_pc`` predictor steps (each with one
+            corrector: 2 evaluations), for ``ve_ode`` noise levels (``2·steps − 1`` evaluations).
         eta: DDIM stochasticity (``dds`` / ``ddim``).
         dc: data consistency on x̂₀: ``cg``, ``grad``, ``hard``, ``none`` or ``likelihood`` (a step
             the task supplies); ``dds`` always uses ``cg``.
@@ -67,7 +71,7 @@ class PosteriorSettings(Settings):
             DDPM priors only).
     """
 
-    sampler: Literal["dds", "ddim", "ddpm", "ve_pc"] = "dds"
+    sampler: Literal["dds", "ddim", "ddpm", "ve_pc", "ve_em", "ve_ode"] = "dds"
     steps: int = Field(50, ge=1)
     eta: float = Field(0.85, ge=0)
     dc: Literal["cg", "grad", "hard", "none", "likelihood"] = "cg"
@@ -114,17 +118,19 @@ def make_sampler(denoiser: Denoiser, settings: PosteriorSettings) -> Sampler:
             others a DDPM prior) or more steps than the (truncated) schedule has.
     """
     ve = isinstance(getattr(denoiser, "schedule", None), VESchedule)
-    if settings.sampler == "ve_pc" and not ve:
-        raise ArgumentError("sampler 've_pc' needs a score (VE) prior; this prior is a DDPM one: use dds / ddim / ddpm")
-    if settings.sampler != "ve_pc" and ve:
-        raise ArgumentError(f"sampler {settings.sampler!r} needs a DDPM prior; this prior is a score (VE) one: use ve_pc")
+    if settings.sampler in VE_SAMPLERS and not ve:
+        raise ArgumentError(f"sampler {settings.sampler!r} needs a score (VE) prior; this prior is a DDPM one: use dds / ddim / ddpm")
+    if settings.sampler not in VE_SAMPLERS and ve:
+        raise ArgumentError(f"sampler {settings.sampler!r} needs a DDPM prior; this prior is a score (VE) one: use ve_pc / ve_em / ve_ode")
     if settings.end > 0 and ve:
         raise ArgumentError(f"end {settings.end}: an early end of the chain needs a DDPM prior; this prior is a score (VE) one")
     if settings.sampler in ("dds", "ddim"):
         return DDIMSampler(denoiser.schedule, settings.steps, settings.eta, start=settings.start, end=settings.end)
     if settings.sampler == "ddpm":
         return DDPMSampler(denoiser.schedule, settings.steps, start=settings.start, end=settings.end)
-    return VEPCSampler(denoiser.schedule, settings.steps, start=settings.start)
+    if settings.sampler == "ve_ode":
+        return ProbabilityFlowSampler(denoiser.schedule, settings.steps, start=settings.start)
+    return VEPCSampler(denoiser.schedule, settings.steps, n_corrector=int(settings.sampler == "ve_pc"), start=settings.start)
 
 
 def repeat_items(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
@@ -143,10 +149,11 @@ def make_consistency(
 
     ``item_coupling > 0`` adds ``β Σ ||x_{s+1} − x_s||²`` over neighbouring items of each sample to
     the CG step (:class:`~medrecon.physics.gradient.SliceDifference`), which then solves one
-    system for the whole batch.
+    system for the whole batch; with ``dc = "none"`` that penalty alone is the step
+    (:class:`~medrecon.diffusion.consistency.SliceCoupling`, ``dc_iters`` CG iterations).
     """
-    if settings.dc == "none":
-        return None
+    if settings.dc == "none":  # no measurements: items may still be coupled to their neighbours
+        return SliceCoupling(SliceDifference(settings.samples), item_coupling, settings.dc_iters) if item_coupling > 0 else None
     if settings.dc == "likelihood":
         if likelihood is None:
             raise ArgumentError("dc 'likelihood': this task supplies no likelihood step; use cg, grad, hard or none")
@@ -176,6 +183,7 @@ def sample_posterior(
     x_start: torch.Tensor | None = None,
     support: torch.Tensor | None = None,
     item_coupling: float = 0.0,
+    shared_noise: bool = False,
     device: str | torch.device = "cpu",
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> Posterior:
@@ -196,7 +204,11 @@ def sample_posterior(
         support: ``(S, *image)`` 0/1; pixels outside stay zero (or keep ``x_start``) — the data do
             not constrain them, and the prior alone would paint anatomy there.
         item_coupling: weight β of a penalty on differences between neighbouring items (the
-            slices of a volume, in order) inside the CG step; 0: items independent.
+            slices of a volume, in order) inside the CG step (or alone, with ``dc = "none"``); 0: items
+            independent.
+        shared_noise: sample ``j`` of every item starts from the same noise draw (with a
+            deterministic sampler, neighbouring slices of smoothly varying conditions then give
+            smoothly varying results); only when sampling from noise (``start = 1``).
         device: where the chains run.
         callback: ``callback(i, n, x0)`` after each network evaluation.
 
@@ -212,6 +224,9 @@ def sample_posterior(
     fill = repeat_items(x_start, n) if settings.start < 1 else None
     if dc is not None and support is not None:
         dc = SupportRestricted(dc, repeat_items(support, n), fill=fill)
+    x_init = None
+    if shared_noise and settings.start == 1:
+        x_init = sampler.init((n, *shape[1:]), denoiser.complex_data, generator, device).repeat(s_count, *([1] * (len(shape) - 1)))
     x = sample(
         denoiser,
         (s_count * n, *shape[1:]),
@@ -222,6 +237,7 @@ def sample_posterior(
         device=device,
         callback=callback,
         x_start=fill,
+        x_init=x_init,
     )
     if dc is not None and settings.dc in ("cg", "likelihood"):
         x = dc(x, 0.0)  # final data-consistency step on the returned estimate

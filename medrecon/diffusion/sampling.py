@@ -11,7 +11,13 @@ state; :func:`sample` is the only loop: VE view of the state → ``D(x, σ)`` �
   ``DDIMScheduler`` (no clipping). With data consistency it is the DDS sampler (Chung et al. 2024):
   ε is re-derived from the corrected x̂₀.
 - :class:`VEPCSampler`: reverse-diffusion predictor + Langevin corrector on the VE SDE (Song et
-  al. 2021, Alg. 2) with signal-to-noise ratio ``snr``.
+  al. 2021, Alg. 2) with signal-to-noise ratio ``snr``; with ``n_corrector = 0`` it is the
+  Euler–Maruyama discretisation of the reverse VE SDE (the predictor alone, Song et al. 2021, eq. 6
+  with ``g² dt = σ_i² − σ_{i+1}²``).
+- :class:`ProbabilityFlowSampler`: the deterministic probability-flow ODE of the VE SDE,
+  ``dx/dσ = (x − D(x, σ)) / σ`` (Song et al. 2021, eq. 13; Karras et al. 2022, eq. 1 with
+  ``σ(t) = t``), integrated by Heun's method (Karras et al. 2022, Alg. 1) on the geometric σ grid,
+  the last step to σ = 0 by Euler.
 """
 
 from __future__ import annotations
@@ -164,7 +170,54 @@ class VEPCSampler:
         return x0
 
 
-Sampler = DDPMSampler | DDIMSampler | VEPCSampler
+class ProbabilityFlowSampler:
+    """Heun integration of the VE probability-flow ODE over ``steps`` noise levels (``2·steps − 1`` network evaluations).
+
+    Steps alternate ``ode`` (an Euler step from ``σ_i`` to ``σ_{i+1}``, whose slope is kept) and
+    ``ode_correct`` (the slope at the Euler point; the step from ``σ_i`` is redone with the mean
+    of the two slopes). The state of the step in progress lives in the sampler, so one instance
+    serves one :func:`sample` call at a time.
+    """
+
+    def __init__(self, schedule: VESchedule = VESchedule(), steps: int = 50, start: float = 1.0) -> None:
+        self.schedule = schedule
+        self.sigmas = schedule.sigmas(steps, start).tolist()
+        self._pending: tuple[torch.Tensor, torch.Tensor, float] | None = None  # (x_i, slope_i, σ_i)
+
+    def steps(self) -> list[Step]:
+        out = []
+        for i, s in enumerate(self.sigmas):
+            nxt = self.sigmas[i + 1] if i + 1 < len(self.sigmas) else 0.0
+            out.append(Step(sigma=s, kind="ode", sigma_next=nxt))
+            if nxt > 0:
+                out.append(Step(sigma=nxt, kind="ode_correct", sigma_next=nxt))
+        return out
+
+    def init(self, shape, complex_data, generator, device) -> torch.Tensor:
+        return self.sigmas[0] * randn_like_image(shape, complex_data, generator, device)
+
+    def init_from(self, x_start: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Add the first noise level to an initial estimate: ``x + σ₀ z`` (the ODE is deterministic after that)."""
+        return x_start + self.sigmas[0] * randn_like_image(tuple(x_start.shape), x_start.is_complex(), generator, x_start.device)
+
+    def to_ve(self, x: torch.Tensor, step: Step) -> torch.Tensor:
+        return x
+
+    def update(self, x: torch.Tensor, x0: torch.Tensor, step: Step, generator: torch.Generator) -> torch.Tensor:
+        slope = (x - x0) / step.sigma
+        if step.kind == "ode":
+            if step.sigma_next > 0:
+                self._pending = (x, slope, step.sigma)
+            return x + (step.sigma_next - step.sigma) * slope
+        x_i, slope_i, sigma_i = self._pending
+        self._pending = None
+        return x_i + (step.sigma_next - sigma_i) * 0.5 * (slope_i + slope)
+
+    def final(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        return x0
+
+
+Sampler = DDPMSampler | DDIMSampler | VEPCSampler | ProbabilityFlowSampler
 
 
 def sample(
@@ -177,13 +230,14 @@ def sample(
     device: str | torch.device = "cpu",
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     x_start: torch.Tensor | None = None,
+    x_init: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Draw ``shape[0]`` samples ``(B, H, W)`` from the prior, conditioned on data through ``dc``.
 
     Args:
         denoiser: the prior ``D(x, σ, cond)``.
         shape: ``(B, H, W)`` (``(B, D, H, W)`` for a 3-D prior); B independent samples (e.g. B posterior samples of one slice).
-        sampler: :class:`DDPMSampler`, :class:`DDIMSampler` or :class:`VEPCSampler`.
+        sampler: :class:`DDPMSampler`, :class:`DDIMSampler`, :class:`VEPCSampler` or :class:`ProbabilityFlowSampler`.
         generator: explicit RNG; the result is reproducible given it.
         dc: data consistency on x̂₀ (``None``: unconditional).
         cond: conditioning channels ``(B, Cc, H, W)`` for conditional priors.
@@ -192,6 +246,8 @@ def sample(
             it is diffused to the sampler's first noise level instead of starting from pure noise
             (Chung, Sim & Ye 2022, "Come-Closer-Diffuse-Faster"); meant for samplers built with
             ``start < 1``.
+        x_init: the initial state itself ``shape`` (as ``sampler.init`` draws it: noise at the first
+            level), e.g. one draw shared by the slices of a volume; not together with ``x_start``.
 
     Returns:
         The final clean estimate ``(B, H, W)`` (complex for complex priors).
@@ -199,7 +255,11 @@ def sample(
     if len(shape) not in (3, 4) or min(shape) < 1:
         raise ValueError(f"shape: expected (B, H, W) or, for 3-D priors, (B, D, H, W) with positive sizes, got {shape}")
     steps = sampler.steps()
-    if x_start is None:
+    if x_init is not None:
+        if x_start is not None or tuple(x_init.shape) != tuple(shape):
+            raise ValueError(f"x_init: expected shape {tuple(shape)} and no x_start, got {tuple(x_init.shape)}")
+        x = x_init.to(device)
+    elif x_start is None:
         x = sampler.init(tuple(shape), denoiser.complex_data, generator, device)
     else:
         if tuple(x_start.shape) != tuple(shape) or x_start.is_complex() != denoiser.complex_data:

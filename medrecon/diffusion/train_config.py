@@ -28,8 +28,13 @@ class ConditionConfig(Settings):
             simulate every drawn image; a pool makes CPU training affordable when one simulation
             costs more than a step; :class:`~medrecon.diffusion.pairs.TrainingPairs`).
         refresh: pool entries re-simulated per step.
-        guide: the anatomical image stored with each training image (``intensity: pet``: the CT
-            slice of each PET/CT pair), the guide of a guided PET prior.
+        guide: the other image stored with each training image: for ``intensity: pet`` the CT
+            slice of each PET/CT pair (a guided PET prior); for ``intensity: sct`` the MR of each
+            subject folder (``mr.nii.gz``) or the NAC-PET of each PET/CT ``.npz``.
+        neighbours: ``intensity: sct`` only: 2.5-D conditioning, the MR slices ``k − n … k + n``
+            as the condition of slice ``k``.
+        resample: ``intensity: sct`` only: resample an MR onto its CT's grid when the two differ
+            (otherwise refused).
     """
 
     paths: list[str] | None = None
@@ -38,6 +43,8 @@ class ConditionConfig(Settings):
     pool: int = Field(0, ge=0)
     refresh: int = Field(1, ge=1)
     guide: bool = False
+    neighbours: int = Field(0, ge=0, le=4)
+    resample: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> ConditionConfig:
@@ -83,7 +90,7 @@ class DataConfig(Settings):
             :mod:`medrecon.datasets.oct_training`).
         transform: ``intensity: oct`` only: ``linear`` (the default; B-scans stored log-compressed,
             as display images are) or ``log`` (linear-amplitude B-scans).
-        holdout: slice ranges of training files left out (``intensity: hu``), recorded in the prior.
+        holdout: slice ranges of training files left out (``intensity: hu`` / ``sct``), recorded in the prior.
     """
 
     paths: list[str] = Field(min_length=1)
@@ -92,19 +99,29 @@ class DataConfig(Settings):
     seed: int = 0
     pad_to_common: bool = False
     condition: ConditionConfig | None = None
-    intensity: Literal["percentile", "hu", "pet", "oct"] = "percentile"
+    intensity: Literal["percentile", "hu", "pet", "oct", "sct"] = "percentile"
     transform: Literal["linear", "log"] | None = None
     holdout: list[HoldoutConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _pairs_match(self) -> DataConfig:
-        if self.holdout and self.intensity != "hu":
-            raise ValueError("holdout: supported with intensity 'hu' (CT volumes) only")
+        if self.holdout and self.intensity not in ("hu", "sct"):
+            raise ValueError("holdout: supported with intensity 'hu' and 'sct' (CT volumes) only")
         if self.intensity == "hu" and (self.synthetic_phase or (self.condition is not None and self.condition.paths is not None)):
             raise ValueError("intensity 'hu': CT slices take no synthetic phase and no paired condition files (use condition.simulate)")
         c = self.condition
-        if (c is not None and c.guide) != (self.intensity == "pet" and c is not None):
-            raise ValueError("condition.guide: the condition of intensity 'pet' priors (and only theirs) is the stored guide")
+        if c is not None and c.guide and self.intensity not in ("pet", "sct"):
+            raise ValueError("condition.guide: only for intensity 'pet' (the stored CT) and 'sct' (the stored MR or PET)")
+        if self.intensity == "pet" and c is not None and not c.guide:
+            raise ValueError("intensity 'pet': the condition is the stored CT guide (condition.guide: true)")
+        if self.intensity == "sct" and (c is None or c.simulate is not None):
+            raise ValueError(
+                "intensity 'sct': needs condition.paths (the MR of each CT) or condition.guide: true (subject folders, PET/CT .npz)"
+            )
+        if c is not None and (c.neighbours or c.resample) and self.intensity != "sct":
+            raise ValueError("condition.neighbours / resample: only with intensity 'sct'")
+        if self.intensity == "sct" and self.synthetic_phase:
+            raise ValueError("intensity 'sct': CT takes no synthetic phase")
         if self.transform is not None and self.intensity != "oct":
             raise ValueError("transform: only with intensity 'oct'")
         if self.intensity == "oct" and (self.synthetic_phase or c is not None):

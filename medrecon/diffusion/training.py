@@ -1,5 +1,9 @@
 """Training of diffusion priors (DDPM ε-prediction or VE denoising score matching), resumable.
 
+The same machinery trains the supervised baseline of a conditional prior, ``objective:
+regression``: the same network, its image channels zero and its timestep 0, predicts the image
+from the condition alone under an L1 loss (:class:`~medrecon.diffusion.denoiser.Regressor`).
+
 - random square crops of the training images (patch training; the network is convolutional, so
   the prior applies to any matrix size at sampling time);
 - AdamW, gradient-norm clipping, an exponential moving average (EMA) of the weights;
@@ -38,11 +42,11 @@ from ..atomic import atomic_output
 from ..config import Settings
 from ..errors import InputFileError
 from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, write_loss_curve
-from .denoiser import Denoiser, EpsilonDenoiser, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
+from .denoiser import Denoiser, EpsilonDenoiser, Regressor, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
 from .pairs import Simulator, TrainingPairs
 from .schedule import VESchedule, VPSchedule
 
-OBJECTIVES = ("ddpm", "score")
+OBJECTIVES = ("ddpm", "score", "regression")
 NORMALISATION = "per-image 99th percentile of magnitude = 1"
 
 
@@ -50,7 +54,8 @@ class TrainConfig(Settings):
     """Training settings (YAML section ``train``).
 
     Attributes:
-        objective: ``ddpm`` (ε-prediction, VP) or ``score`` (VE denoising score matching).
+        objective: ``ddpm`` (ε-prediction, VP), ``score`` (VE denoising score matching) or
+            ``regression`` (the image from the condition under an L1 loss; conditional priors only).
         steps: optimiser steps in total (a resumed run continues up to this number).
         batch_size: images per step.
         crop: side of the random square training patches (``0``: whole images).
@@ -66,7 +71,7 @@ class TrainConfig(Settings):
             Ho & Salimans 2022) and the two can be compared on identical scans.
     """
 
-    objective: Literal["ddpm", "score"] = "ddpm"
+    objective: Literal["ddpm", "score", "regression"] = "ddpm"
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(8, ge=1)
     crop: int = Field(64, ge=0)
@@ -103,9 +108,12 @@ def _loss(
     noise = torch.randn(to_channels(x0).shape, generator=g_noise, device=g_noise.device).to(dev)
     target = noise
     c0 = to_channels(x0)
-    if cond is not None and cfg.cond_dropout > 0:
+    if cond is not None and cfg.cond_dropout > 0 and cfg.objective != "regression":
         keep = torch.rand((n,), generator=g) >= cfg.cond_dropout
         cond = cond * keep.to(dev, cond.dtype).reshape((-1,) + (1,) * (cond.ndim - 1))
+    if cfg.objective == "regression":  # supervised baseline: image from the condition, L1
+        out = prior(torch.zeros_like(c0), torch.zeros((n,), device=dev), cond)
+        return torch.mean(torch.abs(out.float() - c0))
     if cfg.objective == "ddpm":
         sched = VPSchedule(cfg.num_train_timesteps)
         t = torch.randint(0, cfg.num_train_timesteps, (n,), generator=g)
@@ -178,6 +186,8 @@ def train_prior(
         cond_channels = int(pairs[0][1].shape[0])
     else:
         cond_channels = 0 if cond is None else int(cond.shape[1])
+    if cfg.objective == "regression" and cond_channels == 0:
+        raise ValueError("objective 'regression': needs condition images (cond or simulate)")
     args = dict(prior_args or {})
     args["image_channels"] = 2 if images.is_complex() else 1
     args["cond_channels"] = cond_channels
@@ -301,7 +311,9 @@ def train_prior(
         "format": "medrecon-prior-1",
         "prior": prior.config,
         "objective": cfg.objective,
-        "schedule": asdict(VPSchedule(cfg.num_train_timesteps))
+        "schedule": {}
+        if cfg.objective == "regression"
+        else asdict(VPSchedule(cfg.num_train_timesteps))
         if cfg.objective == "ddpm"
         else asdict(VESchedule(cfg.sigma_min, cfg.sigma_max)),
         "normalisation": normalisation,
@@ -389,6 +401,14 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> Denoiser
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as err:
         raise InputFileError(ws, "weights", "tensors matching prior.json's network", str(err).splitlines()[0]) from None
+    if info["objective"] == "regression":
+        net.eval().to(device)
+        try:
+            r: Denoiser = Regressor(net)
+        except ValueError as err:
+            raise InputFileError(wj, "prior", "a conditional network for objective 'regression'", str(err)) from None
+        r.info = info
+        return r
     schedule_cls = VPSchedule if info["objective"] == "ddpm" else VESchedule
     values = info["schedule"]
     if not isinstance(values, dict) or any(

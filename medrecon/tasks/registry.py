@@ -15,7 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-BUILTIN_TASKS = ("medrecon.tasks.mri.commands", "medrecon.tasks.ct.commands", "medrecon.tasks.pet.commands", "medrecon.tasks.oct.commands")
+BUILTIN_TASKS = (
+    "medrecon.tasks.mri.commands",
+    "medrecon.tasks.ct.commands",
+    "medrecon.tasks.pet.commands",
+    "medrecon.tasks.oct.commands",
+    "medrecon.tasks.mr2ct.commands",
+)
 ENTRY_POINT_GROUP = "medrecon.tasks"
 VERB_HELP = {
     "simulate": "simulate an acquisition from fully sampled data or images",

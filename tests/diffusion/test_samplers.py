@@ -6,7 +6,7 @@ import torch
 
 from medrecon.diffusion.consistency import GradientGuidance, HardProjection, ProximalCG
 from medrecon.diffusion.denoiser import Denoiser
-from medrecon.diffusion.sampling import DDIMSampler, DDPMSampler, VEPCSampler, sample
+from medrecon.diffusion.sampling import DDIMSampler, DDPMSampler, ProbabilityFlowSampler, VEPCSampler, sample
 from medrecon.diffusion.schedule import VESchedule, VPSchedule
 from medrecon.physics.fft import fftc, ifftc
 from medrecon.physics.mri import SenseOperator
@@ -80,8 +80,10 @@ def test_ddim_step_identical_to_monai(eta):
         (DDIMSampler(VPSchedule(), 200, eta=1.0), 0.08),
         (DDIMSampler(VPSchedule(), 200, eta=0.0), 0.05),
         (VEPCSampler(VESchedule(0.01, 20.0), 200, n_corrector=1), 0.06),
+        (VEPCSampler(VESchedule(0.01, 20.0), 200, n_corrector=0), 0.06),
+        (ProbabilityFlowSampler(VESchedule(0.01, 20.0), 100), 0.05),
     ],
-    ids=["ddpm1000", "ddim200-eta1", "ddim200-eta0", "ve-pc200"],
+    ids=["ddpm1000", "ddim200-eta1", "ddim200-eta0", "ve-pc200", "ve-em200", "ve-ode100"],
 )
 def test_samplers_reproduce_a_gaussian_prior(sampler, tol):
     """With the exact denoiser of N(0, 0.5²), samples must have that spread (few-step samplers
@@ -91,6 +93,24 @@ def test_samplers_reproduce_a_gaussian_prior(sampler, tol):
     assert abs(float(x.std()) - 0.5) / 0.5 < tol
     assert abs(float(x.mean())) < 0.05
     assert prior.calls == len(sampler.steps())
+
+
+def test_probability_flow_ode_follows_the_closed_form():
+    """For x₀ ~ N(0, s²) the VE probability-flow ODE scales x by √(s² + σ²): from σ_max to 0 the
+    map is ``x · s / √(s² + σ_max²)`` exactly; Heun's error is second order in the step."""
+    s, sched = 0.5, VESchedule(0.01, 20.0)
+    errors = []
+    for n in (10, 20, 40):
+        sampler = ProbabilityFlowSampler(sched, n)
+        prior = GaussianPrior(s)
+        g = torch.Generator().manual_seed(0)
+        x_top = sampler.init((2, 8, 8), False, torch.Generator().manual_seed(0), "cpu")
+        out = sample(prior, (2, 8, 8), sampler, g)
+        expected = x_top * s / math.sqrt(s**2 + sched.sigma_max**2)
+        errors.append(float((out - expected).abs().max() / expected.abs().max()))
+        assert prior.calls == 2 * n - 1
+    assert errors[2] < 1e-2
+    assert errors[0] / errors[1] > 3 and errors[1] / errors[2] > 3  # ~4x per halving: second order
 
 
 def test_ddim_discretisation_error_shrinks_with_steps():

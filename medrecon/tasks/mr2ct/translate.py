@@ -1,0 +1,152 @@
+"""Synthetic CT from an MR (or a NAC-PET) with a conditional prior: the recipe of ``translate mr2ct``.
+
+There is no forward operator: the condition (the MR slices, 2.5-D: slice ``k`` and its
+neighbours) enters the network as input channels, and the posterior engine
+(:func:`~medrecon.diffusion.posterior.sample_posterior`, ``dc = "none"``) draws ``samples`` CT
+slices per MR slice; their mean is the synthetic CT and their std the per-voxel uncertainty. Two
+things keep a volume coherent across slices: the 2.5-D condition, and with ``shared_noise``
+every slice of one sample starting from the same noise (optionally ``coupling``, a quadratic
+penalty between neighbouring slices of a batch at every step).
+
+A regression prior (``objective: regression``, the supervised L1 baseline) predicts each slice
+in one pass instead.
+
+The MR is resampled onto the prior's grid (:mod:`medrecon.tasks.mr2ct.grid`), divided by its
+:func:`~medrecon.datasets.mr_volume.mr_scale`, translated, and the CT (``HU / 1000`` on the prior's
+scale) resampled back onto the MR's grid.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...datasets.ct_training import HU_RANGE
+from ...datasets.mr_volume import MRVolume, contrast_fingerprint, fingerprint_distance, mr_scale
+from ...datasets.sct_training import stack_neighbours
+from ...diffusion.denoiser import Denoiser, Regressor
+from ...diffusion.posterior import PosteriorSettings, sample_posterior
+from ...diffusion.schedule import VESchedule
+from ...errors import ArgumentError
+from ...physics.ct.transmission import HU_PER_UNIT
+from .config import TranslateConfig
+from .grid import Grid, prior_grid, resample
+
+
+@dataclass(frozen=True)
+class SyntheticCT:
+    """``hu (slices, rows, cols)`` float32 on the MR's grid; ``std`` the same shape (HU) or ``None``; ``notes``."""
+
+    hu: np.ndarray
+    std: np.ndarray | None
+    notes: list[str]
+
+
+def check_prior_for_sct(denoiser: Denoiser, source: str, modality: str = "MR") -> dict:
+    """The prior's ``prior.json`` entries translation needs, or one clear error.
+
+    Raises:
+        ArgumentError: a prior that is not a synthetic-CT prior conditioned on ``modality``.
+    """
+    info = getattr(denoiser, "info", {})
+    cond = info.get("condition") if isinstance(info.get("condition"), dict) else {}
+    if info.get("modality") != "CT" or cond.get("modality") != modality or not all(k in info for k in ("pixel_mm", "slice_mm", "axcodes")):
+        raise ArgumentError(
+            f"--prior: expected a synthetic-CT prior conditioned on {modality} (medrecon train with intensity: sct), "
+            f"got one for modality {info.get('modality')!r} with condition {cond.get('modality', cond.get('guide'))!r}"
+        )
+    return info
+
+
+def sampler_for(denoiser: Denoiser, cfg: TranslateConfig) -> str:
+    """The sampler ``cfg`` names, else ``ddim`` for DDPM priors and ``ve_ode`` for score priors."""
+    if cfg.sampler is not None:
+        return cfg.sampler
+    return "ve_ode" if isinstance(getattr(denoiser, "schedule", None), VESchedule) else "ddim"
+
+
+def translate_slices(
+    cond: torch.Tensor,
+    denoiser: Denoiser,
+    cfg: TranslateConfig,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Condition slices ``(S, Cc, H, W)`` on the prior's scale → CT mean and std ``(S, H, W)`` in HU.
+
+    ``progress(n)`` is called after each batch with the slices done in it.
+    """
+    means, stds = [], []
+    regression = isinstance(denoiser, Regressor)
+    settings = PosteriorSettings(
+        sampler=sampler_for(denoiser, cfg), steps=cfg.steps, eta=cfg.eta, dc="none", dc_iters=10, samples=cfg.samples, seed=cfg.seed
+    )
+    g = torch.Generator().manual_seed(cfg.seed)
+    for a in range(0, cond.shape[0], cfg.batch):
+        c = cond[a : a + cfg.batch].to(device)
+        shape = (c.shape[0], *c.shape[2:])
+        if regression:
+            with torch.no_grad():
+                mean, std = denoiser(torch.zeros(shape, device=device), torch.zeros(shape[0]), c), None
+        else:
+            gen = torch.Generator().manual_seed(cfg.seed) if cfg.shared_noise else g  # the same noise in every batch
+            post = sample_posterior(
+                denoiser, settings, shape, gen, cond=c, item_coupling=cfg.coupling, shared_noise=cfg.shared_noise, device=device
+            )
+            mean, std = post.mean, post.std if cfg.samples > 1 else None
+        means.append((mean * HU_PER_UNIT).clamp(*HU_RANGE).cpu().numpy())
+        if std is not None:
+            stds.append((std * HU_PER_UNIT).cpu().numpy())
+        if progress is not None:
+            progress(c.shape[0])
+    return np.concatenate(means).astype(np.float32), (np.concatenate(stds).astype(np.float32) if stds else None)
+
+
+def translate_mr(
+    mr: MRVolume,
+    denoiser: Denoiser,
+    cfg: TranslateConfig,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> SyntheticCT:
+    """A synthetic CT of ``mr`` on the MR's own grid (see the module docstring).
+
+    Raises:
+        ArgumentError: a prior that is not an MR-conditioned synthetic-CT prior.
+    """
+    info = check_prior_for_sct(denoiser, mr.source)
+    notes = []
+    values = mr.values
+    scale = mr_scale(values, mr.source)
+    expected = info["condition"].get("fingerprint")
+    if expected is not None:
+        dist = fingerprint_distance(expected, contrast_fingerprint(values / scale))
+        if dist > cfg.contrast_tolerance:
+            notes.append(
+                f"warning: {mr.source}: the MR's intensity distribution differs from the prior's training MR "
+                f"(contrast fingerprint distance {dist:.3f} > {cfg.contrast_tolerance:g}); another contrast (T2, FLAIR), "
+                "a skull-stripped image or a wrong orientation gives a wrong synthetic CT"
+            )
+    row, col = info["pixel_mm"]
+    grid = prior_grid(values.shape, mr.affine, info["axcodes"], (col, row, info["slice_mm"]))
+    if grid.shape != values.shape or not np.allclose(grid.affine, mr.affine, atol=1e-4):
+        notes.append(
+            f"resampled {values.shape} onto the prior's grid {grid.shape} ({''.join(info['axcodes'])}, {col:.3g} x {row:.3g} x {info['slice_mm']:.3g} mm) and back"
+        )
+    on_grid = resample(values, mr.affine, grid, 0.0) / scale
+    n = int(info["condition"].get("neighbours", 0))
+    cond = torch.from_numpy(stack_neighbours(on_grid.astype(np.float32), np.ones(grid.shape[0], bool), n))
+    mean, std = translate_slices(cond, denoiser, cfg, device, progress)
+    own = Grid(tuple(values.shape), mr.affine)
+    hu = resample(mean, grid.affine, own, HU_RANGE[0])
+    return SyntheticCT(hu, None if std is None else resample(std, grid.affine, own, 0.0), notes)
+
+
+def print_notes(notes: list[str]) -> None:
+    """Notes and warnings of a translation on stderr, one line each."""
+    for note in notes:
+        print(f"medrecon: {note}", file=sys.stderr)
