@@ -25,16 +25,9 @@ from bench_ct_real import DATA, scan
 
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.diffusion.training import load_prior
-from medrecon.evaluation.ct_metrics import body_mask, hu_metrics
+from medrecon.evaluation.ct_metrics import body_mask, hu_metrics, z_flicker
 from medrecon.tasks.ct.config import CTDiffusionConfig
 from medrecon.tasks.ct.diffusion import check_prior_for_ct, initial_estimate_hu, reconstruct_slices
-
-
-def flicker(recon: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
-    """Mean ``|Δz recon − Δz target|`` (HU) over voxel pairs inside the body in both slices."""
-    r, t = np.clip(recon, -1000, 1000), np.clip(target, -1000, 1000)
-    both = mask[1:] & mask[:-1]
-    return float(np.abs(np.diff(r, axis=0) - np.diff(t, axis=0))[both].mean())
 
 
 def main() -> None:
@@ -70,7 +63,7 @@ def main() -> None:
     ]
     for label, (hu, dt) in results.items():
         m, b = hu_metrics(target, hu), hu_metrics(target, hu, mask=body)
-        lines.append(f"| {label} | {flicker(hu, target, body):.1f} | {m['PSNR']:.2f} | {m['SSIM']:.3f} | {b['MAE_HU']:.1f} | {dt:.0f} |")
+        lines.append(f"| {label} | {z_flicker(hu, target, body):.1f} | {m['PSNR']:.2f} | {m['SSIM']:.3f} | {b['MAE_HU']:.1f} | {dt:.0f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)

@@ -84,11 +84,11 @@ def _calibration(gt: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[flo
     """How well the posterior std ``(H, W)`` tracks the magnitude error of the mean, inside the head
     (reference above 5 % of its maximum): Spearman rank correlation, and the fraction of pixels
     whose error is within 2 std (≈ 95 % for a calibrated Gaussian posterior)."""
-    from scipy.stats import spearmanr
+    from medrecon.evaluation.uncertainty import std_calibration
 
     inside = gt > 0.05 * gt.max()
-    err, sd = np.abs(mean - gt)[inside], std[inside]
-    return float(spearmanr(sd, err).statistic), float(np.mean(err <= 2 * sd))
+    c = std_calibration(np.abs(mean - gt)[inside], std[inside])
+    return c["std_error_spearman"], c["within_2std"]
 
 
 def _phase_report(d, k: torch.Tensor, data: Path) -> str:

@@ -31,9 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--metrics",
         default=None,
-        choices=("oct",),
-        help="oct: PSNR / SSIM against the registered average, CNR, ENL, MSR, EPI (implied for .tif / .tiff / .png files)",
+        choices=("oct", "hu"),
+        help="oct: PSNR / SSIM against the registered average, CNR, ENL, MSR, EPI (implied for .tif / .tiff / .png files); "
+        "hu: synthetic CT — MAE / ME in the body, MAE in bone, bone Dice, PSNR / SSIM over the CT range, per slice",
     )
+    ev.add_argument("--mask", default=None, help="--metrics hu: the body mask (NIfTI, nonzero inside; default: the target's body)")
+    ev.add_argument("--std", default=None, help="--metrics hu: the per-voxel std of the samples (how far it tracks the error)")
     ev.add_argument("--bscan-axis", type=int, default=None, choices=(0, 1, 2), help="OCT NIfTI volumes: the voxel axis of the B-scans")
     ev.set_defaults(func=run)
 
@@ -56,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         check_not_an_input(args.json, [("--target", args.target), ("--recon", args.recon)], option="--json")
     if args.window is not None and not args.window[0] < args.window[1]:
         raise ArgumentError(f"--window: expected LO < HI, got {args.window[0]:g} {args.window[1]:g}")
+    if args.metrics == "hu":
+        return _evaluate_sct(args)
+    if args.mask is not None or args.std is not None:
+        raise ArgumentError("--mask / --std: used with --metrics hu only")
     if args.metrics == "oct" or any(_is_oct_image(p) for p in (args.target, args.recon)):
         return _evaluate_oct(args)
     if args.bscan_axis is not None:
@@ -108,6 +115,35 @@ def _evaluate_ct(args: argparse.Namespace) -> int:
     return _report(hu_metrics(target, recon, tuple(args.window) if args.window else DEFAULT_WINDOW, mask), args)
 
 
+def _evaluate_sct(args: argparse.Namespace) -> int:
+    """Synthetic-CT metrics (medrecon.evaluation.sct_metrics) over the body mask."""
+
+    from ..datasets.ct_volume import read_ct
+    from ..datasets.file_access import load_nifti_volume
+    from ..datasets.sct_training import check_hu
+    from ..evaluation.sct_metrics import CT_RANGE, sct_metrics
+
+    if args.body:
+        raise ArgumentError("--body: a CT option; --metrics hu takes --mask (default: the target's body)")
+    tv, rv = read_ct(args.target), read_ct(args.recon)
+    for vol in (tv, rv):
+        check_hu(vol)
+    target, recon = _matched(tv.hu, rv.hu, args, "slices")
+    mask = std = None
+    if args.mask is not None:
+        mask = load_nifti_volume(Path(args.mask))[0]
+        if mask.shape != tv.hu.shape:
+            raise InputFileError(args.mask, "shape", f"{tv.hu.shape} like the target", f"{mask.shape}")
+        mask = _matched(mask, target, args, "slices")[0] != 0
+        if not mask.any():
+            raise InputFileError(args.mask, "mask", "at least one voxel inside (nonzero)", "an empty mask")
+    if args.std is not None:
+        std = read_ct(args.std).hu
+        if std.shape != recon.shape:
+            raise InputFileError(args.std, "shape", f"{recon.shape} like the recon", f"{std.shape}")
+    return _report(sct_metrics(target, recon, mask, tuple(args.window) if args.window else CT_RANGE, std), args)
+
+
 def _evaluate_oct(args: argparse.Namespace) -> int:
     """OCT metrics (medrecon.tasks.oct.metrics): regions from the target's B-scans."""
     from ..datasets.oct_images import read_oct
@@ -123,9 +159,10 @@ def _report(m: dict[str, float | None], args: argparse.Namespace) -> int:
     """Print a metrics table and, with ``--json``, write it atomically (``None``: a metric without its regions, n/a / null)."""
     from ..atomic import atomic_output
 
-    width = max(len(k) for k in m) + 2
+    scalars = {k: v for k, v in m.items() if not isinstance(v, dict)}  # per-slice lists go to the JSON only
+    width = max(len(k) for k in scalars) + 2
     print(f"{'metric':<{width}}{'value':>12}")
-    for k, v in m.items():
+    for k, v in scalars.items():
         print(f"{k:<{width}}{v:>12.4f}" if v is not None else f"{k:<{width}}{'n/a':>12}")
     if args.json:
         with atomic_output(args.json) as tmp:

@@ -68,3 +68,14 @@ def hu_metrics(
         "window_hi_HU": hi,
         **({"voxels": int(m.sum())} if mask is not None else {}),
     }
+
+
+def z_flicker(recon_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray, window: tuple[float, float] = DEFAULT_WINDOW) -> float:
+    """Slice-to-slice inconsistency (HU): mean ``|Δz recon − Δz target|`` over voxel pairs inside ``mask`` in both slices.
+
+    What shows as steps or stripes across a sagittal or coronal reformat of a volume whose slices
+    were made one by one; both volumes are clipped to ``window`` first.
+    """
+    r, t = np.clip(recon_hu, *window), np.clip(target_hu, *window)
+    both = mask[1:] & mask[:-1]
+    return float(np.abs(np.diff(r, axis=0) - np.diff(t, axis=0))[both].mean())

@@ -46,7 +46,7 @@ def _translate(args: argparse.Namespace) -> int:
     from ..outputs import check_volume_output, write_mean_and_std
     from .bulk import bulk_density_ct
     from .config import TranslateConfig
-    from .translate import check_prior_for_sct, print_notes, sampler_for, translate_mr
+    from .translate import check_prior_for_sct, posterior_settings, print_notes, sampler_for, translate_mr
 
     method = args.method or "diffusion"
     if method == "diffusion" and args.prior is None:
@@ -63,6 +63,8 @@ def _translate(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in OPTIONS}
     flags["method"] = method
     cfg = settings_from(TranslateConfig, args, "translate", flags, recommended, flag_names=OPTIONS)
+    if denoiser is not None:
+        posterior_settings(denoiser, cfg)  # a sampler that does not fit the prior is refused before any work
     mr = read_mr(args.input)
     if method == "bulk":
         col, row = (float(v) for v in np.linalg.norm(mr.affine[:3, :2], axis=0))

@@ -29,7 +29,7 @@ from ...datasets.ct_training import HU_RANGE
 from ...datasets.mr_volume import MRVolume, contrast_fingerprint, fingerprint_distance, mr_scale
 from ...datasets.sct_training import stack_neighbours
 from ...diffusion.denoiser import Denoiser, Regressor
-from ...diffusion.posterior import PosteriorSettings, sample_posterior
+from ...diffusion.posterior import PosteriorSettings, make_sampler, sample_posterior
 from ...diffusion.schedule import VESchedule
 from ...errors import ArgumentError
 from ...physics.ct.transmission import HU_PER_UNIT
@@ -69,6 +69,16 @@ def sampler_for(denoiser: Denoiser, cfg: TranslateConfig) -> str:
     return "ve_ode" if isinstance(getattr(denoiser, "schedule", None), VESchedule) else "ddim"
 
 
+def posterior_settings(denoiser: Denoiser, cfg: TranslateConfig) -> PosteriorSettings:
+    """The posterior engine's settings for ``cfg``, checked against the prior (a sampler of the other family is refused)."""
+    settings = PosteriorSettings(
+        sampler=sampler_for(denoiser, cfg), steps=cfg.steps, eta=cfg.eta, dc="none", dc_iters=10, samples=cfg.samples, seed=cfg.seed
+    )
+    if not isinstance(denoiser, Regressor):
+        make_sampler(denoiser, settings)
+    return settings
+
+
 def translate_slices(
     cond: torch.Tensor,
     denoiser: Denoiser,
@@ -82,9 +92,7 @@ def translate_slices(
     """
     means, stds = [], []
     regression = isinstance(denoiser, Regressor)
-    settings = PosteriorSettings(
-        sampler=sampler_for(denoiser, cfg), steps=cfg.steps, eta=cfg.eta, dc="none", dc_iters=10, samples=cfg.samples, seed=cfg.seed
-    )
+    settings = posterior_settings(denoiser, cfg)
     g = torch.Generator().manual_seed(cfg.seed)
     for a in range(0, cond.shape[0], cfg.batch):
         c = cond[a : a + cfg.batch].to(device)

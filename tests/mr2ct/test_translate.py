@@ -1,0 +1,118 @@
+"""translate mr2ct: the prior's grid and back, a trained regression baseline, the sampler loop, NIfTI and DICOM out."""
+
+import numpy as np
+import pytest
+from conftest import assert_refused
+from head_phantom import AFFINE, head, make_subject, sct_config
+
+from medrecon.cli.main import main
+from medrecon.datasets.ct_volume import read_ct
+from medrecon.datasets.mr_volume import read_mr
+from medrecon.diffusion.training import load_prior
+from medrecon.evaluation.sct_metrics import sct_metrics
+from medrecon.tasks.mr2ct.config import TranslateConfig
+from medrecon.tasks.mr2ct.grid import Grid, prior_grid, resample
+from medrecon.tasks.mr2ct.translate import translate_mr
+
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+
+
+def test_grid_round_trip_keeps_a_linear_field():
+    """An LPS 1 mm volume onto a RAS 2 × 2 × 3 mm prior grid and back: trilinear resampling is exact for a linear field."""
+    aff = np.diag([-1.0, -1.0, 1.0, 1.0])
+    aff[:3, 3] = [20.0, 30.0, -5.0]
+    shape = (24, 40, 36)
+    k, j, i = np.meshgrid(*(np.arange(n, dtype=np.float64) for n in shape), indexing="ij")
+    ras = np.tensordot(aff[:3, :3], np.stack([i, j, k]), axes=1) + aff[:3, 3, None, None, None]
+    field = (0.3 * ras[0] - 0.2 * ras[1] + 0.5 * ras[2]).astype(np.float32)
+    grid = prior_grid(shape, aff, ["R", "A", "S"], (2.0, 2.0, 3.0))
+    assert grid.shape == (8, 20, 18) and np.allclose(np.diag(grid.affine)[:3], [2.0, 2.0, 3.0])
+    on = resample(field, aff, grid, 0.0)
+    back = resample(on, grid.affine, Grid(shape, aff), 0.0)
+    inner = (slice(4, -4), slice(4, -4), slice(4, -4))
+    np.testing.assert_allclose(back[inner], field[inner], atol=1e-3)
+    same = prior_grid(shape, np.diag([2.0, 2.0, 3.0, 1.0]), ["R", "A", "S"], (2.0, 2.0, 3.0))
+    assert same.shape == shape and np.array_equal(same.affine, np.diag([2.0, 2.0, 3.0, 1.0]))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A regression prior and a DDPM prior trained on the generated head (subject folder), slices 3-4 held out."""
+    tmp = tmp_path_factory.mktemp("mr2ct")
+    folder = make_subject(tmp)
+    data = f"data:\n  paths: [{folder}]\n  intensity: sct\n  min_fraction: 0\n  condition:\n    guide: true\n    neighbours: 1\n"
+    data += f"  holdout:\n    - path: {folder}\n      slices: [3, 4]\n"
+    assert main(["train", "--config", str(sct_config(tmp, data, "regression", 300, "l1")), "--quiet"]) == 0
+    assert main(["train", "--config", str(sct_config(tmp, data, "ddpm", 3, "ddpm")), "--quiet"]) == 0
+    return tmp, folder
+
+
+def test_regression_baseline_learns_the_head(trained):
+    tmp, folder = trained
+    d = load_prior(tmp / "l1")
+    assert d.info["objective"] == "regression" and d.info["schedule"] == {}
+    mr = read_mr(folder / "mr.nii.gz")
+    out = translate_mr(mr, d, TranslateConfig())
+    ct = head()[0]
+    m = sct_metrics(ct[3:5], out.hu[3:5])  # the held-out slices
+    assert out.std is None and m["MAE_body_HU"] < 120 and m["Dice_bone"] > 0.6, m
+
+
+def test_translate_cli_nifti_and_dicom_in_the_mr_study(trained, tmp_path, capsys):
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    from medrecon.datasets.dicom_series import write_derived_series
+
+    tmp, folder = trained
+    ref = Dataset()
+    ref.PatientID, ref.PatientName, ref.StudyInstanceUID = "P-17", "Doe^Jane", "1.2.3.4.5"
+    mr = head()[1][:4] * 900
+    series = write_derived_series(
+        np.round(mr).astype(np.int16),
+        AFFINE,
+        tmp_path / "mr_series",
+        modality="MR",
+        sop_class_uid=MR_IMAGE_STORAGE,
+        image_type=("ORIGINAL", "PRIMARY"),
+        description="T1",
+        reference_headers=[ref],
+    )
+    args = ["translate", "mr2ct", "--input", series, "--prior", tmp / "ddpm", "--steps", "3", "--samples", "2", "--quiet"]
+    assert main([str(a) for a in args + ["--out", tmp_path / "sct.nii.gz"]]) == 0
+    assert main([str(a) for a in args + ["--out", tmp_path / "sct"]]) == 0
+    nii = read_ct(tmp_path / "sct.nii.gz")
+    dcm = read_ct(tmp_path / "sct")
+    assert (tmp_path / "sct_std.nii.gz").exists() and (tmp_path / "sct_std").is_dir()
+    np.testing.assert_allclose(dcm.hu, np.round(nii.hu), atol=0.51)  # same seed, HU rounded in DICOM
+    np.testing.assert_allclose(dcm.affine, nii.affine, atol=1e-4)
+    h = pydicom.dcmread(sorted((tmp_path / "sct").iterdir())[0])
+    src = pydicom.dcmread(sorted(series.iterdir())[0])
+    assert (h.Modality, h.PatientID, str(h.PatientName), h.StudyInstanceUID) == ("CT", "P-17", "Doe^Jane", "1.2.3.4.5")
+    assert h.SeriesInstanceUID != src.SeriesInstanceUID and h.RescaleIntercept == -1024 and h.RescaleType == "HU"
+    assert h.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    assert float(h.SliceThickness) == pytest.approx(3.0)
+
+
+def test_translate_refusals(trained, tmp_path, capsys):
+    tmp, folder = trained
+    mr = folder / "mr.nii.gz"
+    assert_refused(["translate", "mr2ct", "--input", mr, "--out", tmp_path / "o.nii.gz"], capsys, "--prior: needed", tmp_path)
+    assert_refused(
+        ["translate", "mr2ct", "--input", mr, "--prior", tmp / "l1", "--method", "bulk", "--out", tmp_path / "o.nii.gz"],
+        capsys,
+        "not used by --method bulk",
+        tmp_path,
+    )
+    assert_refused(
+        ["translate", "mr2ct", "--input", mr, "--prior", tmp / "ddpm", "--sampler", "ve_pc", "--out", tmp_path / "o.nii.gz"],
+        capsys,
+        "needs a score (VE) prior",
+        tmp_path,
+    )
+    assert_refused(
+        ["translate", "mr2ct", "--input", folder / "ct.nii.gz", "--prior", tmp / "ddpm", "--out", folder / "ct.nii.gz"],
+        capsys,
+        "input",
+        tmp_path,
+    )
