@@ -68,6 +68,9 @@ def test_pet_ct_npz_pairs(tmp_path):
     pairs = load_sct_training_pairs([tmp_path / "pairs.npz"], holdout={str(tmp_path / "pairs.npz"): (2, 2)}, min_fraction=0)
     assert pairs.images.shape == (2, 20, 20) and pairs.conds.shape == (2, 1, 20, 20) and pairs.condition["modality"] == "PET"
     np.testing.assert_allclose(pairs.conds.reshape(2, -1).mean(axis=1), 1 / 20, rtol=1e-5)  # activity / (20 x mean)
+    np.savez(tmp_path / "test.npz", pet_nac=rng.uniform(0.1, 1, (2, 20, 20)).astype(np.float32), ct=ct[:2])
+    whole = load_sct_training_pairs([tmp_path / "pairs.npz", tmp_path / "test.npz"], holdout={str(tmp_path / "test.npz"): (0, 1)})
+    assert whole.images.shape == (3, 20, 20) and whole.holdout == [{"path": "test.npz", "axis": "S", "slices": [0, 1]}]
     with pytest.raises(InputFileError, match="neighbours"):
         load_sct_training_pairs([tmp_path / "pairs.npz"], neighbours=1)
 
