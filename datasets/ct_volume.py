@@ -9,6 +9,7 @@ shared with other modalities (sorting, geometry checks, derived-series writing) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,16 +115,15 @@ def write_ct_nifti(vol: CTVolume, path: str | Path) -> Path:
 
 
 def write_dicom_series(
-    hu: np.ndarray, affine: np.ndarray, out_dir: str | Path, reference=None, description: str = "medrecon reconstruction"
+    hu: np.ndarray, affine: np.ndarray, out_dir: str | Path, reference_headers: Sequence = (), description: str = "medrecon reconstruction"
 ) -> Path:
     """Write a derived CT series (one file per slice) into a new folder ``out_dir``, atomically.
 
     Pixel data are int16 with ``RescaleSlope 1`` and ``RescaleIntercept -1024`` (HU rounded to the
     integer). Every file gets new SOP Instance UIDs and one new Series Instance UID; patient, study
-    and frame-of-reference attributes are carried over from ``reference`` (when given: a volume
-    with the source series' ``headers``, e.g. a :class:`CTVolume` or, for a synthetic CT, the
-    MR's :class:`~medrecon.datasets.mr_volume.MRVolume`), whose images are listed in
-    ``SourceImageSequence``. ``ImageType`` is ``DERIVED\\SECONDARY\\AXIAL``.
+    and frame-of-reference attributes are carried over from the source series' headers
+    ``reference_headers`` (when given, in slice order: a :class:`CTVolume`'s, or for a synthetic CT
+    the MR's or PET's), whose images are listed in ``SourceImageSequence``. ``ImageType`` is ``DERIVED\\SECONDARY\\AXIAL``.
 
     Raises:
         InputFileError: ``out_dir`` exists and is not empty, or its parent does not exist.
@@ -146,7 +146,7 @@ def write_dicom_series(
         sop_class_uid=CT_IMAGE_STORAGE,
         image_type=("DERIVED", "SECONDARY", "AXIAL"),
         description=description,
-        reference_headers=reference.headers if reference is not None else (),
+        reference_headers=reference_headers,
         carried=_CARRIED,
         slice_tags=ct_tags,
     )

@@ -187,7 +187,11 @@ def load_sct_training_pairs(
         sources.append((p.name, int(keep.sum())))
     if len(kinds) > 1:
         raise InputFileError(paths[0], "data.paths", "one condition modality (all MR or all PET/CT .npz)", "both")
-    body = np.concatenate([(v[k] > BODY_HU / HU_PER_UNIT).reshape(int(k.sum()), v.shape[1] * v.shape[2]).sum(1) for v, k in cts]) if cts else np.zeros(0)
+    body = (
+        np.concatenate([(v[k] > BODY_HU / HU_PER_UNIT).reshape(int(k.sum()), v.shape[1] * v.shape[2]).sum(1) for v, k in cts])
+        if cts
+        else np.zeros(0)
+    )
     h, w = max(v.shape[1] for v, _ in cts), max(v.shape[2] for v, _ in cts)
     images = np.concatenate([_pad(v[k], h, w, HU_RANGE[0] / HU_PER_UNIT) for v, k in cts])
     stacked = np.concatenate([_pad(c.reshape(-1, *c.shape[2:]), h, w, 0.0).reshape(c.shape[0], c.shape[1], h, w) for c in conds])

@@ -44,7 +44,7 @@ def test_series_roundtrip_exact(series, tmp_path):
     back = read_ct(nii)
     np.testing.assert_array_equal(back.hu, vol.hu)
     # derived series carries references, new UIDs, derived image type
-    vol2 = write_dicom_series(vol.hu, vol.affine, tmp_path / "derived", reference=vol)
+    vol2 = write_dicom_series(vol.hu, vol.affine, tmp_path / "derived", vol.headers)
     files = sorted(vol2.iterdir())
     d0, s0 = pydicom.dcmread(files[0]), pydicom.dcmread(sorted(folder.iterdir())[0])
     assert list(d0.ImageType) == ["DERIVED", "SECONDARY", "AXIAL"]

@@ -116,3 +116,18 @@ def test_translate_refusals(trained, tmp_path, capsys):
         "input",
         tmp_path,
     )
+
+
+def test_pet2ct_on_the_same_machinery(trained, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    ct = np.clip(rng.uniform(0.3, 0.6, (3, 40, 40)), 0, 1).astype(np.float32)
+    ct[:, :6] = 0.0  # air
+    np.savez(tmp_path / "pairs.npz", pet_nac=rng.uniform(0.1, 1, (3, 20, 20)).astype(np.float32), ct=ct)
+    data = f"data:\n  paths: [{tmp_path / 'pairs.npz'}]\n  intensity: sct\n  min_fraction: 0\n  condition:\n    guide: true\n"
+    assert main(["train", "--config", str(sct_config(tmp_path, data, "ddpm", 2, "pet2ct")), "--quiet"]) == 0
+    args = ["translate", "pet2ct", "--input", tmp_path / "pairs.npz", "--steps", "2", "--quiet"]
+    assert main([str(a) for a in args + ["--prior", tmp_path / "pet2ct", "--out", tmp_path / "sct.nii.gz"]]) == 0
+    out = read_ct(tmp_path / "sct.nii.gz")
+    assert out.hu.shape == (3, 20, 20) and np.all(np.isfinite(out.hu))
+    capsys.readouterr()
+    assert_refused(args + ["--prior", trained[0] / "ddpm", "--out", tmp_path / "o.nii.gz"], capsys, "conditioned on PET", tmp_path)

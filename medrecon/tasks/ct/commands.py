@@ -166,19 +166,19 @@ def _write(sf, hu, out: Path, as_dicom: bool, description: str, std=None) -> Non
     """Mean (and std) as a derived DICOM series referencing the source series, or as NIfTI."""
     from ...datasets.ct_volume import CTVolume, read_ct, write_ct_nifti, write_dicom_series
 
-    reference = None
+    headers = []
     if as_dicom:
         src = Path(str(sf.attrs.get("source", "")))
         if src.is_dir():
             try:
                 full = read_ct(src)
-                reference = CTVolume(full.hu[sf.slices], sf.affine, str(src), [full.headers[i] for i in sf.slices])
+                headers = [full.headers[i] for i in sf.slices]
             except InputFileError:
-                reference = None  # source moved or changed: write without references
+                headers = []  # source moved or changed: write without references
 
     def write(vol, path: Path, what: str) -> None:
         if as_dicom:
-            write_dicom_series(vol, sf.affine, path, reference=reference, description=description + what)
+            write_dicom_series(vol, sf.affine, path, headers, description=description + what)
         else:
             write_ct_nifti(CTVolume(vol, sf.affine, str(sf.path)), path)
 

@@ -1,54 +1,89 @@
-"""``medrecon translate mr2ct``: an MR (NIfTI or DICOM series) → a synthetic CT as NIfTI or a CT DICOM series on the MR's geometry."""
+"""``medrecon translate mr2ct`` / ``pet2ct``: an MR or a NAC-PET → a synthetic CT as NIfTI or a CT DICOM series on the input's geometry."""
 
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
-from ...errors import ArgumentError
+import numpy as np
+
+from ...errors import ArgumentError, InputFileError
 from ..options import add_common_options, settings_from
 from ..registry import TaskCommand, register
 
 OPTIONS = {k: f"--{k}" for k in ("method", "sampler", "steps", "samples", "seed", "batch")}
+INPUTS = {
+    "MR": "the MR: .nii / .nii.gz, a DICOM MR series folder or one DICOM MR file",
+    "PET": "the non-attenuation-corrected PET: .nii / .nii.gz, a PET DICOM series folder, or a PET/CT slice-pair .npz",
+}
 
 
-def _add_translate(p: argparse.ArgumentParser) -> None:
+def _add_translate(p: argparse.ArgumentParser, modality: str) -> None:
     from .config import SAMPLERS
 
-    p.add_argument("--input", required=True, help="the MR: .nii / .nii.gz, a DICOM MR series folder or one DICOM MR file")
+    p.add_argument("--input", required=True, help=INPUTS[modality])
+    shipped = " (mr2ct-head)" if modality == "MR" else ""
     p.add_argument(
-        "--prior", default=None, help="synthetic-CT prior: a shipped name (mr2ct-head) or a folder (medrecon train, intensity: sct)"
+        "--prior", default=None, help=f"synthetic-CT prior: a shipped name{shipped} or a folder (medrecon train, intensity: sct)"
     )
-    p.add_argument(
-        "--method",
-        default=None,
-        choices=("diffusion", "bulk"),
-        help="diffusion (default; needs --prior) or bulk (bulk-density classes, no prior)",
-    )
+    if modality == "MR":
+        p.add_argument(
+            "--method",
+            default=None,
+            choices=("diffusion", "bulk"),
+            help="diffusion (default; needs --prior) or bulk (bulk-density classes)",
+        )
     p.add_argument("--sampler", default=None, choices=SAMPLERS, help="default: the prior's recommendation (see docs/results/mr2ct.md)")
     p.add_argument("--steps", type=int, default=None, help="network evaluations per sample")
     p.add_argument("--samples", type=int, default=None, help="posterior samples per slice (> 1 also writes the std beside the output)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--batch", type=int, default=None, help="slices sampled together")
-    p.add_argument("--out", required=True, help="a .nii / .nii.gz file, or a new folder for a CT DICOM series in the MR's study")
+    p.add_argument("--out", required=True, help="a .nii / .nii.gz file, or a new folder for a CT DICOM series in the input's study")
     add_common_options(p, "translate")
 
 
-def _translate(args: argparse.Namespace) -> int:
-    import numpy as np
+def _read_input(path: str, modality: str):
+    """``(values (slices, rows, cols), affine, headers)`` of the input."""
+    if modality == "MR":
+        from ...datasets.mr_volume import read_mr
+
+        mr = read_mr(path)
+        return mr.values, mr.affine, mr.headers
+    from ...datasets.file_access import load_nifti_volume
+    from ...datasets.pet_dicom import read_pet
+    from ...datasets.pet_images import read_pet_ct_npz
+
+    p = Path(path)
+    if p.suffix.lower() == ".npz":
+        im = read_pet_ct_npz(p)
+        values, affine, headers = im.activity, im.affine, []
+    elif p.name.lower().endswith((".nii", ".nii.gz")):
+        values, affine = load_nifti_volume(p)
+        headers = []
+    else:
+        vol = read_pet(p, "as-stored")
+        values, affine, headers = vol.values, vol.affine, vol.headers
+    if not np.all(np.isfinite(values)) or float(values.min()) < 0:
+        raise InputFileError(path, "image", "finite activity >= 0", "NaN, Inf or negative values")
+    return values, affine, headers
+
+
+def _translate(args: argparse.Namespace, modality: str) -> int:
     from tqdm import tqdm
 
     from ...datasets.ct_volume import write_dicom_series
     from ...datasets.image_io import write_nifti
-    from ...datasets.mr_volume import mr_scale, read_mr
+    from ...datasets.mr_volume import mr_scale
     from ...diffusion.training import load_prior
     from ...runtime import resolve_prior, select_device
     from ..outputs import check_volume_output, write_mean_and_std
     from .bulk import bulk_density_ct
     from .config import TranslateConfig
-    from .translate import check_prior_for_sct, posterior_settings, print_notes, sampler_for, translate_mr
+    from .translate import check_prior_for_sct, posterior_settings, print_notes, sampler_for, translate_volume
 
-    method = args.method or "diffusion"
+    task = "mr2ct" if modality == "MR" else "pet2ct"
+    method = getattr(args, "method", None) or "diffusion"
     if method == "diffusion" and args.prior is None:
         raise ArgumentError("--prior: needed for --method diffusion (e.g. --prior mr2ct-head), or use --method bulk")
     if method == "bulk" and args.prior is not None:
@@ -59,28 +94,28 @@ def _translate(args: argparse.Namespace) -> int:
     recommended = {}
     if method == "diffusion":
         denoiser = load_prior(resolve_prior(args.prior), device=device)
-        recommended = check_prior_for_sct(denoiser, args.input).get("recommended", {}).get("mr2ct", {})
-    flags = {k: getattr(args, k) for k in OPTIONS}
+        recommended = check_prior_for_sct(denoiser, args.input, modality).get("recommended", {}).get(task, {})
+    flags = {k: getattr(args, k, None) for k in OPTIONS}
     flags["method"] = method
     cfg = settings_from(TranslateConfig, args, "translate", flags, recommended, flag_names=OPTIONS)
     if denoiser is not None:
         posterior_settings(denoiser, cfg)  # a sampler that does not fit the prior is refused before any work
-    mr = read_mr(args.input)
+    values, affine, headers = _read_input(args.input, modality)
     if method == "bulk":
-        col, row = (float(v) for v in np.linalg.norm(mr.affine[:3, :2], axis=0))
-        hu, std, label = bulk_density_ct(mr.values / mr_scale(mr.values, args.input), (row, col), cfg), None, "bulk density"
+        col, row = (float(v) for v in np.linalg.norm(affine[:3, :2], axis=0))
+        hu, std, label = bulk_density_ct(values / mr_scale(values, args.input), (row, col), cfg), None, "bulk density"
     else:
-        with tqdm(total=None, desc=f"mr2ct {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
-            sct = translate_mr(mr, denoiser, cfg, device, progress=bar.update)
+        with tqdm(total=None, desc=f"{task} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
+            sct = translate_volume(values, affine, str(args.input), denoiser, cfg, modality, device, progress=bar.update)
         print_notes(sct.notes)
         hu, std = sct.hu, sct.std
-        label = f"medrecon synthetic CT ({sampler_for(denoiser, cfg)}, {cfg.samples} x {cfg.steps} steps)"
+        label = f"medrecon synthetic CT from {modality} ({sampler_for(denoiser, cfg)}, {cfg.samples} x {cfg.steps} steps)"
 
     def write(vol, path: Path, what: str) -> None:
         if as_dicom:
-            write_dicom_series(vol, mr.affine, path, reference=mr if mr.headers else None, description=label + what)
+            write_dicom_series(vol, affine, path, headers, description=label + what)
         else:
-            write_nifti(vol, path, affine=mr.affine, description=f"medrecon sCT HU{what}")
+            write_nifti(vol, path, affine=affine, description=f"medrecon sCT HU{what}")
 
     spath = write_mean_and_std(hu, std, out, as_dicom, write, args.input)
     if spath is not None:
@@ -90,5 +125,20 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 register(
-    TaskCommand("translate", "mr2ct", "MR → synthetic CT in HU (conditional diffusion prior, or bulk density)", _add_translate, _translate)
+    TaskCommand(
+        "translate",
+        "mr2ct",
+        "MR → synthetic CT in HU (conditional diffusion prior, or bulk density)",
+        partial(_add_translate, modality="MR"),
+        partial(_translate, modality="MR"),
+    )
+)
+register(
+    TaskCommand(
+        "translate",
+        "pet2ct",
+        "NAC-PET → synthetic CT in HU for attenuation correction (conditional diffusion prior)",
+        partial(_add_translate, modality="PET"),
+        partial(_translate, modality="PET"),
+    )
 )

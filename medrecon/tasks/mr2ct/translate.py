@@ -27,6 +27,7 @@ import torch
 
 from ...datasets.ct_training import HU_RANGE
 from ...datasets.mr_volume import MRVolume, contrast_fingerprint, fingerprint_distance, mr_scale
+from ...datasets.pet_training import PET_MEAN_SCALE
 from ...datasets.sct_training import stack_neighbours
 from ...diffusion.denoiser import Denoiser, Regressor
 from ...diffusion.posterior import PosteriorSettings, make_sampler, sample_posterior
@@ -126,30 +127,57 @@ def translate_mr(
     Raises:
         ArgumentError: a prior that is not an MR-conditioned synthetic-CT prior.
     """
-    info = check_prior_for_sct(denoiser, mr.source)
+    return translate_volume(mr.values, mr.affine, mr.source, denoiser, cfg, "MR", device, progress)
+
+
+def translate_volume(
+    values: np.ndarray,
+    affine: np.ndarray,
+    source: str,
+    denoiser: Denoiser,
+    cfg: TranslateConfig,
+    modality: str = "MR",
+    device: str | torch.device = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> SyntheticCT:
+    """A synthetic CT of an MR or NAC-PET volume ``(slices, rows, cols)`` on its own grid ``affine``.
+
+    MR is divided by its :func:`~medrecon.datasets.mr_volume.mr_scale` (and its contrast
+    fingerprint compared with the prior's); PET slice by slice by
+    :func:`~medrecon.datasets.pet_training.pet_scale` on the prior's grid.
+
+    Raises:
+        ArgumentError: a prior that is not a synthetic-CT prior conditioned on ``modality``.
+    """
+    info = check_prior_for_sct(denoiser, source, modality)
     notes = []
-    values = mr.values
-    scale = mr_scale(values, mr.source)
-    expected = info["condition"].get("fingerprint")
-    if expected is not None:
-        dist = fingerprint_distance(expected, contrast_fingerprint(values / scale))
-        if dist > cfg.contrast_tolerance:
+    if modality == "MR":
+        scale = mr_scale(values, source)
+        expected = info["condition"].get("fingerprint")
+        dist = None if expected is None else fingerprint_distance(expected, contrast_fingerprint(values / scale))
+        if dist is not None and dist > cfg.contrast_tolerance:
             notes.append(
-                f"warning: {mr.source}: the MR's intensity distribution differs from the prior's training MR "
+                f"warning: {source}: the MR's intensity distribution differs from the prior's training MR "
                 f"(contrast fingerprint distance {dist:.3f} > {cfg.contrast_tolerance:g}); another contrast (T2, FLAIR), "
                 "a skull-stripped image or a wrong orientation gives a wrong synthetic CT"
             )
     row, col = info["pixel_mm"]
-    grid = prior_grid(values.shape, mr.affine, info["axcodes"], (col, row, info["slice_mm"]))
-    if grid.shape != values.shape or not np.allclose(grid.affine, mr.affine, atol=1e-4):
+    grid = prior_grid(values.shape, affine, info["axcodes"], (col, row, info["slice_mm"]))
+    if grid.shape != values.shape or not np.allclose(grid.affine, affine, atol=1e-4):
         notes.append(
-            f"resampled {values.shape} onto the prior's grid {grid.shape} ({''.join(info['axcodes'])}, {col:.3g} x {row:.3g} x {info['slice_mm']:.3g} mm) and back"
+            f"resampled {values.shape} onto the prior's grid {grid.shape} "
+            f"({''.join(info['axcodes'])}, {col:.3g} x {row:.3g} x {info['slice_mm']:.3g} mm) and back"
         )
-    on_grid = resample(values, mr.affine, grid, 0.0) / scale
+    on_grid = resample(values, affine, grid, 0.0)
+    if modality == "MR":
+        on_grid = on_grid / scale
+    else:
+        means = on_grid.reshape(on_grid.shape[0], -1).mean(axis=1)
+        on_grid = on_grid / np.where(means > 0, PET_MEAN_SCALE * means, 1.0)[:, None, None]  # empty slices stay zero
     n = int(info["condition"].get("neighbours", 0))
     cond = torch.from_numpy(stack_neighbours(on_grid.astype(np.float32), np.ones(grid.shape[0], bool), n))
     mean, std = translate_slices(cond, denoiser, cfg, device, progress)
-    own = Grid(tuple(values.shape), mr.affine)
+    own = Grid(tuple(values.shape), affine)
     hu = resample(mean, grid.affine, own, HU_RANGE[0])
     return SyntheticCT(hu, None if std is None else resample(std, grid.affine, own, 0.0), notes)
 
