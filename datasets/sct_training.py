@@ -23,7 +23,7 @@ MR is resampled (trilinear) onto the CT's grid — the only resampling rule, sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +110,86 @@ def stack_neighbours(cond: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
     return cond[idx]
 
 
+@dataclass
+class _Entries:
+    """What every reader of synthetic-CT training data shares: per entry the CT (``HU / 1000``), the
+    normalised condition ``(S, H, W)`` and the slices kept, plus the common geometry."""
+
+    cts: list = field(default_factory=list)  # (name, ct (S, H, W), cond (S, H, W), keep (S,))
+    kinds: set = field(default_factory=set)
+    fingerprints: list = field(default_factory=list)
+    held: list = field(default_factory=list)
+    spacing: tuple[float, float] | None = None
+    axcodes: list[str] | None = None
+    slice_mm: float = 0.0
+
+    def condition(self, neighbours: int, **extra) -> dict:
+        modality = next(iter(self.kinds))
+        return {
+            "modality": modality,
+            "normalisation": MR_NORMALISATION if modality == "MR" else PET_NORMALISATION,
+            "neighbours": int(neighbours),
+            **extra,
+            **({"fingerprint": np.round(np.mean(self.fingerprints, axis=0), 4).tolist()} if self.fingerprints else {}),
+        }
+
+
+def _read_entries(paths, cond_paths, holdout, margin: int, resample: bool, volumes_only: bool = False) -> _Entries:
+    """Read every entry, check geometry and held-out ranges (``margin`` more slices left out on each side)."""
+    import nibabel as nib
+
+    holdout = {str(k): v for k, v in (holdout or {}).items()}
+    unknown = set(holdout) - {str(p) for p in paths}
+    if unknown:
+        raise InputFileError(sorted(unknown)[0], "data.holdout", f"one of data.paths {[str(p) for p in paths]}", "a path not in data.paths")
+    if cond_paths is not None and len(cond_paths) != len(paths):
+        raise InputFileError(cond_paths[0], "data.condition.paths", f"one MR per CT ({len(paths)})", f"{len(cond_paths)}")
+    e = _Entries()
+    for i, p in enumerate(map(Path, paths)):
+        if p.suffix.lower() == ".npz":
+            e.kinds.add("PET")
+            if margin or volumes_only:
+                what = "0 neighbours and a 2-D prior"
+                raise InputFileError(p, "data.condition", f"{what} for PET/CT slice pairs (slices are not a volume)", "a volume setting")
+            im = read_pet_ct_npz(p)
+            hu, cond, affine = im.guide_hu, (im.activity / pet_scale(im.activity)[:, None, None]).astype(np.float32), im.affine
+        else:
+            pair = _subject_files(p) if p.is_dir() and cond_paths is None else None
+            if pair is None and cond_paths is None:
+                raise InputFileError(
+                    p,
+                    "data.paths",
+                    "a subject folder with ct.nii.gz and mr.nii.gz, a PET/CT .npz, or data.condition.paths",
+                    "none of these",
+                )
+            e.kinds.add("MR")
+            ct, cond, fp = _volume_pair(*(pair or (p, Path(cond_paths[i]))), resample)
+            hu, affine = ct.hu, ct.affine
+            e.fingerprints.append(fp)
+        col, row, sl = (float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
+        codes = list(nib.aff2axcodes(affine))
+        if e.spacing is None:
+            e.spacing, e.axcodes, e.slice_mm = (row, col), codes, sl
+        elif codes != e.axcodes or abs(row - e.spacing[0]) > 0.02 * e.spacing[0] or abs(col - e.spacing[1]) > 0.02 * e.spacing[1]:
+            raise InputFileError(
+                p,
+                "geometry",
+                f"{e.spacing[0]:.3g} x {e.spacing[1]:.3g} mm pixels in {''.join(e.axcodes)} orientation like the first entry (resample first)",
+                f"{row:.3g} x {col:.3g} mm in {''.join(codes)}",
+            )
+        keep = np.ones(hu.shape[0], bool)
+        if str(p) in holdout:
+            a, b = (int(v) for v in holdout[str(p)])
+            if not 0 <= a <= b < hu.shape[0]:
+                raise InputFileError(p, "data.holdout", f"a slice range inside 0..{hu.shape[0] - 1}", f"[{a}, {b}]")
+            keep[max(a - margin, 0) : b + margin + 1] = False
+            e.held.append({"path": p.name, "axis": codes[2], "slices": [a, b]})
+        e.cts.append((p.name, np.clip(hu, *HU_RANGE) / HU_PER_UNIT, cond, keep))
+    if len(e.kinds) > 1:
+        raise InputFileError(paths[0], "data.paths", "one condition modality (all MR or all PET/CT .npz)", "both")
+    return e
+
+
 def load_sct_training_pairs(
     paths: list[str | Path],
     cond_paths: list[str | Path] | None = None,
@@ -134,79 +214,70 @@ def load_sct_training_pairs(
             different grids without ``resample``, in-plane pixel sizes or orientations that differ
             between entries, a held-out range outside its volume, no slices left.
     """
-    holdout = {str(k): v for k, v in (holdout or {}).items()}
-    unknown = set(holdout) - {str(p) for p in paths}
-    if unknown:
-        raise InputFileError(sorted(unknown)[0], "data.holdout", f"one of data.paths {[str(p) for p in paths]}", "a path not in data.paths")
-    if cond_paths is not None and len(cond_paths) != len(paths):
-        raise InputFileError(cond_paths[0], "data.condition.paths", f"one MR per CT ({len(paths)})", f"{len(cond_paths)}")
-    import nibabel as nib
-
-    cts, conds, fps, sources, held, kinds = [], [], [], [], [], set()
-    spacing = axcodes = slice_mm = None
-    for i, p in enumerate(map(Path, paths)):
-        if p.suffix.lower() == ".npz":
-            kinds.add("PET")
-            if neighbours:
-                raise InputFileError(p, "data.condition.neighbours", "0 for PET/CT slice pairs (slices are not a volume)", str(neighbours))
-            im = read_pet_ct_npz(p)
-            hu, cond, affine = im.guide_hu, (im.activity / pet_scale(im.activity)[:, None, None]).astype(np.float32), im.affine
-        else:
-            pair = _subject_files(p) if p.is_dir() and cond_paths is None else None
-            if pair is None and cond_paths is None:
-                raise InputFileError(
-                    p,
-                    "data.paths",
-                    "a subject folder with ct.nii.gz and mr.nii.gz, a PET/CT .npz, or data.condition.paths",
-                    "none of these",
-                )
-            kinds.add("MR")
-            ct, cond, fp = _volume_pair(*(pair or (p, Path(cond_paths[i]))), resample)
-            hu, affine = ct.hu, ct.affine
-            fps.append(fp)
-        col, row, sl = (float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
-        codes = list(nib.aff2axcodes(affine))
-        if spacing is None:
-            spacing, axcodes, slice_mm = (row, col), codes, sl
-        elif codes != axcodes or abs(row - spacing[0]) > 0.02 * spacing[0] or abs(col - spacing[1]) > 0.02 * spacing[1]:
-            raise InputFileError(
-                p,
-                "geometry",
-                f"{spacing[0]:.3g} x {spacing[1]:.3g} mm pixels in {''.join(axcodes)} orientation like the first entry (resample first)",
-                f"{row:.3g} x {col:.3g} mm in {''.join(codes)}",
-            )
-        keep = np.ones(hu.shape[0], bool)
-        if str(p) in holdout:
-            a, b = (int(v) for v in holdout[str(p)])
-            if not 0 <= a <= b < hu.shape[0]:
-                raise InputFileError(p, "data.holdout", f"a slice range inside 0..{hu.shape[0] - 1}", f"[{a}, {b}]")
-            keep[max(a - neighbours, 0) : b + neighbours + 1] = False
-            held.append({"path": p.name, "axis": codes[2], "slices": [a, b]})
-        cts.append((np.clip(hu, *HU_RANGE) / HU_PER_UNIT, keep))
-        conds.append(stack_neighbours(cond, keep, neighbours) if keep.any() else cond[:0, None].repeat(2 * neighbours + 1, 1))
-        sources.append((p.name, int(keep.sum())))
-    if len(kinds) > 1:
-        raise InputFileError(paths[0], "data.paths", "one condition modality (all MR or all PET/CT .npz)", "both")
-    body = (
-        np.concatenate([(v[k] > BODY_HU / HU_PER_UNIT).reshape(int(k.sum()), v.shape[1] * v.shape[2]).sum(1) for v, k in cts])
-        if cts
-        else np.zeros(0)
+    e = _read_entries(paths, cond_paths, holdout, neighbours, resample)
+    h, w = max(v.shape[1] for _, v, _, _ in e.cts), max(v.shape[2] for _, v, _, _ in e.cts)
+    images = np.concatenate([_pad(v[k], h, w, HU_RANGE[0] / HU_PER_UNIT) for _, v, _, k in e.cts])
+    stacked = np.concatenate(
+        [
+            _pad(stack_neighbours(c, k, neighbours).reshape(-1, *c.shape[1:]), h, w, 0.0).reshape(int(k.sum()), 2 * neighbours + 1, h, w)
+            for _, _, c, k in e.cts
+        ]
     )
-    h, w = max(v.shape[1] for v, _ in cts), max(v.shape[2] for v, _ in cts)
-    images = np.concatenate([_pad(v[k], h, w, HU_RANGE[0] / HU_PER_UNIT) for v, k in cts])
-    stacked = np.concatenate([_pad(c.reshape(-1, *c.shape[2:]), h, w, 0.0).reshape(c.shape[0], c.shape[1], h, w) for c in conds])
+    body = (images > BODY_HU / HU_PER_UNIT).reshape(images.shape[0], -1).sum(1)
     good = body >= min_fraction * body.max() if body.size and body.max() > 0 else np.zeros(body.shape, bool)
     if not good.any():
         raise InputFileError(paths[0], "slices", "at least one training slice with anatomy outside the held-out ranges", "none")
-    modality = kinds.pop()
-    condition = {
-        "modality": modality,
-        "normalisation": MR_NORMALISATION if modality == "MR" else PET_NORMALISATION,
-        "neighbours": int(neighbours),
-        **({"fingerprint": np.round(np.mean(fps, axis=0), 4).tolist()} if fps else {}),
-    }
     return SCTTrainingPairs(
-        images[good].astype(np.float32), stacked[good].astype(np.float32), spacing, slice_mm, axcodes, condition, held, sources
+        images[good].astype(np.float32),
+        stacked[good].astype(np.float32),
+        e.spacing,
+        e.slice_mm,
+        e.axcodes,
+        e.condition(neighbours),
+        e.held,
+        [(name, int(k.sum())) for name, _, _, k in e.cts],
+    )
+
+
+def load_sct_training_blocks(
+    paths: list[str | Path],
+    cond_paths: list[str | Path] | None = None,
+    holdout: dict[str, tuple[int, int]] | None = None,
+    depth: int = 32,
+    resample: bool = False,
+) -> SCTTrainingPairs:
+    """3-D training blocks for a patch prior: runs of ``depth`` contiguous slices outside the held-out ranges.
+
+    Every run of kept slices at least ``depth`` long gives blocks starting every ``depth // 2``
+    slices (and one ending at the run's end), so a random patch never crosses a held-out slab or
+    the padding between volumes. ``images`` are ``(N, depth, H, W)``, ``conds`` ``(N, 1, depth, H, W)``.
+
+    Raises:
+        InputFileError: as :func:`load_sct_training_pairs`; PET/CT slice pairs; no run of ``depth`` slices.
+    """
+    e = _read_entries(paths, cond_paths, holdout, 0, resample, volumes_only=True)
+    h, w = max(v.shape[1] for _, v, _, _ in e.cts), max(v.shape[2] for _, v, _, _ in e.cts)
+    blocks, conds = [], []
+    for _, v, c, keep in e.cts:
+        edges = np.flatnonzero(np.diff(np.r_[0, keep.astype(int), 0]))
+        for a, b in zip(edges[::2], edges[1::2]):  # runs [a, b) of kept slices
+            if b - a < depth:
+                continue
+            starts = sorted({*range(a, b - depth + 1, max(depth // 2, 1)), b - depth})
+            for s0 in starts:
+                blocks.append(_pad(v[s0 : s0 + depth], h, w, HU_RANGE[0] / HU_PER_UNIT))
+                conds.append(_pad(c[s0 : s0 + depth], h, w, 0.0)[None])
+    if not blocks:
+        raise InputFileError(paths[0], "slices", f"a run of at least {depth} slices outside the held-out ranges (train.crop)", "none")
+    return SCTTrainingPairs(
+        np.stack(blocks).astype(np.float32),
+        np.stack(conds).astype(np.float32),
+        e.spacing,
+        e.slice_mm,
+        e.axcodes,
+        e.condition(0, patch=int(depth)),
+        e.held,
+        [(name, int(k.sum())) for name, _, _, k in e.cts],
     )
 
 

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from ..datasets.ct_training import load_ct_training_slices
     from ..datasets.oct_training import OCT_NORMALISATION, load_oct_training_bscans
     from ..datasets.pet_training import PET_NORMALISATION, load_pet_training_slices
-    from ..datasets.sct_training import load_sct_training_pairs
+    from ..datasets.sct_training import load_sct_training_blocks, load_sct_training_pairs
     from ..datasets.training_images import load_training_images, load_training_pairs, load_training_volumes
     from ..diffusion.train_config import DataConfig, PriorArchConfig
     from ..diffusion.training import NORMALISATION, TrainConfig, normalise_images, train_prior
@@ -121,16 +121,22 @@ def run(args: argparse.Namespace) -> int:
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     cond, simulate, cond_desc = None, None, ""
     normalisation, info = NORMALISATION, {}
-    if arch.spatial_dims == 3:  # whole volumes; training cuts random 3-D patches
+    if arch.spatial_dims == 3 and data.intensity != "sct":  # whole volumes; training cuts random 3-D patches
         if data.condition is not None:
-            raise InputFileError(args.config, "data.condition", "no condition for a 3-D prior (not supported yet)", "a condition")
+            raise InputFileError(args.config, "data.condition", "no condition for a 3-D prior other than intensity: sct", "a condition")
         images = normalise_images(torch.from_numpy(load_training_volumes(data.paths, data.synthetic_phase, data.seed)))
         what = f"{len(images)} volumes {tuple(images.shape[1:])}"
     elif data.intensity == "sct":
         c = data.condition
-        sct = load_sct_training_pairs(
-            data.paths, c.paths, {h.path: h.slices for h in data.holdout}, c.neighbours, c.resample, data.min_fraction
-        )
+        held = {h.path: h.slices for h in data.holdout}
+        if arch.spatial_dims == 3:  # blocks of train.crop slices; training cuts crop³ patches
+            if cfg.crop == 0 or c.neighbours:
+                raise InputFileError(
+                    args.config, "train.crop", "a patch side > 0 and no condition.neighbours for a 3-D prior", f"crop {cfg.crop}"
+                )
+            sct = load_sct_training_blocks(data.paths, c.paths, held, cfg.crop, c.resample)
+        else:
+            sct = load_sct_training_pairs(data.paths, c.paths, held, c.neighbours, c.resample, data.min_fraction)
         images, cond, normalisation = torch.from_numpy(sct.images), torch.from_numpy(sct.conds), HU_NORMALISATION
         info = {
             "modality": "CT",
@@ -140,8 +146,9 @@ def run(args: argparse.Namespace) -> int:
             "condition": sct.condition,
             "holdout": sct.holdout,
         }
-        what = f"{len(images)} CT slices"
-        cond_desc = f"; condition: the {sct.condition['modality']} ({sct.condition['normalisation']}; {2 * c.neighbours + 1} slices)"
+        what = f"{len(images)} CT {'blocks' if arch.spatial_dims == 3 else 'slices'}"
+        span = f"{cfg.crop}³ patches" if arch.spatial_dims == 3 else f"{2 * c.neighbours + 1} slices"
+        cond_desc = f"; condition: the {sct.condition['modality']} ({sct.condition['normalisation']}; {span})"
     elif data.condition is not None and data.condition.paths is not None:
         imgs, conds = load_training_pairs(data.paths, data.condition.paths, data.min_fraction, data.pad_to_common)
         images, cond = normalise_images(torch.from_numpy(imgs)), normalise_images(torch.from_numpy(conds))

@@ -127,7 +127,7 @@ class Denoiser(torch.nn.Module):
     def _check(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if x.is_complex() != self.complex_data:
             raise TypeError(f"x: this prior expects {'complex' if self.complex_data else 'real'} images, got {x.dtype}")
-        sd = getattr(getattr(self, "net", None), "spatial_dims", 2)
+        sd = getattr(getattr(self, "net", None), "spatial_dims", getattr(self, "spatial_dims", 2))
         if x.ndim != 1 + sd:
             raise ValueError(f"x: expected (B, {'D, ' if sd == 3 else ''}H, W), got shape {tuple(x.shape)}")
         sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32).reshape(-1)

@@ -18,7 +18,8 @@ from .denoiser import Denoiser
 
 
 class TiledDenoiser(Denoiser):
-    """``base`` applied to overlapping ``tile × tile`` windows of real 2-D images ``(B, H, W)``.
+    """``base`` applied to overlapping ``tile × tile`` windows of real 2-D images ``(B, H, W)``
+    (``tile³`` windows of volumes ``(B, D, H, W)`` for a 3-D prior).
 
     Args:
         base: the denoiser; its ``schedule`` and ``info`` are passed through.
@@ -35,6 +36,7 @@ class TiledDenoiser(Denoiser):
             raise ValueError(f"tile / overlap: expected >= 8 / in [0, 1), got {tile} / {overlap}")
         self.base, self.tile, self.overlap, self.max_batch = base, tile, overlap, max_batch
         self.complex_data = False
+        self.spatial_dims = getattr(getattr(base, "net", None), "spatial_dims", 2)
         self.schedule = getattr(base, "schedule", None)
         self.info = getattr(base, "info", {})
 
@@ -42,7 +44,7 @@ class TiledDenoiser(Denoiser):
         from monai.inferers import sliding_window_inference
 
         sigma = self._check(x, sigma)
-        if x.shape[-2] <= self.tile and x.shape[-1] <= self.tile:
+        if all(n <= self.tile for n in x.shape[1:]):
             return self.base(x, sigma, cond)
         stacked = x[:, None] if cond is None else torch.cat((x[:, None], cond.to(x.dtype)), dim=1)
 
@@ -52,6 +54,6 @@ class TiledDenoiser(Denoiser):
             return self.base(windows[:, 0], sigma[items], c)[:, None]
 
         out = sliding_window_inference(
-            stacked, (self.tile, self.tile), self.max_batch, predictor, overlap=self.overlap, mode="gaussian", with_coord=True
+            stacked, (self.tile,) * (x.ndim - 1), self.max_batch, predictor, overlap=self.overlap, mode="gaussian", with_coord=True
         )
         return torch.as_tensor(out)[:, 0]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from conftest import assert_refused
-from head_phantom import AFFINE, head, make_subject, sct_config
+from head_phantom import AFFINE, head, make_subject, sct_config, write_nifti
 
 from medrecon.cli.main import main
 from medrecon.datasets.ct_volume import read_ct
@@ -131,3 +131,28 @@ def test_pet2ct_on_the_same_machinery(trained, tmp_path, capsys):
     assert out.hu.shape == (3, 20, 20) and np.all(np.isfinite(out.hu))
     capsys.readouterr()
     assert_refused(args + ["--prior", trained[0] / "ddpm", "--out", tmp_path / "o.nii.gz"], capsys, "conditioned on PET", tmp_path)
+
+
+def test_3d_patch_prior_trains_on_blocks_outside_the_slab_and_translates_in_tiles(tmp_path):
+    from medrecon.datasets.sct_training import load_sct_training_blocks
+
+    ct, mr = head(slices=20, size=24)
+    write_nifti(ct, tmp_path / "ct.nii.gz")
+    write_nifti(mr * 900, tmp_path / "mr.nii.gz")
+    blocks = load_sct_training_blocks([tmp_path / "ct.nii.gz"], [tmp_path / "mr.nii.gz"], {str(tmp_path / "ct.nii.gz"): (8, 11)}, depth=8)
+    # runs 0-7 and 12-19: one block each, none crossing the slab
+    assert blocks.images.shape == (2, 8, 24, 24) and blocks.conds.shape == (2, 1, 8, 24, 24)
+    np.testing.assert_allclose(blocks.images[1], ct[12:20] / 1000, rtol=1e-6)
+    data = (
+        f"data:\n  paths: [{tmp_path / 'ct.nii.gz'}]\n  intensity: sct\n  condition:\n    paths: [{tmp_path / 'mr.nii.gz'}]\n"
+        f"  holdout:\n    - path: {tmp_path / 'ct.nii.gz'}\n      slices: [8, 11]\n"
+    )
+    cfg = sct_config(tmp_path, data, "ddpm", 2, "p3d")
+    cfg.write_text(
+        cfg.read_text().replace("crop: 16", "crop: 8").replace("norm_num_groups: 8\n", "norm_num_groups: 8\n  spatial_dims: 3\n")
+    )
+    assert main(["train", "--config", str(cfg), "--quiet"]) == 0
+    d = load_prior(tmp_path / "p3d")
+    assert d.net.spatial_dims == 3 and d.info["condition"]["patch"] == 8
+    out = translate_mr(read_mr(tmp_path / "mr.nii.gz"), d, TranslateConfig(steps=2, samples=2, tile=16))
+    assert out.hu.shape == (20, 24, 24) and out.std.shape == (20, 24, 24) and np.all(np.isfinite(out.hu))

@@ -32,6 +32,7 @@ from ...datasets.sct_training import stack_neighbours
 from ...diffusion.denoiser import Denoiser, Regressor
 from ...diffusion.posterior import PosteriorSettings, make_sampler, sample_posterior
 from ...diffusion.schedule import VESchedule
+from ...diffusion.tiling import TiledDenoiser
 from ...errors import ArgumentError
 from ...physics.ct.transmission import HU_PER_UNIT
 from .config import TranslateConfig
@@ -115,6 +116,28 @@ def translate_slices(
     return np.concatenate(means).astype(np.float32), (np.concatenate(stds).astype(np.float32) if stds else None)
 
 
+def translate_block(
+    volume: torch.Tensor, denoiser: Denoiser, cfg: TranslateConfig, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A normalised condition volume ``(S, H, W)`` → CT mean and std ``(S, H, W)`` in HU with a 3-D prior.
+
+    The whole volume is one item; the network sees it in overlapping ``tile³`` windows
+    (:class:`~medrecon.diffusion.tiling.TiledDenoiser`), so memory is bounded by the tile.
+    """
+    tiled = TiledDenoiser(denoiser, tile=cfg.tile, overlap=0.25, max_batch=4)
+    cond = volume[None, None].to(device)
+    if isinstance(denoiser, Regressor):
+        with torch.no_grad():
+            mean, std = tiled(torch.zeros((1, *volume.shape), device=device), torch.zeros(1), cond)[0], None
+    else:
+        post = sample_posterior(
+            tiled, posterior_settings(denoiser, cfg), (1, *volume.shape), torch.Generator().manual_seed(cfg.seed), cond=cond, device=device
+        )
+        mean, std = post.mean[0], post.std[0] if cfg.samples > 1 else None
+    hu = (mean * HU_PER_UNIT).clamp(*HU_RANGE).cpu().numpy().astype(np.float32)
+    return hu, None if std is None else (std * HU_PER_UNIT).cpu().numpy().astype(np.float32)
+
+
 def translate_mr(
     mr: MRVolume,
     denoiser: Denoiser,
@@ -174,9 +197,12 @@ def translate_volume(
     else:
         means = on_grid.reshape(on_grid.shape[0], -1).mean(axis=1)
         on_grid = on_grid / np.where(means > 0, PET_MEAN_SCALE * means, 1.0)[:, None, None]  # empty slices stay zero
-    n = int(info["condition"].get("neighbours", 0))
-    cond = torch.from_numpy(stack_neighbours(on_grid.astype(np.float32), np.ones(grid.shape[0], bool), n))
-    mean, std = translate_slices(cond, denoiser, cfg, device, progress)
+    if getattr(denoiser.net, "spatial_dims", 2) == 3:
+        mean, std = translate_block(torch.from_numpy(on_grid.astype(np.float32)), denoiser, cfg, device)
+    else:
+        n = int(info["condition"].get("neighbours", 0))
+        cond = torch.from_numpy(stack_neighbours(on_grid.astype(np.float32), np.ones(grid.shape[0], bool), n))
+        mean, std = translate_slices(cond, denoiser, cfg, device, progress)
     own = Grid(tuple(values.shape), affine)
     hu = resample(mean, grid.affine, own, HU_RANGE[0])
     return SyntheticCT(hu, None if std is None else resample(std, grid.affine, own, 0.0), notes)
