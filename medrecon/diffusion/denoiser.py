@@ -6,7 +6,10 @@ the adapter pads to a multiple of the network's down-sampling factor and crops b
 
 - :class:`EpsilonDenoiser` wraps a DDPM ε-prediction network trained on the VP process
   ``x_t = √ᾱ x₀ + √(1−ᾱ) ε`` (Ho et al. 2020): ``x_t = x / √(1+σ²)`` at the continuous timestep
-  with ``σ_t = σ``, and ``D = x − σ ε̂``.
+  with ``σ_t = σ``, and ``D = x − σ ε̂``; or a v-prediction network (Salimans & Ho 2022,
+  ``v = √ᾱ ε − √(1−ᾱ) x₀``), ``D = √ᾱ x_t − √(1−ᾱ) v̂``, whose error is not amplified by σ at high
+  noise (an ε error δ costs ``σ δ`` in x̂₀; where the condition alone must determine the image, as
+  in translation, that decides the result).
 - :class:`ScoreDenoiser` wraps a VE noise-conditional network trained by denoising score matching
   with weight ``λ(σ) = σ²`` (Song et al. 2021): the network predicts ``n`` from
   ``x / √(1+σ²)`` and a log-σ embedding, ``D = x − σ n̂`` and the score is ``(D − x) / σ²``.
@@ -134,13 +137,19 @@ class Denoiser(torch.nn.Module):
         return sigma.expand(x.shape[0]) if sigma.numel() == 1 else sigma
 
 
-class EpsilonDenoiser(Denoiser):
-    """DDPM ε-prediction network as a VE denoiser (see module docstring)."""
+PREDICTIONS = ("epsilon", "v")
 
-    def __init__(self, net: UNetPrior, schedule: VPSchedule = VPSchedule()) -> None:
+
+class EpsilonDenoiser(Denoiser):
+    """DDPM network (ε- or v-prediction, ``prediction``) as a VE denoiser (see module docstring)."""
+
+    def __init__(self, net: UNetPrior, schedule: VPSchedule = VPSchedule(), prediction: str = "epsilon") -> None:
         super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction: expected one of {PREDICTIONS}, got {prediction!r}")
         self.net = net
         self.schedule = schedule
+        self.prediction = prediction
         self.complex_data = net.image_channels == 2
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -148,8 +157,10 @@ class EpsilonDenoiser(Denoiser):
         s = sigma.to(x.real.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
         x_t = x / torch.sqrt(1 + s**2)
         t = self.schedule.timestep_of_sigma(sigma).float()
-        eps = from_channels(self.net(to_channels(x_t), t, cond), self.complex_data)
-        return x - s * eps
+        out = from_channels(self.net(to_channels(x_t), t, cond), self.complex_data)
+        if self.prediction == "v":  # √ᾱ = 1/√(1+σ²), √(1−ᾱ) = σ/√(1+σ²)
+            return (x_t - s * out) / torch.sqrt(1 + s**2)
+        return x - s * out
 
 
 def noise_embedding(sigma: torch.Tensor, schedule: VESchedule) -> torch.Tensor:

@@ -36,13 +36,13 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..atomic import atomic_output
 from ..config import Settings
 from ..errors import InputFileError
 from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, write_loss_curve
-from .denoiser import Denoiser, EpsilonDenoiser, Regressor, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
+from .denoiser import PREDICTIONS, Denoiser, EpsilonDenoiser, Regressor, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
 from .pairs import Simulator, TrainingPairs
 from .schedule import VESchedule, VPSchedule
 
@@ -66,6 +66,9 @@ class TrainConfig(Settings):
         checkpoint_every: steps between checkpoints.
         sigma_min / sigma_max: VE noise range (score objective).
         num_train_timesteps: VP steps (ddpm objective).
+        prediction: what a ``ddpm`` network predicts: ``epsilon`` (the noise, Ho et al. 2020) or
+            ``v`` (``√ᾱ ε − √(1−ᾱ) x₀``, Salimans & Ho 2022: its x̂₀ stays accurate at high noise,
+            where a translation prior must draw the image from the condition alone).
         cond_dropout: fraction of a conditional prior's training items whose condition is zeroed,
             so that the same network also serves as the unconditional prior (condition all zero;
             Ho & Salimans 2022) and the two can be compared on identical scans.
@@ -84,6 +87,14 @@ class TrainConfig(Settings):
     sigma_min: float = Field(0.01, gt=0)
     sigma_max: float = Field(20.0, gt=0)
     num_train_timesteps: int = Field(1000, ge=2)
+    prediction: Literal["epsilon", "v"] = "epsilon"
+
+    @model_validator(mode="after")
+    def _prediction_of_ddpm(self) -> TrainConfig:
+        if self.prediction != "epsilon" and self.objective != "ddpm":
+            raise ValueError(f"prediction {self.prediction!r}: only for objective 'ddpm', got objective {self.objective!r}")
+        return self
+
     cond_dropout: float = Field(0.0, ge=0, lt=1)
 
 
@@ -120,6 +131,8 @@ def _loss(
         ab = sched.alphas_cumprod()[t].to(dev).reshape((-1,) + (1,) * (c0.ndim - 1))
         inp = torch.sqrt(ab) * c0 + torch.sqrt(1 - ab) * noise
         out = prior(inp, t.to(dev).float(), cond)
+        if cfg.prediction == "v":
+            target = torch.sqrt(ab) * noise - torch.sqrt(1 - ab) * c0
     else:
         sched = VESchedule(cfg.sigma_min, cfg.sigma_max)
         sigma = sched.sample_training_sigma(n, g).to(dev)
@@ -316,6 +329,7 @@ def train_prior(
         else asdict(VPSchedule(cfg.num_train_timesteps))
         if cfg.objective == "ddpm"
         else asdict(VESchedule(cfg.sigma_min, cfg.sigma_max)),
+        **({"prediction": cfg.prediction} if cfg.objective == "ddpm" and cfg.prediction != "epsilon" else {}),
         "normalisation": normalisation,
         "image_shape": [int(m) for m in images.shape[1:]],
         "data": data_description,
@@ -421,7 +435,10 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> Denoiser
         raise InputFileError(wj, "schedule", f"{schedule_cls.__name__} arguments", str(err)) from None
     net.eval().to(device)
     if info["objective"] == "ddpm":
-        d: Denoiser = EpsilonDenoiser(net, schedule)
+        prediction = info.get("prediction", "epsilon")
+        if prediction not in PREDICTIONS:
+            raise InputFileError(wj, "prediction", f"one of {PREDICTIONS}", repr(prediction))
+        d: Denoiser = EpsilonDenoiser(net, schedule, prediction)
     else:
         d = ScoreDenoiser(net, schedule)
     d.info = info  # training provenance: data, steps, crop, image_shape

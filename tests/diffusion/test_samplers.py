@@ -43,6 +43,28 @@ def test_schedule_matches_monai():
     assert [t for t, _ in ours.inference_timesteps(50)] == ddim.timesteps.tolist()
 
 
+@pytest.mark.parametrize("t", [999, 500, 37, 0])
+def test_v_prediction_x0_identical_to_monai(t):
+    """A v-prediction network's x̂₀ through the VE adapter equals MONAI's ``pred_original_sample``."""
+    from medrecon.diffusion.denoiser import EpsilonDenoiser
+
+    g = torch.Generator().manual_seed(5)
+    x_t, v = torch.randn(2, 16, 12, generator=g), torch.randn(2, 16, 12, generator=g)
+
+    class Fixed(torch.nn.Module):
+        image_channels, spatial_dims = 1, 2
+
+        def forward(self, x, timesteps, cond=None):
+            return v.unsqueeze(1)
+
+    sched = schedulers.DDPMScheduler(num_train_timesteps=1000, prediction_type="v_prediction", clip_sample=False)
+    _, ref_x0 = sched.step(v.unsqueeze(1), t, x_t.unsqueeze(1), generator=torch.Generator().manual_seed(0))
+    ab = float(sched.alphas_cumprod[t])
+    sigma = math.sqrt((1 - ab) / ab)
+    got = EpsilonDenoiser(Fixed(), VPSchedule(), prediction="v")(x_t / math.sqrt(ab), torch.tensor([sigma]))
+    assert torch.allclose(got, ref_x0[:, 0], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("t", [999, 500, 37, 1, 0])
 def test_ddpm_step_identical_to_monai(t):
     sched = schedulers.DDPMScheduler(num_train_timesteps=1000, clip_sample=False)

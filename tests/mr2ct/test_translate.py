@@ -43,8 +43,21 @@ def trained(tmp_path_factory):
     data = f"data:\n  paths: [{folder}]\n  intensity: sct\n  min_fraction: 0\n  condition:\n    guide: true\n    neighbours: 1\n"
     data += f"  holdout:\n    - path: {folder}\n      slices: [3, 4]\n"
     assert main(["train", "--config", str(sct_config(tmp, data, "regression", 300, "l1")), "--quiet"]) == 0
-    assert main(["train", "--config", str(sct_config(tmp, data, "ddpm", 3, "ddpm")), "--quiet"]) == 0
+    cfg = sct_config(tmp, data, "ddpm", 3, "ddpm")
+    cfg.write_text(cfg.read_text().replace("objective: ddpm", "objective: ddpm\n  prediction: v"))
+    assert main(["train", "--config", str(cfg), "--quiet"]) == 0
     return tmp, folder
+
+
+def test_v_prediction_is_recorded_and_only_for_ddpm(trained, tmp_path, capsys):
+    tmp, folder = trained
+    d = load_prior(tmp / "ddpm")
+    assert d.info["prediction"] == "v" and d.prediction == "v"
+    cfg = tmp / "ddpm.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cfg.read_text().replace("objective: ddpm", "objective: score").replace(str(tmp / "ddpm"), str(tmp_path / "o")))
+    assert main(["train", "--config", str(bad), "--quiet"]) == 2
+    assert "prediction 'v': only for objective 'ddpm'" in capsys.readouterr().err
 
 
 def test_regression_baseline_learns_the_head(trained):
