@@ -287,6 +287,17 @@ def baseline_commands(good: Good, out: Path) -> dict[str, list[str]]:
         + ["--quiet", "--out", out / "p2.h5"],
         "reconstruct pet": ["reconstruct", "pet", good.pet_sino, "--iters", "1", "--subsets", "1", "--quiet", "--out", out / "pet.nii.gz"],
         "train": ["train", "--config", cfg, "--quiet"],
+        "translate mr2ct (bulk)": [
+            "translate",
+            "mr2ct",
+            "--input",
+            good.recon_nii,
+            "--method",
+            "bulk",
+            "--quiet",
+            "--out",
+            out / "sct.nii.gz",
+        ],
     }
     return {k: [str(a) for a in v] for k, v in argv.items()}
 
@@ -1283,6 +1294,57 @@ def _(d: Path, g: Good) -> Case:
     cfg = _yaml(d / "train.yaml", _train_config(d, g))
     argv = ["train", "--config", cfg, "--quiet", "--init-from", p]
     return Case("", tuple(map(str, argv)), str(p / "prior.safetensors"), ("safetensors",))
+
+
+# -- translate (MR / PET -> synthetic CT) -------------------------------------------------------------
+def _translate(inp, d: Path, *extra) -> list:
+    return ["translate", "mr2ct", "--input", inp, "--method", "bulk", "--quiet", "--out", d / "sct.nii.gz", *extra]
+
+
+@case("translate_input_fifo")
+def _(d: Path, g: Good) -> Case:
+    bad = _fifo(d / "mr.nii.gz")
+    return Case("", tuple(map(str, _translate(bad, d))), str(bad), ("named pipe",), isolate=True)
+
+
+@case("translate_mr_nan")
+def _(d: Path, g: Good) -> Case:
+    from medrecon.datasets.image_io import write_nifti
+
+    bad = write_nifti(np.full((2, 16, 16), np.nan, np.float32), d / "mr.nii.gz")
+    return Case("", tuple(map(str, _translate(bad, d))), str(bad), ("finite",))
+
+
+@case("translate_mr_blank")
+def _(d: Path, g: Good) -> Case:
+    from medrecon.datasets.image_io import write_nifti
+
+    bad = write_nifti(np.zeros((2, 16, 16), np.float32), d / "mr.nii.gz")
+    return Case("", tuple(map(str, _translate(bad, d))), str(bad), ("signal",))
+
+
+simple(
+    "translate_out_is_input",
+    lambda d, g: ["translate", "mr2ct", "--input", g.recon_nii, "--method", "bulk", "--out", g.recon_nii],
+    "--out",
+    "input",
+)
+simple(
+    "translate_prior_of_ct",
+    lambda d, g: ["translate", "mr2ct", "--input", g.recon_nii, "--prior", "ct", "--out", d / "s.nii.gz"],
+    "--prior",
+    "synthetic-CT",
+)
+simple("translate_samples_zero", lambda d, g: _translate(g.recon_nii, d, "--set", "samples=0"), "samples")
+simple(
+    "translate_out_suffix", lambda d, g: ["translate", "mr2ct", "--input", g.recon_nii, "--method", "bulk", "--out", d / "s.png"], "output"
+)
+simple(
+    "translate_pet_as_mr_prior",
+    lambda d, g: ["translate", "pet2ct", "--input", g.pet_npz, "--prior", "ct", "--out", d / "s.nii.gz"],
+    "--prior",
+    "conditioned on PET",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,7 +173,7 @@ def test_corpus_size_and_coverage():
     names = case_names()
     assert len(names) >= 60, len(names)
     assert len(set(names)) == len(names)
-    for area in ("mri_", "ct_", "sino_", "pet_", "prior_", "config_", "train_", "evaluate_", "_out_"):
+    for area in ("mri_", "ct_", "sino_", "pet_", "prior_", "config_", "train_", "evaluate_", "translate_", "_out_"):
         assert sum(area in n for n in names) >= 3, area
 
 
