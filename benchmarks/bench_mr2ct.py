@@ -2,7 +2,8 @@
 
 Run:  python benchmarks/bench_mr2ct.py --ddpm priors/mr2ct_ddpm --score priors/mr2ct_score --regression priors/mr2ct_l1
       [--samples 4] [--steps 50] [--volume]
-Writes benchmarks/results/mr2ct.md (and mr2ct_reformat.png with --volume).
+Writes benchmarks/results/mr2ct.md from the rows in mr2ct.json, which every run updates (so the
+priors can be measured in separate runs), and mr2ct_reformat.png with --volume.
 
 Data: the co-registered CT (HU) / T1 template pair of ``../shared/data/mr2ct`` (Rorden et al. 2012,
 BSD-2-Clause; population averages, not one person), 128³ at 1.42 × 1.70 × 1.42 mm. The priors were
@@ -17,6 +18,8 @@ noise draw shared by all slices, and with a slice coupling, by the z-flicker of 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import time
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from medrecon.tasks.mr2ct.translate import check_prior_for_sct, translate_slices
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mr2ct"
 RESULTS = Path(__file__).parent / "results"
+SCT = RESULTS / "mr2ct_sct.tmp"  # the slab's synthetic CTs (git-ignored), for figures
 COLUMNS = ("MAE_body_HU", "ME_body_HU", "MAE_bone_HU", "Dice_bone", "PSNR", "SSIM")
 
 
@@ -63,12 +67,33 @@ def run(denoiser, mr: np.ndarray, slab: tuple[int, int], cfg: TranslateConfig) -
     return hu, std, (time.perf_counter() - t0) / cond.shape[0]
 
 
-def row(label: str, m: dict, seconds: float, extra: str = "") -> str:
-    vals = " | ".join(
-        "n/a" if m[k] is None else f"{m[k]:.3f}" if k in ("Dice_bone", "SSIM") else f"{m[k]:.1f}" if "HU" in k else f"{m[k]:.2f}"
-        for k in COLUMNS
-    )
-    return f"| {label} | {vals} | {seconds:.2f} |{extra}"
+def render(rows: dict, flicker: dict) -> str:
+    """The markdown of every row measured so far (rows: label → metrics, seconds, setting)."""
+    intro = next(iter(rows.values()))["intro"] if rows else ""
+    lines = [
+        intro,
+        "",
+        "| method | MAE body HU | ME body HU | MAE bone HU | bone Dice | PSNR dB | SSIM | s / slice | std: Spearman, within 2 std |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, r in rows.items():
+        m = r["metrics"]
+        vals = " | ".join(
+            "n/a" if m[k] is None else f"{m[k]:.3f}" if k in ("Dice_bone", "SSIM") else f"{m[k]:.1f}" if "HU" in k else f"{m[k]:.2f}"
+            for k in COLUMNS
+        )
+        cal = f"{m['std_error_spearman']:.2f}, {m['within_2std']:.2f}" if "std_error_spearman" in m else ""
+        lines.append(f"| {label} ({r['setting']}) | {vals} | {r['seconds']:.2f} | {cal} |")
+    if flicker:
+        lines += [
+            "",
+            "Reformat consistency on the slab: z-flicker = mean |Δz sCT − Δz CT| over the body (HU, window [-1000, 1000]).",
+            "",
+            "| slices | z-flicker HU | MAE body HU | s / slice |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {label} | {f['flicker']:.1f} | {f['mae']:.1f} | {f['seconds']:.2f} |" for label, f in flicker.items()]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -78,6 +103,7 @@ def main() -> None:
     ap.add_argument("--regression", default=None, help="L1 regression prior folder")
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--samplers", default=None, help="comma-separated subset of ddim,ddpm,ve_pc,ve_em,ve_ode (default: all that fit)")
     ap.add_argument("--volume", action="store_true", help="also: independent / shared noise / coupled slices (z-flicker)")
     ap.add_argument("--out", default=str(RESULTS / "mr2ct.md"))
     args = ap.parse_args()
@@ -90,82 +116,69 @@ def main() -> None:
     slab = slabs.pop()
     target = ct[slab[0] : slab[1] + 1]
     body = body_mask(target)
-    lines = [
-        f"Held-out axial slab {slab[0]}-{slab[1]} of the CT/T1 template pair ({len(target)} slices, 128 x 128, "
-        f"skull base and orbits); metrics inside the target's body ({int(body.sum())} voxels), PSNR / SSIM over "
-        f"[-1024, 3071] HU; diffusion: mean of {args.samples} samples, {args.steps} steps; 2 CPU cores. Priors: "
-        + ", ".join(f"{k} {d.info.get('training_steps')} steps" for k, d in priors.items())
-        + ".",
-        "",
-        "| method | MAE body HU | ME body HU | MAE bone HU | bone Dice | PSNR dB | SSIM | s / slice | std: Spearman, within 2 std |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    store = Path(args.out).with_suffix(".json")
+    saved = json.loads(store.read_text()) if store.exists() else {"rows": {}, "flicker": {}}
+    intro = (
+        f"Held-out axial slab {slab[0]}-{slab[1]} of the CT/T1 template pair ({len(target)} slices, 128 x 128, skull base "
+        f"and orbits); metrics inside the target's body ({int(body.sum())} voxels), PSNR / SSIM over [-1024, 3071] HU; "
+        "2 CPU cores (shared with a training run for some rows)."
+    )
+
+    def keep(label: str, hu: np.ndarray, std, seconds: float, setting: str) -> None:
+        m = sct_metrics(target, hu, body, std_hu=std)
+        m.pop("per_slice")
+        saved["rows"][label] = {"metrics": m, "seconds": seconds, "setting": setting, "intro": intro}
+        SCT.mkdir(exist_ok=True)
+        np.save(SCT / (re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") + ".npy"), hu.astype(np.float16))
+        store.write_text(json.dumps(saved, indent=1))
+        print(label, setting, {k: round(v, 3) for k, v in m.items() if isinstance(v, float)}, f"{seconds:.2f} s/slice", flush=True)
+
     t0 = time.perf_counter()
     bulk = bulk_density_ct(mr[slab[0] : slab[1] + 1], pixel, TranslateConfig(method="bulk"))
-    lines.append(
-        row(
-            "bulk density (air / soft tissue 40 / bone 700 HU)",
-            sct_metrics(target, bulk, body),
-            (time.perf_counter() - t0) / len(target),
-            " |",
-        )
-    )
+    keep("bulk density", bulk, None, (time.perf_counter() - t0) / len(target), "air / soft tissue 40 / bone 700 HU")
+    chosen = None if args.samplers is None else set(args.samplers.split(","))
     runs = []
     if "regression" in priors:
-        runs.append(("L1 regression (same U-Net)", priors["regression"], TranslateConfig()))
-    if "ddpm" in priors:
-        for sampler in ("ddim", "ddpm"):
-            runs.append(
-                (
-                    f"conditional DDPM, {sampler} {args.steps}",
-                    priors["ddpm"],
-                    TranslateConfig(sampler=sampler, steps=args.steps, samples=args.samples),
-                )
-            )
-    if "score" in priors:
-        for sampler, steps in (("ve_pc", args.steps // 2), ("ve_em", args.steps), ("ve_ode", args.steps // 2)):
-            label = (
-                f"conditional score SDE, {sampler} ({args.steps} evaluations)"
-                if sampler != "ve_ode"
-                else f"conditional score SDE, probability-flow ODE ({2 * steps - 1} evaluations)"
-            )
-            runs.append((label, priors["score"], TranslateConfig(sampler=sampler, steps=steps, samples=args.samples)))
-    results = {}
-    for label, d, cfg in runs:
+        runs.append(
+            ("L1 regression", priors["regression"], TranslateConfig(), f"same U-Net, {priors['regression'].info['training_steps']} steps")
+        )
+    for kind, samplers in (("ddpm", ("ddim", "ddpm")), ("score", ("ve_pc", "ve_em", "ve_ode"))):
+        if kind not in priors:
+            continue
+        d = priors[kind]
+        for sampler in samplers:
+            if chosen is not None and sampler not in chosen:
+                continue
+            steps = args.steps // 2 if sampler in ("ve_pc", "ve_ode") else args.steps
+            evals = {"ve_pc": 2 * steps, "ve_ode": 2 * steps - 1}.get(sampler, steps)
+            name = "conditional DDPM (v)" if kind == "ddpm" else "conditional score SDE"
+            setting = f"{sampler}, {evals} evaluations, mean of {args.samples}, {d.info['training_steps']} steps"
+            runs.append((name, d, TranslateConfig(sampler=sampler, steps=steps, samples=args.samples), setting))
+    for label, d, cfg, setting in runs:
         hu, std, dt = run(d, mr, slab, cfg)
-        m = sct_metrics(target, hu, body, std_hu=std)
-        extra = f" {m['std_error_spearman']:.2f}, {m['within_2std']:.2f} |" if std is not None else " |"
-        lines.append(row(label, m, dt, extra))
-        results[label] = hu
-        print(lines[-1], flush=True)
+        keep(label if label == "L1 regression" else f"{label}, {cfg.sampler}", hu, std, dt, setting)
     if args.volume:
-        lines += volume_section(priors, mr, slab, target, body, args)
-    text = "\n".join(lines) + "\n"
+        saved["flicker"].update(volume_section(priors, mr, slab, target, body, args))
+        store.write_text(json.dumps(saved, indent=1))
+    text = render(saved["rows"], saved["flicker"])
     print(text)
     Path(args.out).write_text(text)
 
 
-def volume_section(priors: dict, mr: np.ndarray, slab: tuple[int, int], target: np.ndarray, body: np.ndarray, args) -> list[str]:
-    """z-flicker of the slab sampled with independent noise, shared noise, and a slice coupling."""
+def volume_section(priors: dict, mr: np.ndarray, slab: tuple[int, int], target: np.ndarray, body: np.ndarray, args) -> dict:
+    """z-flicker of the slab sampled with independent noise, shared noise, and a slice coupling (DDPM prior, DDIM)."""
     d = priors.get("ddpm") or priors.get("score")
-    out = [
-        "",
-        f"Reformat consistency on the slab, {args.samples} samples, the {'DDPM' if 'ddpm' in priors else 'score'} prior: "
-        "z-flicker = mean |Δz sCT − Δz CT| over the body (HU, window [-1000, 1000]).",
-        "",
-        "| slices | z-flicker HU | MAE body HU | s / slice |",
-        "|---|---|---|---|",
-    ]
-    panels = [("CT", target)]
+    out, panels = {}, [("CT", target)]
     for label, cfg in (
         ("independent noise", TranslateConfig(steps=args.steps, samples=args.samples, shared_noise=False)),
         ("one noise draw shared by all slices", TranslateConfig(steps=args.steps, samples=args.samples, shared_noise=True)),
         ("shared noise + coupling β = 1", TranslateConfig(steps=args.steps, samples=args.samples, shared_noise=True, coupling=1.0)),
     ):
         hu, _, dt = run(d, mr, slab, cfg)
-        out.append(f"| {label} | {z_flicker(hu, target, body):.1f} | {sct_metrics(target, hu, body)['MAE_body_HU']:.1f} | {dt:.2f} |")
+        key = f"{label} ({args.samples} samples, {args.steps} steps)"
+        out[key] = {"flicker": z_flicker(hu, target, body), "mae": sct_metrics(target, hu, body)["MAE_body_HU"], "seconds": dt}
         panels.append((label, hu))
-        print(out[-1], flush=True)
+        print(key, out[key], flush=True)
     _figure(panels, RESULTS / "mr2ct_reformat.png")
     return out
 
