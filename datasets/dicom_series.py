@@ -310,7 +310,7 @@ def write_derived_series(
     col_step, row_step, slice_vec = lps[:3, 0], lps[:3, 1], lps[:3, 2]
     col_sp, row_sp = float(np.linalg.norm(col_step)), float(np.linalg.norm(row_step))
     iop = np.concatenate([col_step / col_sp, row_step / row_sp])
-    thickness = float(np.linalg.norm(slice_vec))
+    slice_spacing = float(np.linalg.norm(slice_vec))
     series_uid = generate_uid()
     ref0 = reference_headers[0] if len(reference_headers) else None
     now = datetime.datetime.now()
@@ -343,8 +343,10 @@ def write_derived_series(
             ds.ImagePositionPatient = [float(v) for v in (lps[:3, 3] + k * slice_vec)]
             ds.ImageOrientationPatient = [float(v) for v in iop]
             ds.PixelSpacing = [row_sp, col_sp]
-            ds.SliceThickness = thickness
-            ds.SpacingBetweenSlices = thickness
+            # the reconstructed slab is as thick as the source's slices (which may overlap: thickness > spacing)
+            src_thickness = getattr(reference_headers[k], "SliceThickness", None) if k < len(reference_headers) else None
+            ds.SliceThickness = float(src_thickness) if src_thickness not in (None, "") else slice_spacing
+            ds.SpacingBetweenSlices = slice_spacing
             ds.SliceLocation = float(np.dot(lps[:3, 3] + k * slice_vec, np.cross(iop[:3], iop[3:])))
             ds.SamplesPerPixel = 1
             ds.PhotometricInterpretation = "MONOCHROME2"

@@ -52,6 +52,12 @@ def test_series_roundtrip_exact(series, tmp_path):
     assert d0.FrameOfReferenceUID == s0.FrameOfReferenceUID
     assert d0.SourceImageSequence[0].ReferencedSOPInstanceUID == s0.SOPInstanceUID
     assert len({pydicom.dcmread(f).SOPInstanceUID for f in files}) == len(files)
+    assert float(d0.SliceThickness) == float(d0.SpacingBetweenSlices) == pytest.approx(2.5)  # the source's, as written
+    # overlapping source slices (3 mm thick every 2.5 mm): the derived slices keep the source's thickness
+    for h in vol.headers:
+        h.SliceThickness = 3.0
+    d1 = pydicom.dcmread(sorted(write_dicom_series(vol.hu, vol.affine, tmp_path / "derived2", vol.headers).iterdir())[0])
+    assert (float(d1.SliceThickness), float(d1.SpacingBetweenSlices)) == pytest.approx((3.0, 2.5))
 
 
 def test_shuffled_files_are_sorted_by_position(series, tmp_path):
