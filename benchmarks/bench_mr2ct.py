@@ -152,11 +152,18 @@ def main() -> None:
             steps = args.steps // 2 if sampler in ("ve_pc", "ve_ode") else args.steps
             evals = {"ve_pc": 2 * steps, "ve_ode": 2 * steps - 1}.get(sampler, steps)
             name = "conditional DDPM (v)" if kind == "ddpm" else "conditional score SDE"
-            setting = f"{sampler}, {evals} evaluations, mean of {args.samples}, {d.info['training_steps']} steps"
-            runs.append((name, d, TranslateConfig(sampler=sampler, steps=steps, samples=args.samples), setting))
+            setting = f"{evals} evaluations, {d.info['training_steps']} training steps"
+            runs.append(
+                (
+                    f"{name}, {sampler}, mean of {args.samples}",
+                    d,
+                    TranslateConfig(sampler=sampler, steps=steps, samples=args.samples),
+                    setting,
+                )
+            )
     for label, d, cfg, setting in runs:
         hu, std, dt = run(d, mr, slab, cfg)
-        keep(label if label == "L1 regression" else f"{label}, {cfg.sampler}", hu, std, dt, setting)
+        keep(label, hu, std, dt, setting)
     if args.volume:
         saved["flicker"].update(volume_section(priors, mr, slab, target, body, args))
         store.write_text(json.dumps(saved, indent=1))

@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         }
         what = f"{len(images)} CT {'blocks' if arch.spatial_dims == 3 else 'slices'}"
         span = f"{cfg.crop}³ patches" if arch.spatial_dims == 3 else f"{2 * c.neighbours + 1} slices"
-        cond_desc = f"; condition: the {sct.condition['modality']} ({sct.condition['normalisation']}; {span})"
+        files = f" {', '.join(Path(x).name for x in c.paths)}" if c.paths else ""
+        cond_desc = f"; condition: the {sct.condition['modality']}{files} ({sct.condition['normalisation']}; {span})"
     elif data.condition is not None and data.condition.paths is not None:
         imgs, conds = load_training_pairs(data.paths, data.condition.paths, data.min_fraction, data.pad_to_common)
         images, cond = normalise_images(torch.from_numpy(imgs)), normalise_images(torch.from_numpy(conds))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-SHIPPED_PRIORS = ("brain", "ct")
+SHIPPED_PRIORS = ("brain", "ct", "mr2ct-head")
 
 
 def shipped_prior_dir(name: str) -> Path:
