@@ -18,7 +18,7 @@ def test_yaml_numbers_and_errors(tmp_path):
     with pytest.raises(InputFileError, match=r"t.yaml: train.steps: expected a valid integer.*got 'ten'"):
         load_config(f, TrainConfig, "train")
     f.write_text("train:\n  objective: flow\n")
-    with pytest.raises(InputFileError, match=r"train.objective: expected 'ddpm' or 'score', got 'flow'"):
+    with pytest.raises(InputFileError, match=r"train.objective: expected 'ddpm', 'score' or 'regression', got 'flow'"):
         load_config(f, TrainConfig, "train")
     f.write_text("train: [1, 2]\n")
     with pytest.raises(InputFileError, match="train: expected a mapping of settings, got list"):
