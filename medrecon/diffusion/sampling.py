@@ -124,24 +124,12 @@ class DDPMSampler(_VPSampler):
         return mean
 
 
-class VEPCSampler:
-    """VE predictor–corrector: ``steps`` predictor steps, each preceded by ``n_corrector`` Langevin steps."""
+class _VESampler:
+    """Shared VE bookkeeping: the state is ``x₀ + σ n`` itself, on the geometric σ grid of ``schedule``."""
 
-    def __init__(
-        self, schedule: VESchedule = VESchedule(), steps: int = 100, n_corrector: int = 1, snr: float = 0.16, start: float = 1.0
-    ) -> None:
-        if n_corrector < 0 or snr <= 0:
-            raise ValueError(f"n_corrector / snr: expected >= 0 / > 0, got {n_corrector} / {snr}")
-        self.schedule, self.n_corrector, self.snr = schedule, n_corrector, snr
+    def __init__(self, schedule: VESchedule, steps: int, start: float) -> None:
+        self.schedule = schedule
         self.sigmas = schedule.sigmas(steps, start).tolist()
-
-    def steps(self) -> list[Step]:
-        out = []
-        for i, s in enumerate(self.sigmas):
-            nxt = self.sigmas[i + 1] if i + 1 < len(self.sigmas) else 0.0
-            out += [Step(sigma=s, kind="corrector")] * self.n_corrector
-            out.append(Step(sigma=s, kind="predictor", sigma_next=nxt))
-        return out
 
     def init(self, shape, complex_data, generator, device) -> torch.Tensor:
         return self.sigmas[0] * randn_like_image(shape, complex_data, generator, device)
@@ -152,6 +140,29 @@ class VEPCSampler:
 
     def to_ve(self, x: torch.Tensor, step: Step) -> torch.Tensor:
         return x
+
+    def final(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        return x0
+
+
+class VEPCSampler(_VESampler):
+    """VE predictor–corrector: ``steps`` predictor steps, each preceded by ``n_corrector`` Langevin steps."""
+
+    def __init__(
+        self, schedule: VESchedule = VESchedule(), steps: int = 100, n_corrector: int = 1, snr: float = 0.16, start: float = 1.0
+    ) -> None:
+        if n_corrector < 0 or snr <= 0:
+            raise ValueError(f"n_corrector / snr: expected >= 0 / > 0, got {n_corrector} / {snr}")
+        super().__init__(schedule, steps, start)
+        self.n_corrector, self.snr = n_corrector, snr
+
+    def steps(self) -> list[Step]:
+        out = []
+        for i, s in enumerate(self.sigmas):
+            nxt = self.sigmas[i + 1] if i + 1 < len(self.sigmas) else 0.0
+            out += [Step(sigma=s, kind="corrector")] * self.n_corrector
+            out.append(Step(sigma=s, kind="predictor", sigma_next=nxt))
+        return out
 
     def update(self, x: torch.Tensor, x0: torch.Tensor, step: Step, generator: torch.Generator) -> torch.Tensor:
         score = (x0 - x) / step.sigma**2
@@ -166,11 +177,8 @@ class VEPCSampler:
         out = x + d * score
         return out + math.sqrt(d) * z if step.sigma_next > 0 else out
 
-    def final(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        return x0
 
-
-class ProbabilityFlowSampler:
+class ProbabilityFlowSampler(_VESampler):
     """Heun integration of the VE probability-flow ODE over ``steps`` noise levels (``2·steps − 1`` network evaluations).
 
     Steps alternate ``ode`` (an Euler step from ``σ_i`` to ``σ_{i+1}``, whose slope is kept) and
@@ -180,8 +188,7 @@ class ProbabilityFlowSampler:
     """
 
     def __init__(self, schedule: VESchedule = VESchedule(), steps: int = 50, start: float = 1.0) -> None:
-        self.schedule = schedule
-        self.sigmas = schedule.sigmas(steps, start).tolist()
+        super().__init__(schedule, steps, start)
         self._pending: tuple[torch.Tensor, torch.Tensor, float] | None = None  # (x_i, slope_i, σ_i)
 
     def steps(self) -> list[Step]:
@@ -193,16 +200,6 @@ class ProbabilityFlowSampler:
                 out.append(Step(sigma=nxt, kind="ode_correct", sigma_next=nxt))
         return out
 
-    def init(self, shape, complex_data, generator, device) -> torch.Tensor:
-        return self.sigmas[0] * randn_like_image(shape, complex_data, generator, device)
-
-    def init_from(self, x_start: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Add the first noise level to an initial estimate: ``x + σ₀ z`` (the ODE is deterministic after that)."""
-        return x_start + self.sigmas[0] * randn_like_image(tuple(x_start.shape), x_start.is_complex(), generator, x_start.device)
-
-    def to_ve(self, x: torch.Tensor, step: Step) -> torch.Tensor:
-        return x
-
     def update(self, x: torch.Tensor, x0: torch.Tensor, step: Step, generator: torch.Generator) -> torch.Tensor:
         slope = (x - x0) / step.sigma
         if step.kind == "ode":
@@ -212,9 +209,6 @@ class ProbabilityFlowSampler:
         x_i, slope_i, sigma_i = self._pending
         self._pending = None
         return x_i + (step.sigma_next - sigma_i) * 0.5 * (slope_i + slope)
-
-    def final(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        return x0
 
 
 Sampler = DDPMSampler | DDIMSampler | VEPCSampler | ProbabilityFlowSampler
