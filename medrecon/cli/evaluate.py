@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import ArgumentError, InputFileError
@@ -12,10 +13,18 @@ from ..tasks.options import FiniteFloat
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="NMSE / PSNR / SSIM of a reconstruction against a target (fastMRI conventions; HU for CT)")
-    ev.add_argument("--target", required=True, help="fully sampled raw file or reference volume (DICOM series / NIfTI in HU for CT)")
-    ev.add_argument("--recon", required=True, help="reconstruction (.nii[.gz], .h5, DICOM series)")
+    ev.add_argument(
+        "--target",
+        required=True,
+        help="fully sampled raw file or reference volume (DICOM series / NIfTI in HU for CT), or a folder of them",
+    )
+    ev.add_argument(
+        "--recon", required=True, help="reconstruction (.nii[.gz], .h5, DICOM series), or a folder of them named like the targets"
+    )
     ev.add_argument("--slices", default=None, help="target slices the reconstruction covers")
     ev.add_argument("--json", default=None, help="also write the metrics as JSON")
+    ev.add_argument("--csv", default=None, help="folders: also write one row per volume as CSV")
+    ev.add_argument("--skip-missing", action="store_true", help="folders: evaluate the targets that have a reconstruction, list the rest")
     ev.add_argument(
         "--window",
         type=float,
@@ -38,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--mask", default=None, help="--metrics hu: the body mask (NIfTI, nonzero inside; default: the target's body)")
     ev.add_argument("--std", default=None, help="--metrics hu: the per-voxel std of the samples (how far it tracks the error)")
     ev.add_argument("--bscan-axis", type=int, default=None, choices=(0, 1, 2), help="OCT NIfTI volumes: the voxel axis of the B-scans")
+    ev.add_argument("--quiet", action="store_true", help="folders: no progress bar")
     ev.set_defaults(func=run)
 
 
@@ -54,9 +64,15 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import check_not_an_input, check_output_path
     from ..runtime import parse_slices
 
-    if args.json is not None:
-        check_output_path(args.json)
-        check_not_an_input(args.json, [("--target", args.target), ("--recon", args.recon)], option="--json")
+    for option in ("json", "csv"):
+        path = getattr(args, option)
+        if path is not None:
+            check_output_path(path)
+            check_not_an_input(path, [("--target", args.target), ("--recon", args.recon)], option=f"--{option}")
+    if _folder_kind(args.target) is not None:
+        return _evaluate_folders(args)
+    if args.csv is not None or args.skip_missing:
+        raise ArgumentError("--csv / --skip-missing: used when --target and --recon are folders of volumes")
     if args.window is not None and not args.window[0] < args.window[1]:
         raise ArgumentError(f"--window: expected LO < HI, got {args.window[0]:g} {args.window[1]:g}")
     if args.metrics == "hu":
@@ -88,6 +104,97 @@ def run(args: argparse.Namespace) -> int:
     if not np.all(np.isfinite(recon)):
         raise InputFileError(args.recon, "values", "finite values", "NaN or Inf")
     return _report(volume_metrics(target, recon), args)
+
+
+def _folder_kind(path: str) -> str | None:
+    """``raw`` for a folder of raw MRI files (fastMRI), ``nifti`` for a folder of NIfTI volumes, else None (one input)."""
+    from ..evaluation.folders import RAW_SUFFIXES, target_files
+
+    p = Path(path)
+    if not p.is_dir():
+        return None
+    if target_files(p, RAW_SUFFIXES):
+        return "raw"
+    return "nifti" if target_files(p, (".nii", ".nii.gz")) else None
+
+
+def _evaluate_folders(args: argparse.Namespace) -> int:
+    """Volume-wise metrics over two folders: fastMRI's for raw MRI targets, HU for NIfTI CT volumes."""
+    from tqdm import tqdm
+
+    from ..evaluation.folders import RAW_SUFFIXES, evaluate_folders, fastmri_line, target_files, volume_row
+
+    kind = _folder_kind(args.target)
+    if not Path(args.recon).is_dir():
+        raise InputFileError(args.recon, "--recon", "a folder of reconstructions (--target is a folder)", "not a folder")
+    if args.slices is not None or args.std is not None or args.mask is not None or args.bscan_axis is not None:
+        raise ArgumentError("--slices / --std / --mask / --bscan-axis: single-volume options; not used with folders")
+    if kind == "raw" and (args.metrics is not None or args.window is not None or args.body):
+        raise ArgumentError("--metrics / --window / --body: CT and OCT options; a folder of raw MRI files gets fastMRI's metrics")
+    suffixes = RAW_SUFFIXES if kind == "raw" else (".nii", ".nii.gz")
+    row = volume_row if kind == "raw" else _hu_row(args)
+    total = len(target_files(Path(args.target), suffixes))
+    bar = None
+
+    def progress() -> None:  # the bar starts with the first volume, after the folders were checked
+        nonlocal bar
+        bar = bar or tqdm(total=total, desc="evaluate", unit="volume", disable=args.quiet)
+        bar.update(1)
+
+    try:
+        result = evaluate_folders(Path(args.target), Path(args.recon), args.skip_missing, row, suffixes, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if result["missing"]:
+        print(f"skipped {len(result['missing'])} targets without a reconstruction: {', '.join(result['missing'][:5])}", file=sys.stderr)
+    summary = {k: v["mean"] for k, v in result["metrics"].items()}
+    for k, v in result["metrics"].items():
+        if v["std"] is not None:
+            summary[f"{k} std"] = v["std"]
+    print(f"{result['volumes']} volumes")
+    if kind == "raw":
+        print(f"fastMRI: {fastmri_line(result['metrics'])}")
+        for accel, group in result["by_acceleration"].items():
+            print(f"{accel}x ({group['volumes']} volumes): {fastmri_line(group['metrics'])}")
+    if args.csv:
+        _write_csv(result["per_volume"], args.csv)
+    return _report(summary, args, result)
+
+
+def _hu_row(args: argparse.Namespace):
+    """One NIfTI CT volume's HU metrics (synthetic-CT metrics with --metrics hu)."""
+
+    def row(target: Path, recon: Path) -> dict:
+        from ..datasets.ct_volume import read_ct
+        from ..evaluation.ct_metrics import DEFAULT_WINDOW, body_mask, hu_metrics
+        from ..evaluation.sct_metrics import CT_RANGE, sct_metrics
+
+        t, r = read_ct(target).hu, read_ct(recon).hu
+        if t.shape != r.shape:
+            raise InputFileError(recon, "shape", f"{t.shape} like the target {target.name}", f"{r.shape}")
+        if args.metrics == "hu":
+            m = sct_metrics(t, r, None, tuple(args.window) if args.window else CT_RANGE, None)
+        else:
+            m = hu_metrics(t, r, tuple(args.window) if args.window else DEFAULT_WINDOW, body_mask(t) if args.body else None)
+        return {"file": target.name, **{k: float(v) for k, v in m.items() if isinstance(v, (int, float))}}
+
+    return row
+
+
+def _write_csv(rows: list[dict], path: str) -> None:
+    import csv
+    import io
+
+    from ..atomic import atomic_output
+
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_output(path) as tmp:
+        tmp.write_text(buf.getvalue())
 
 
 def _matched(target, recon, args: argparse.Namespace, field: str):
@@ -155,8 +262,8 @@ def _evaluate_oct(args: argparse.Namespace) -> int:
     return _report(oct_metrics(target, recon), args)
 
 
-def _report(m: dict[str, float | None], args: argparse.Namespace) -> int:
-    """Print a metrics table and, with ``--json``, write it atomically (``None``: a metric without its regions, n/a / null)."""
+def _report(m: dict[str, float | None], args: argparse.Namespace, document: dict | None = None) -> int:
+    """Print a metrics table and, with ``--json``, write it (or ``document``) atomically (``None``: n/a / null)."""
     from ..atomic import atomic_output
 
     scalars = {k: v for k, v in m.items() if not isinstance(v, dict)}  # per-slice lists go to the JSON only
@@ -166,5 +273,5 @@ def _report(m: dict[str, float | None], args: argparse.Namespace) -> int:
         print(f"{k:<{width}}{v:>12.4f}" if v is not None else f"{k:<{width}}{'n/a':>12}")
     if args.json:
         with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps({"target": str(args.target), "recon": str(args.recon), **m}, indent=2))
+            tmp.write_text(json.dumps({"target": str(args.target), "recon": str(args.recon), **(document or m)}, indent=2))
     return 0

@@ -93,10 +93,26 @@ def cs_l1_wavelet(
     on_gpu = kspace.is_cuda and bool(getattr(sp.config, "cupy_enabled", False))
     dev = sp.Device(kspace.device.index or 0) if on_gpu else sp.cpu_device
     out = []
-    for b in range(kspace.shape[0]):
-        yb = sp.to_device(y[b].cpu().numpy().astype(np.complex64), dev)
-        sb = sp.to_device(maps_b[b].detach().cpu().numpy().astype(np.complex64), dev)
-        wb = sp.to_device((mask_b[b].detach().cpu().numpy() > 0).astype(np.float32), dev)
-        app = sigpy.mri.app.L1WaveletRecon(yb, sb, lam, weights=wb, wave_name=wave_name, max_iter=iters, device=dev, show_pbar=False)
-        out.append(torch.from_numpy(np.asarray(sp.to_device(app.run(), sp.cpu_device))))
+    # SigPy sets the step size by a power iteration from an unseeded np.random start; seeded per
+    # slice here (the caller's global state restored), so a reconstruction is the same in every
+    # process and every batch (a resumed folder run writes identical files).
+    state = np.random.get_state()
+    try:
+        for b in range(kspace.shape[0]):
+            np.random.seed(0)
+            dev.xp.random.seed(0)  # CuPy's generator on a GPU (NumPy's again on the CPU)
+            out.append(_l1_wavelet_slice(sp, y[b], maps_b[b], mask_b[b], lam, wave_name, iters, dev))
+    finally:
+        np.random.set_state(state)
     return torch.stack(out).to(kspace.device) * scale[:, 0]
+
+
+def _l1_wavelet_slice(sp, y, maps, mask, lam: float, wave_name: str, iters: int, dev) -> torch.Tensor:
+    """One slice of :func:`cs_l1_wavelet`: ``y`` (C, H, W), ``maps`` (C, H, W), ``mask`` (H, W) → (H, W) complex."""
+    import sigpy.mri
+
+    yb = sp.to_device(y.cpu().numpy().astype(np.complex64), dev)
+    sb = sp.to_device(maps.detach().cpu().numpy().astype(np.complex64), dev)
+    wb = sp.to_device((mask.detach().cpu().numpy() > 0).astype(np.float32), dev)
+    app = sigpy.mri.app.L1WaveletRecon(yb, sb, lam, weights=wb, wave_name=wave_name, max_iter=iters, device=dev, show_pbar=False)
+    return torch.from_numpy(np.asarray(sp.to_device(app.run(), sp.cpu_device)))

@@ -8,16 +8,18 @@ from pathlib import Path
 
 from ...errors import ArgumentError, InputFileError
 from ...physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D
+from ..folder_run import FolderSpec, fastmri_name, run_inputs
 from ..options import FiniteFloat, add_common_options, settings_from
 from ..outputs import check_result
 from ..registry import TaskCommand, register
 from .config import DEFAULT_LAM, METHODS
 
 RECON_SUFFIXES = (".nii", ".nii.gz", ".h5", ".hdf5")
+RAW_FOLDER = FolderSpec((".h5", ".hdf5", ".npz"), fastmri_name)  # a folder in: fastMRI submission files out
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="fully sampled fastMRI / SKM-TEA .h5 or .npz")
+    p.add_argument("--input", required=True, help="fully sampled fastMRI / SKM-TEA .h5 or .npz, or a folder of them")
     p.add_argument("--mask", default=None, choices=MASK_KINDS_1D + MASK_KINDS_2D, help="default equispaced_fraction")
     p.add_argument("--accel", type=float, action=FiniteFloat, default=None, help="acceleration (default 4)")
     p.add_argument(
@@ -25,11 +27,15 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--calib", type=int, default=None, help="calibration square side, 2-D masks (default 24)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--out", required=True, help="output .h5 (fastMRI multi-coil layout)")
+    p.add_argument("--out", required=True, help="output .h5 (fastMRI multi-coil layout), or a folder for a folder")
     add_common_options(p, "mask", device=False)
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    return run_inputs(args, _simulate_one, RAW_FOLDER, input_label="--input")
+
+
+def _simulate_one(args: argparse.Namespace) -> int:
     from ...atomic import check_not_an_input, check_output_path
     from ...datasets.open_kspace import open_kspace
     from .config import MaskSpec
@@ -51,8 +57,13 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _add_reconstruct(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="undersampled fastMRI / SKM-TEA .h5 or .npz")
-    p.add_argument("--out", required=True, help="output .nii, .nii.gz or .h5 (diffusion with several samples also writes the std)")
+    p.add_argument("input", help="undersampled fastMRI / SKM-TEA .h5 or .npz, or a folder of them (run with torchrun to share it)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output .nii, .nii.gz or .h5 (diffusion with several samples also writes the std); "
+        "for a folder, a folder of fastMRI submission files NAME.h5 (finished ones are skipped on a rerun)",
+    )
     p.add_argument(
         "--method",
         default=None,
@@ -123,6 +134,10 @@ def _acceleration(src) -> float | None:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
+    return run_inputs(args, _reconstruct_one, RAW_FOLDER)
+
+
+def _reconstruct_one(args: argparse.Namespace) -> int:
     if args.echo < 0:
         raise ArgumentError(f"--echo: expected an echo index >= 0, got {args.echo}")
     method = args.method or ("diffusion" if args.prior is not None else None)
@@ -147,7 +162,10 @@ def _reconstruct(args: argparse.Namespace) -> int:
     n = src.num_slices if slices is None else len(slices)
     with tqdm(total=n, desc=f"{config.method} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
         vol = reconstruct_volume(src, config, slices, device=device, progress=lambda done, total: bar.update(1))
-    attrs = {"method": config.method, "source": str(src.path), "slices": json.dumps(slices if slices is not None else list(range(n)))}
+    attrs = {"method": config.method, "source": Path(src.path).name, "slices": json.dumps(slices if slices is not None else list(range(n)))}
+    accel = _acceleration(src)
+    if accel is not None:
+        attrs["acceleration"] = accel  # evaluate groups volumes by it
     check_result(vol, args.input)
     write_volume(vol, out, src.geometry.voxel_size_mm, attrs)
     print(f"wrote {out} {tuple(vol.shape)}")
@@ -199,6 +217,7 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
         "phase": "demodulated" if demodulates(denoiser, cfg) else "kept",
         "settings": json.dumps(cfg.model_dump()),
         "recommended_for_acceleration": -1.0 if accel is None else float(accel),
+        **({} if accel is None else {"acceleration": float(accel), "source": Path(src.path).name}),
         "prior_training_steps": int(getattr(denoiser, "info", {}).get("training_steps", -1)),
     }
     check_result(mean, args.input)

@@ -63,7 +63,7 @@ def simulate_undersampling(src: KSpaceSource, spec: MaskSpec, out: str | Path) -
         "num_low_frequency": int(nlow),
         "mask_kind": spec.kind,
         "seed": int(spec.seed),
-        "source": str(src.path),
+        "source": Path(src.path).name,
         "acquisition": str(src.attrs.get("acquisition", "unknown")),
     }
     return write_fastmri_multicoil(out, slices(), src.num_slices, (c, h, w), target_shape, mask, header, attrs)

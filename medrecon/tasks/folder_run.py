@@ -1,0 +1,360 @@
+"""Folder in, folder out: one task command over every input of a folder, resumable, shared among ``torchrun`` ranks.
+
+A task command that works on one input file (``reconstruct mri X.h5 --out Y.h5``) becomes a
+folder command by routing its ``run`` through :func:`run_inputs`: when the input is a folder of
+inputs, every entry of a known type is processed into ``OUT/<entry's name>`` by the same
+single-file code, and
+
+- outputs are written atomically by the single-file code (:mod:`medrecon.atomic`), so an output
+  that exists is finished: a rerun skips it, and a run killed by SIGKILL loses at most the
+  volume in flight;
+- while a volume is in flight its output has a claim file ``.NAME.claim`` (``HOST-PID``), so two
+  runs (or two ranks) never work on one output; a claim whose process on this host has ended is
+  taken over;
+- under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` in the environment) the sorted
+  entries are dealt round-robin to the ranks, each rank on ``cuda:LOCAL_RANK`` when
+  ``--device cuda``; no process group is needed (ranks share nothing but the folder);
+- a bad entry (unreadable, of another type) is reported in one line and the rest are processed;
+  the exit status is 2 at the end (1 if an entry hit a bug);
+- each rank appends a JSON-lines log ``OUT/medrecon_run_<UTC time>_rank<R>.jsonl``: the command
+  line, every setting, package versions, host and device, then one record per entry (done,
+  skipped, failed, seconds) and a summary.
+
+Hand-written because no library here does it: torch's ``DistributedSampler`` shards samples of a
+dataset, not files of a command, and knows nothing of finished outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ArgumentError, InputFileError, MedreconError
+
+LOG_PREFIX = "medrecon_run_"
+VERSIONED = ("medrecon", "torch", "numpy", "monai", "sigpy", "astra-toolbox", "h5py", "nibabel", "pydicom", "scikit-image")
+
+
+@dataclass(frozen=True)
+class FolderSpec:
+    """How a command maps a folder of inputs to a folder of outputs.
+
+    Attributes:
+        suffixes: lower-case name endings of the inputs it reads (``(".h5", ".npz")``).
+        out_name: output name of an input entry (``"file1.h5"`` → ``"file1.h5"``).
+        series: whether a sub-folder is one input (a DICOM series); else sub-folders are ignored.
+        paired: options naming further inputs (``"--guide"``); with a folder input each must be a
+            folder holding an entry of the same name.
+    """
+
+    suffixes: tuple[str, ...]
+    out_name: Callable[[str], str]
+    series: bool = False
+    paired: tuple[str, ...] = ()
+
+
+def stem(name: str) -> str:
+    """``NAME`` of ``NAME.nii.gz`` / ``NAME.h5`` / ``NAME`` (a folder)."""
+    low = name.lower()
+    for suffix in (".nii.gz", ".tar.gz"):
+        if low.endswith(suffix):
+            return name[: -len(suffix)]
+    return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+
+
+def world() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from ``torchrun``'s environment; ``(0, 1, 0)`` outside it.
+
+    Raises:
+        ArgumentError: the variables are not integers with ``0 <= RANK < WORLD_SIZE``.
+    """
+    try:
+        rank, size, local = (int(os.environ.get(k, d)) for k, d in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
+    except ValueError:
+        raise ArgumentError(
+            f"RANK / WORLD_SIZE / LOCAL_RANK: expected integers (torchrun sets them), got {os.environ.get('RANK')!r} / "
+            f"{os.environ.get('WORLD_SIZE')!r} / {os.environ.get('LOCAL_RANK')!r}"
+        ) from None
+    if size < 1 or not 0 <= rank < size or local < 0:
+        raise ArgumentError(f"RANK / WORLD_SIZE: expected 0 <= RANK < WORLD_SIZE, got RANK={rank} WORLD_SIZE={size}")
+    return rank, size, local
+
+
+def rank_device(device: str | None, local_rank: int, size: int) -> str | None:
+    """``cuda`` under several ranks → ``cuda:LOCAL_RANK`` (one GPU per rank); anything else as given."""
+    return f"cuda:{local_rank}" if device == "cuda" and size > 1 else device
+
+
+def is_folder_input(path: Path, spec: FolderSpec) -> bool:
+    """Whether ``path`` is a folder of inputs, not one input.
+
+    A folder is one input (a DICOM series) when the command reads series and the folder holds no
+    entry of the command's types and no sub-folder.
+    """
+    if not path.is_dir():
+        return False
+    if not spec.series:
+        return True
+    entries = [e for e in path.iterdir() if not e.name.startswith(".")]
+    return any(e.is_dir() or e.name.lower().endswith(spec.suffixes) for e in entries)
+
+
+def folder_entries(folder: Path, spec: FolderSpec) -> tuple[list[Path], list[Path]]:
+    """``(inputs, others)``: entries of the command's types (sorted by name) and the rest (hidden names and run logs ignored)."""
+    inputs, others = [], []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.startswith(".") or (entry.name.startswith(LOG_PREFIX) and entry.name.endswith(".jsonl")):
+            continue  # hidden files, and the run logs of a folder that is itself a run's output
+        ok = entry.is_dir() if spec.series and entry.is_dir() else (entry.is_file() and entry.name.lower().endswith(spec.suffixes))
+        (inputs if ok else others).append(entry)
+    return inputs, others
+
+
+def _process_alive(tag: str) -> bool:
+    """Whether the ``HOST-PID`` of a claim may still run (another host's always may)."""
+    host, _, pid = tag.strip().rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return bool(tag.strip())
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def claim(out: Path) -> Iterator[bool]:
+    """Claim ``out`` for this process while its volume is computed; yields False when a live process holds it."""
+    path = out.with_name(f".{out.name}.claim")
+    tag = f"{socket.gethostname()}-{os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = path.read_text()
+            except FileNotFoundError:
+                continue
+            if _process_alive(holder):
+                yield False
+                return
+            path.unlink(missing_ok=True)  # a killed run's claim
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(tag)
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield False
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in VERSIONED:
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+def _jsonable(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+class RunLog:
+    """The JSON-lines log of one rank's folder run (each record flushed as written, so a killed run keeps its log)."""
+
+    def __init__(self, folder: Path, args: argparse.Namespace, rank: int, size: int, assigned: int, total: int) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.path = folder / f"{LOG_PREFIX}{stamp}_rank{rank}.jsonl"
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        settings = {k: _jsonable(v) for k, v in vars(args).items() if k != "func"}
+        self.write(
+            event="start",
+            argv=sys.argv,
+            settings=settings,
+            versions=_versions(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            rank=rank,
+            world_size=size,
+            inputs=total,
+            assigned=assigned,
+        )
+
+    def write(self, **record) -> None:
+        self._file.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _check_out_folder(out: Path, source: Path, spec: FolderSpec, option: str) -> None:
+    from ..atomic import check_not_an_input
+
+    if out.exists() and not out.is_dir():
+        raise InputFileError(out, option, "a folder for the outputs (the input is a folder)", "an existing file")
+    if not out.exists() and out.name.lower().endswith(spec.suffixes + (".nii", ".nii.gz", ".h5", ".tif", ".tiff", ".png")):
+        raise InputFileError(out, option, "a folder for the outputs (the input is a folder)", f"a file name {out.name!r}")
+    if not out.parent.exists():
+        raise InputFileError(out, option, "a folder whose parent exists", f"missing folder {out.parent}")
+    check_not_an_input(out, [("the input folder", source)], option=option)
+
+
+def _paired_folders(args: argparse.Namespace, spec: FolderSpec) -> dict[str, Path]:
+    folders = {}
+    for option in spec.paired:
+        value = getattr(args, option.lstrip("-").replace("-", "_"), None)
+        if value is None:
+            continue
+        if not Path(value).is_dir():
+            raise InputFileError(value, option, "a folder with an entry of each input's name (the input is a folder)", "not a folder")
+        folders[option] = Path(value)
+    return folders
+
+
+def run_inputs(
+    args: argparse.Namespace,
+    one: Callable[[argparse.Namespace], int],
+    spec: FolderSpec,
+    input_attr: str = "input",
+    input_label: str = "input",
+) -> int:
+    """Run ``one(args)`` on the input, or on every entry of an input folder into ``args.out`` (a folder).
+
+    Args:
+        args: the command's parsed arguments; ``args.out`` is the output (a folder for a folder).
+        one: the single-input command; it gets a copy of ``args`` with the entry and its output.
+        spec: the command's input types and output names.
+        input_attr: the attribute holding the input (``input``).
+        input_label: how errors name it (``--input`` or ``input``).
+
+    Returns:
+        0 when every entry was done or skipped as finished; 2 when some entry was refused or is
+        not of the command's types; 1 when some entry hit a bug (its traceback is in the log).
+
+    Raises:
+        ArgumentError: a single input under several ranks (every rank would write one file).
+    """
+    rank, size, local = world()
+    if hasattr(args, "device"):
+        args.device = rank_device(args.device, local, size)
+    source = Path(getattr(args, input_attr))
+    if not is_folder_input(source, spec):
+        if size > 1:
+            raise ArgumentError(
+                f"{input_label}: expected a folder of inputs under torchrun (WORLD_SIZE={size}), got one input; "
+                "every rank would write the same output"
+            )
+        return one(args)
+    inputs, others = folder_entries(source, spec)
+    if not inputs:
+        raise InputFileError(source, input_label, f"one input, or a folder with {' / '.join(spec.suffixes)} inputs", "a folder with none")
+    out = Path(args.out)
+    _check_out_folder(out, source, spec, "--out")
+    paired = _paired_folders(args, spec)
+    out.mkdir(exist_ok=True)
+    mine = inputs[rank::size]
+    log = RunLog(out, args, rank, size, len(mine), len(inputs))
+    counts = {"done": 0, "skipped": 0, "failed": 0, "other": 0}
+    bug = False
+    if rank == 0:
+        for entry in others:
+            print(
+                f"medrecon: error: {entry}: file type: expected {' / '.join(spec.suffixes)}, got another file; not processed",
+                file=sys.stderr,
+            )
+            log.write(event="entry", input=entry.name, status="other type")
+            counts["other"] += 1
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    with tqdm(
+        total=len(mine), desc=f"{source.name} (rank {rank}/{size})" if size > 1 else source.name, unit="input", disable=args.quiet
+    ) as bar:
+        for entry in mine:
+            target = out / spec.out_name(entry.name)
+            status, seconds, error = _one_entry(args, one, entry, target, paired, input_attr)
+            bug |= status == "bug"
+            counts["failed" if status in ("failed", "bug") else status] += 1
+            log.write(event="entry", input=entry.name, output=target.name, status=status, seconds=round(seconds, 3), error=error)
+            bar.update(1)
+    summary = {k: v for k, v in counts.items()}
+    log.write(event="end", seconds=round(time.perf_counter() - start, 3), **summary)
+    log.close()
+    print(
+        f"{source}: {counts['done']} written, {counts['skipped']} finished or in progress elsewhere, "
+        f"{counts['failed']} failed, {counts['other']} not of this command's types; log {log.path}"
+    )
+    if bug:
+        return 1
+    return 2 if counts["failed"] or counts["other"] else 0
+
+
+def _one_entry(
+    args: argparse.Namespace,
+    one: Callable[[argparse.Namespace], int],
+    entry: Path,
+    target: Path,
+    paired: dict[str, Path],
+    input_attr: str,
+) -> tuple[str, float, str | None]:
+    """Process one entry: ``(status, seconds, error)`` with status done / skipped / failed / bug."""
+    if target.exists():
+        return "skipped", 0.0, None
+    start = time.perf_counter()
+    with claim(target) as mine:
+        if not mine or target.exists():
+            return "skipped", 0.0, None
+        ns = copy.copy(args)
+        setattr(ns, input_attr, str(entry))
+        ns.out = str(target)
+        for option, folder in paired.items():
+            setattr(ns, option.lstrip("-").replace("-", "_"), str(folder / entry.name))
+        try:
+            status = one(ns)
+        except MedreconError as err:
+            print(f"medrecon: error: {err}", file=sys.stderr)
+            return "failed", time.perf_counter() - start, str(err)
+        except Exception as err:  # a bug: keep going with the other volumes, keep the traceback in the log
+            print(f"medrecon: internal error on {entry}: {type(err).__name__}: {err} (traceback in the run log)", file=sys.stderr)
+            return "bug", time.perf_counter() - start, traceback.format_exc()
+    return ("done" if status == 0 else "failed"), time.perf_counter() - start, None
+
+
+def fastmri_name(name: str) -> str:
+    """A fastMRI submission's file name for an input: ``NAME.h5`` (``.npz`` inputs too)."""
+    return stem(name) + ".h5"
+
+
+def same_name(name: str) -> str:
+    """The input's own name (a series folder keeps its name)."""
+    return name
+
+
+def nifti_name(name: str) -> str:
+    """``NAME.nii.gz`` for an input ``NAME.*`` or a series folder ``NAME``."""
+    return stem(name) + ".nii.gz"
+
+
+__all__: Sequence[str] = ("FolderSpec", "run_inputs", "world", "claim", "folder_entries", "fastmri_name", "nifti_name", "same_name")

@@ -1,0 +1,168 @@
+"""Folder in, folder out: every input once, finished outputs skipped, bad entries reported, torchrun ranks share a folder."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import assert_refused
+from mri_files import multicoil_volume, write_fastmri
+
+from medrecon.cli.main import main
+from medrecon.errors import ArgumentError
+from medrecon.tasks.folder_run import FolderSpec, claim, fastmri_name, folder_entries, run_inputs
+
+
+def _fastmri_folder(folder: Path, n: int, slices: int = 2) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        write_fastmri(folder / f"file{i}.h5", multicoil_volume(slices=slices, coils=4, h=48, w=48, seed=i), recon_size=(32, 32))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def under(tmp_path_factory):
+    """A folder of three undersampled fastMRI files (simulated from a folder of fully sampled ones)."""
+    root = tmp_path_factory.mktemp("folders")
+    full = _fastmri_folder(root / "full", 3)
+    assert main(["simulate", "mri", "--input", str(full), "--accel", "4", "--seed", "1", "--out", str(root / "under"), "--quiet"]) == 0
+    return root / "under"
+
+
+def _outputs(folder: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for p in sorted(folder.glob("*.h5")):
+        with h5py.File(p) as f:
+            out[p.name] = f["reconstruction"][()]
+    return out
+
+
+def _logs(folder: Path) -> list[list[dict]]:
+    return [[json.loads(line) for line in p.read_text().splitlines()] for p in sorted(folder.glob("medrecon_run_*.jsonl"))]
+
+
+def test_folder_reconstruction_writes_each_volume_once_and_skips_finished(tmp_path, under, capsys):
+    out = tmp_path / "recon"
+    assert main(["reconstruct", "mri", str(under), "--method", "sense", "--out", str(out), "--quiet"]) == 0
+    first = _outputs(out)
+    assert sorted(first) == ["file0.h5", "file1.h5", "file2.h5"]
+    with h5py.File(out / "file0.h5") as f:  # a fastMRI submission file, no machine paths
+        assert f["reconstruction"].shape == (2, 32, 32) and f.attrs["source"] == "file0.h5" and f.attrs["acceleration"] == 4
+    (log,) = _logs(out)
+    start = log[0]
+    assert start["event"] == "start" and start["settings"]["method"] == "sense" and "torch" in start["versions"]
+    assert [r["status"] for r in log if r["event"] == "entry"] == ["done"] * 3 and log[-1]["done"] == 3
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")}
+    capsys.readouterr()
+    assert main(["reconstruct", "mri", str(under), "--method", "sense", "--out", str(out), "--quiet"]) == 0
+    assert "0 written, 3 finished" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")} == mtimes
+    # the output folder of one run is the input folder of the next: its run logs are not inputs
+    assert folder_entries(out, FolderSpec((".h5",), fastmri_name))[1] == []
+
+
+def test_bad_entries_are_reported_and_the_rest_processed(tmp_path, under, capsys):
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for p in under.glob("*.h5"):
+        (mixed / p.name).write_bytes(p.read_bytes())
+    (mixed / "broken.h5").write_bytes(b"not hdf5")
+    (mixed / "notes.txt").write_text("x")
+    (mixed / ".hidden").write_text("x")
+    out = tmp_path / "recon"
+    assert main(["reconstruct", "mri", str(mixed), "--method", "zf", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "broken.h5" in err and "notes.txt" in err and ".hidden" not in err
+    assert sorted(_outputs(out)) == ["file0.h5", "file1.h5", "file2.h5"]
+    statuses = {r["input"]: r["status"] for r in _logs(out)[0] if r["event"] == "entry"}
+    assert statuses["broken.h5"] == "failed" and statuses["notes.txt"] == "other type"
+    assert not list(out.glob(".*"))  # no claims or temporaries left
+
+
+def test_folder_outputs_are_refused_where_they_would_harm(tmp_path, under, capsys):
+    assert_refused(["reconstruct", "mri", under, "--method", "zf", "--out", under / "recon"], capsys, "inside the folder", under)
+    assert_refused(
+        ["reconstruct", "mri", under, "--method", "zf", "--out", tmp_path / "r.h5"], capsys, "a folder for the outputs", tmp_path
+    )
+    (tmp_path / "afile").write_text("x")
+    assert_refused(["reconstruct", "mri", under, "--method", "zf", "--out", tmp_path / "afile"], capsys, "an existing file", tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_refused(["reconstruct", "mri", empty, "--method", "zf", "--out", tmp_path / "r"], capsys, "a folder with none", tmp_path)
+
+
+def test_one_input_under_several_ranks_is_refused(monkeypatch, under):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    import argparse
+
+    args = argparse.Namespace(input=str(under / "file0.h5"), out="x.h5", quiet=True, device="cpu")
+    with pytest.raises(ArgumentError, match="every rank would write the same output"):
+        run_inputs(args, lambda a: 0, FolderSpec((".h5",), fastmri_name))
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ArgumentError, match="RANK < WORLD_SIZE"):
+        run_inputs(args, lambda a: 0, FolderSpec((".h5",), fastmri_name))
+
+
+def test_claims_keep_two_runs_off_one_output_and_stale_claims_are_taken_over(tmp_path):
+    target = tmp_path / "v.h5"
+    with claim(target) as mine:
+        assert mine
+        with claim(target) as again:  # held by a live process (this one)
+            assert not again
+    assert not (tmp_path / ".v.h5.claim").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    import socket
+
+    (tmp_path / ".v.h5.claim").write_text(f"{socket.gethostname()}-{dead}")
+    with claim(target) as mine:
+        assert mine
+
+
+def _cli(*argv: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "medrecon", *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_a_killed_folder_run_resumes_to_identical_outputs(tmp_path):
+    src = _fastmri_folder(tmp_path / "full", 4, slices=3)
+    args = ["--method", "cs", "--iters", "60", "--quiet"]
+    clean = tmp_path / "clean"
+    assert _cli("reconstruct", "mri", str(src), "--out", str(clean), *args).wait(timeout=300) == 0
+    out = tmp_path / "killed"
+    proc = _cli("reconstruct", "mri", str(src), "--out", str(out), *args)
+    deadline = time.time() + 300
+    while not (out / "file1.h5").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 1 <= len(list(out.glob("file*.h5"))) < 4  # killed midway
+    rerun = _cli("reconstruct", "mri", str(src), "--out", str(out), *args)
+    assert rerun.wait(timeout=300) == 0, rerun.stderr.read().decode()
+    expected, got = _outputs(clean), _outputs(out)
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name])
+    assert not list(out.glob(".*"))  # the killed run's claim and temporary are gone
+
+
+def test_torchrun_ranks_share_a_folder(tmp_path, under):
+    out = tmp_path / "recon"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "medrecon"]
+    cmd += ["reconstruct", "mri", str(under), "--method", "sense", "--out", str(out), "--quiet"]
+    run = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    logs = _logs(out)
+    assert sorted(log[0]["rank"] for log in logs) == [0, 1] and all(log[0]["world_size"] == 2 for log in logs)
+    done = [r["input"] for log in logs for r in log if r["event"] == "entry" and r["status"] == "done"]
+    assert sorted(done) == ["file0.h5", "file1.h5", "file2.h5"]  # each volume by exactly one rank
+    single = tmp_path / "single"  # one process with the same thread count writes the same files
+    assert _cli("reconstruct", "mri", str(under), "--method", "sense", "--out", str(single), "--quiet").wait(timeout=300) == 0
+    for name, vol in _outputs(single).items():
+        np.testing.assert_array_equal(_outputs(out)[name], vol)
