@@ -7,7 +7,13 @@ HDF5 layout written by ``medrecon simulate ct``:
 - attribute ``geometry``: JSON of :class:`~medrecon.physics.ct.CTGeometry` (beam, angles, detector
   count and spacing, source / detector distances, voxel spacing);
 - attributes ``affine`` (JSON 4×4, voxel → RAS of the image grid), ``slices`` (JSON list of source
-  slice indices), ``dose``, ``electronic_sigma``, ``mu_water_per_mm``, ``source``, ``seed``.
+  slice indices), ``dose``, ``electronic_sigma``, ``mu_water_per_mm``, ``source`` (the source's
+  name, never a machine path), ``source_relative`` (its path relative to the sinogram file's
+  folder, so reconstruction can refuse to write over it), ``seed``;
+- optional dataset ``source_headers``: the DICOM source's headers of the simulated slices as DICOM
+  JSON (pixel data dropped), so a reconstruction written as DICOM joins its patient's study and
+  references its source images without the source files (read back with
+  ``pydicom.Dataset.from_json``: JSON, nothing unpickles).
 
 PET files (``medrecon simulate pet``) have the same layout with attribute ``modality = "PET"``:
 ``sinogram`` holds the prompt counts, and the datasets ``multiplicative`` (normalisation ×
@@ -45,6 +51,48 @@ class SinogramFile:
     attrs: dict
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     modality: str = "CT"
+    source_headers: list = field(default_factory=list)
+
+
+def source_relative(source: str | Path, sinogram: str | Path) -> dict[str, str]:
+    """``{"source_relative": path of source relative to the sinogram's folder}`` (empty where there is none, e.g. another drive)."""
+    import os
+
+    try:
+        return {"source_relative": os.path.relpath(Path(source).absolute(), Path(sinogram).absolute().parent)}
+    except ValueError:
+        return {}
+
+
+def source_path(sf: SinogramFile) -> Path | None:
+    """Where the sinogram's source is, from ``source_relative`` (None when not recorded)."""
+    rel = sf.attrs.get("source_relative")
+    return sf.path.parent / str(rel) if rel else None
+
+
+def headers_to_json(headers) -> bytes:
+    """DICOM headers (pydicom datasets) as one DICOM-JSON array, without pixel data."""
+    out = []
+    for ds in headers:
+        ds = ds.copy()
+        for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+            if tag in ds:
+                delattr(ds, tag)
+        out.append(ds.to_json_dict(bulk_data_threshold=1 << 20))
+    return json.dumps(out).encode()
+
+
+def headers_from_json(path: Path, data: bytes) -> list:
+    """The datasets :func:`headers_to_json` wrote; refused with one line when they are not DICOM JSON."""
+    import pydicom
+
+    try:
+        items = json.loads(bytes(data).decode())
+        if not isinstance(items, list):
+            raise ValueError("not a list")
+        return [pydicom.Dataset.from_json(item) for item in items]
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise InputFileError(path, "source_headers", "DICOM JSON of the source slices' headers", f"unreadable ({err})") from None
 
 
 def write_sinogram(
@@ -56,11 +104,12 @@ def write_sinogram(
     attrs: dict,
     arrays: dict[str, np.ndarray] | None = None,
     modality: str = "CT",
+    source_headers=(),
 ) -> Path:
     """Write a sinogram file atomically (see module docstring for the layout).
 
     ``arrays`` are further float32 datasets whose first axis is the slice (PET: ``multiplicative``,
-    ``background``, ``guide_hu``).
+    ``background``, ``guide_hu``); ``source_headers`` the DICOM headers of the simulated slices.
     """
     import h5py
 
@@ -73,6 +122,8 @@ def write_sinogram(
             f.attrs["modality"] = modality
             for name, arr in (arrays or {}).items():
                 f.create_dataset(name, data=np.asarray(arr, dtype=np.float32))
+            if len(source_headers):
+                f.create_dataset("source_headers", data=np.frombuffer(headers_to_json(source_headers), dtype=np.uint8))
             for k, v in attrs.items():
                 f.attrs[k] = v
     return Path(path)
@@ -149,6 +200,9 @@ def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...
             if name not in f:
                 raise InputFileError(p, name, f"an HDF5 dataset '{name}'", f"keys {sorted(f.keys())}")
             extra[name] = read_dataset(p, f[name], name, np.float32)
+        headers = []
+        if "source_headers" in f:
+            headers = headers_from_json(p, read_dataset(p, f["source_headers"], "source_headers", np.uint8).tobytes())
         affine = _json_attr(p, f.attrs, "affine", "a JSON 4x4 matrix of finite numbers", _is_affine, np.eye(4).tolist())
         slices = _json_attr(p, f.attrs, "slices", "a JSON list of slice indices >= 0", _is_index_list, list(range(n_slices)))
         affine = np.asarray(affine, dtype=float)
@@ -172,4 +226,6 @@ def read_sinogram(path: str | Path, modality: str = "CT", arrays: tuple[str, ...
             raise InputFileError(p, name, f"shape {want}", f"shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise InputFileError(p, name, "finite values", "NaN or Inf")
-    return SinogramFile(p, sino, geom, affine, list(slices), attrs, extra, modality)
+    if headers and len(headers) != sino.shape[0]:
+        raise InputFileError(p, "source_headers", f"one header per sinogram slice ({sino.shape[0]})", f"{len(headers)}")
+    return SinogramFile(p, sino, geom, affine, list(slices), attrs, extra, modality, headers)

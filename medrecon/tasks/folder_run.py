@@ -99,7 +99,8 @@ def is_folder_input(path: Path, spec: FolderSpec) -> bool:
     """Whether ``path`` is a folder of inputs, not one input.
 
     A folder is one input (a DICOM series) when the command reads series and the folder holds no
-    entry of the command's types and no sub-folder.
+    entry of the command's file types (``spec.suffixes``, which for such commands never include
+    ``.dcm``: a folder of DICOM files is a series) and no sub-folder.
     """
     if not path.is_dir():
         return False
@@ -261,6 +262,8 @@ def run_inputs(
         args.device = rank_device(args.device, local, size)
     source = Path(getattr(args, input_attr))
     if not is_folder_input(source, spec):
+        if getattr(args, "out_format", None) is not None:
+            raise ArgumentError(f"--out-format: used with a folder of inputs; for one input the --out name decides, got {args.out_format}")
         if size > 1:
             raise ArgumentError(
                 f"{input_label}: expected a folder of inputs under torchrun (WORLD_SIZE={size}), got one input; "
@@ -329,9 +332,9 @@ def _one_entry(
         ns = copy.copy(args)
         setattr(ns, input_attr, str(entry))
         ns.out = str(target)
-        for option, folder in paired.items():
-            setattr(ns, option.lstrip("-").replace("-", "_"), str(folder / entry.name))
         try:
+            for option, folder in paired.items():
+                setattr(ns, option.lstrip("-").replace("-", "_"), str(paired_entry(folder, entry, option)))
             status = one(ns)
         except MedreconError as err:
             print(f"medrecon: error: {err}", file=sys.stderr)
@@ -342,14 +345,20 @@ def _one_entry(
     return ("done" if status == 0 else "failed"), time.perf_counter() - start, None
 
 
-def fastmri_name(name: str) -> str:
-    """A fastMRI submission's file name for an input: ``NAME.h5`` (``.npz`` inputs too)."""
+def paired_entry(folder: Path, entry: Path, option: str) -> Path:
+    """The entry of a paired folder (``--guide DIR``) whose name's stem is ``entry``'s (``p1.nii.gz`` ↔ ``p1/``)."""
+    matches = [e for e in sorted(folder.iterdir()) if not e.name.startswith(".") and stem(e.name) == stem(entry.name)]
+    if len(matches) != 1:
+        got = "none" if not matches else ", ".join(m.name for m in matches)
+        raise InputFileError(
+            folder, option, f"one entry named {stem(entry.name)!r} (a file of any type, or a series folder) for {entry.name}", got
+        )
+    return matches[0]
+
+
+def h5_name(name: str) -> str:
+    """``NAME.h5`` for an input ``NAME.*`` (for MRI folders, a fastMRI submission file)."""
     return stem(name) + ".h5"
-
-
-def same_name(name: str) -> str:
-    """The input's own name (a series folder keeps its name)."""
-    return name
 
 
 def nifti_name(name: str) -> str:
@@ -357,4 +366,29 @@ def nifti_name(name: str) -> str:
     return stem(name) + ".nii.gz"
 
 
-__all__: Sequence[str] = ("FolderSpec", "run_inputs", "world", "claim", "folder_entries", "fastmri_name", "nifti_name", "same_name")
+def add_out_format(parser: argparse.ArgumentParser) -> None:
+    """``--out-format``: what a folder run writes per input (image tasks that write NIfTI or DICOM)."""
+    parser.add_argument(
+        "--out-format",
+        default=None,
+        choices=("nifti", "dicom"),
+        help="folder input: NAME.nii.gz per input (default) or a DICOM series folder NAME per input",
+    )
+
+
+def image_spec(args: argparse.Namespace, suffixes: tuple[str, ...], series: bool = True, paired: tuple[str, ...] = ()) -> FolderSpec:
+    """A folder spec whose outputs follow ``--out-format`` (NIfTI files, or DICOM series folders named like the inputs)."""
+    return FolderSpec(suffixes, stem if getattr(args, "out_format", None) == "dicom" else nifti_name, series, paired)
+
+
+__all__: Sequence[str] = (
+    "FolderSpec",
+    "run_inputs",
+    "world",
+    "claim",
+    "folder_entries",
+    "h5_name",
+    "nifti_name",
+    "image_spec",
+    "add_out_format",
+)

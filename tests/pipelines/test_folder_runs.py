@@ -16,7 +16,7 @@ from mri_files import multicoil_volume, write_fastmri
 
 from medrecon.cli.main import main
 from medrecon.errors import ArgumentError
-from medrecon.tasks.folder_run import FolderSpec, claim, fastmri_name, folder_entries, run_inputs
+from medrecon.tasks.folder_run import FolderSpec, claim, folder_entries, h5_name, run_inputs
 
 
 def _fastmri_folder(folder: Path, n: int, slices: int = 2) -> Path:
@@ -64,7 +64,7 @@ def test_folder_reconstruction_writes_each_volume_once_and_skips_finished(tmp_pa
     assert "0 written, 3 finished" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")} == mtimes
     # the output folder of one run is the input folder of the next: its run logs are not inputs
-    assert folder_entries(out, FolderSpec((".h5",), fastmri_name))[1] == []
+    assert folder_entries(out, FolderSpec((".h5",), h5_name))[1] == []
 
 
 def test_bad_entries_are_reported_and_the_rest_processed(tmp_path, under, capsys):
@@ -104,10 +104,10 @@ def test_one_input_under_several_ranks_is_refused(monkeypatch, under):
 
     args = argparse.Namespace(input=str(under / "file0.h5"), out="x.h5", quiet=True, device="cpu")
     with pytest.raises(ArgumentError, match="every rank would write the same output"):
-        run_inputs(args, lambda a: 0, FolderSpec((".h5",), fastmri_name))
+        run_inputs(args, lambda a: 0, FolderSpec((".h5",), h5_name))
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(ArgumentError, match="RANK < WORLD_SIZE"):
-        run_inputs(args, lambda a: 0, FolderSpec((".h5",), fastmri_name))
+        run_inputs(args, lambda a: 0, FolderSpec((".h5",), h5_name))
 
 
 def test_claims_keep_two_runs_off_one_output_and_stale_claims_are_taken_over(tmp_path):
@@ -166,3 +166,56 @@ def test_torchrun_ranks_share_a_folder(tmp_path, under):
     assert _cli("reconstruct", "mri", str(under), "--method", "sense", "--out", str(single), "--quiet").wait(timeout=300) == 0
     for name, vol in _outputs(single).items():
         np.testing.assert_array_equal(_outputs(out)[name], vol)
+
+
+def _ct_volume(k: int) -> np.ndarray:
+    yy, xx = np.mgrid[:48, :48] - 23.5
+    sl = np.full((48, 48), -1000.0)
+    sl[xx**2 + yy**2 < 20**2] = 40.0 + 20 * k
+    sl[(xx - 6) ** 2 + yy**2 < 5**2] = 700.0
+    return np.stack([sl + 10 * s for s in range(2)])
+
+
+def test_ct_folders_of_series_and_nifti_round_trip(tmp_path, capsys):
+    from medrecon.datasets.ct_volume import CTVolume, read_ct, write_ct_nifti, write_dicom_series
+
+    cts = tmp_path / "cts"
+    cts.mkdir()
+    aff = np.diag([-1.5, -1.5, 3.0, 1.0])
+    write_dicom_series(_ct_volume(0), aff, cts / "patient0")  # a series folder is one input
+    write_ct_nifti(CTVolume(_ct_volume(1), aff, "generated"), cts / "patient1.nii.gz")
+    sinos = tmp_path / "sinos"
+    assert main(["simulate", "ct", "--input", str(cts), "--views", "60", "--dose", "0", "--out", str(sinos), "--quiet"]) == 0
+    assert sorted(p.name for p in sinos.glob("*.h5")) == ["patient0.h5", "patient1.h5"]
+    with h5py.File(sinos / "patient1.h5") as f:
+        assert "/" not in str(f.attrs["source"])  # no machine paths
+    recon = tmp_path / "recon"
+    assert main(["reconstruct", "ct", str(sinos), "--method", "fbp", "--out", str(recon), "--quiet"]) == 0
+    assert sorted(p.name for p in recon.glob("*.nii.gz")) == ["patient0.nii.gz", "patient1.nii.gz"]
+    series = tmp_path / "series"
+    assert main(["reconstruct", "ct", str(sinos), "--method", "fbp", "--out-format", "dicom", "--out", str(series), "--quiet"]) == 0
+    np.testing.assert_allclose(read_ct(series / "patient1").hu, read_ct(recon / "patient1.nii.gz").hu, atol=1.0)
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    for k in range(2):
+        write_ct_nifti(CTVolume(_ct_volume(k), aff, "generated"), truth / f"patient{k}.nii.gz")
+    capsys.readouterr()
+    js = tmp_path / "hu.json"
+    assert main(["evaluate", "--target", str(truth), "--recon", str(recon), "--json", str(js), "--quiet"]) == 0
+    doc = json.loads(js.read_text())
+    assert doc["volumes"] == 2 and doc["metrics"]["PSNR"]["mean"] > 20
+    assert_refused(
+        ["reconstruct", "ct", sinos / "patient0.h5", "--out-format", "dicom", "--out", tmp_path / "x"], capsys, "--out-format", tmp_path
+    )
+
+
+def test_translate_folder_pairs_nothing_and_writes_one_sct_per_mr(tmp_path):
+    from mr2ct.head_phantom import head, write_nifti
+
+    mrs = tmp_path / "mrs"
+    mrs.mkdir()
+    for k in range(2):
+        write_nifti(head(slices=4)[1] * (800 + 100 * k), mrs / f"s{k}.nii.gz")
+    out = tmp_path / "sct"
+    assert main(["translate", "mr2ct", "--input", str(mrs), "--method", "bulk", "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["s0.nii.gz", "s1.nii.gz"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ...errors import InputFileError
+from ..folder_run import FolderSpec, add_out_format, h5_name, image_spec, run_inputs
 from ..options import FiniteFloat, add_common_options, settings_from
 from ..outputs import check_volume_output, std_path, write_mean_and_std
 from ..registry import TaskCommand, register
@@ -18,7 +18,9 @@ RECON_OPTIONS = {"tv_lam": "--lam"}
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="DICOM series folder, DICOM file or NIfTI in HU")
+    p.add_argument(
+        "--input", required=True, help="DICOM series folder, DICOM file or NIfTI in HU, or a folder of NIfTI volumes / series folders"
+    )
     p.add_argument("--geometry", default=None, choices=("parallel", "fan"), help="default parallel")
     p.add_argument("--arc", type=float, action=FiniteFloat, default=None, help="angular range in degrees (default: 180 parallel, 360 fan)")
     p.add_argument("--views", type=int, default=None, help="number of projections (default 180)")
@@ -28,11 +30,15 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--electronic-noise", type=float, action=FiniteFloat, default=None, help="Gaussian electronic noise, counts (default 0)")
     p.add_argument("--slices", default=None, help="contiguous slice range, e.g. '5-9'")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--out", required=True, help="output sinogram .h5")
+    p.add_argument("--out", required=True, help="output sinogram .h5 (a folder for a folder: NAME.h5 per input)")
     add_common_options(p, "scan")
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    return run_inputs(args, _simulate_one, FolderSpec((".nii", ".nii.gz"), h5_name, series=True), input_label="--input")
+
+
+def _simulate_one(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ...atomic import check_not_an_input, check_output_path
@@ -74,7 +80,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _add_reconstruct(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="sinogram .h5 written by 'simulate ct'")
+    p.add_argument("input", help="sinogram .h5 written by 'simulate ct', or a folder of them")
+    add_out_format(p)
     p.add_argument("--method", default=None, choices=CT_METHODS, help="default: diffusion when --prior is given, else fbp")
     p.add_argument("--filter", default=None, choices=FILTERS, help="FBP filter (default ram-lak)")
     p.add_argument(
@@ -101,6 +108,10 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
+    return run_inputs(args, _reconstruct_one, image_spec(args, (".h5",), series=False))
+
+
+def _reconstruct_one(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ...datasets.sinogram_io import read_sinogram
@@ -150,31 +161,22 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 
 def _check_not_an_input(out: Path, as_dicom: bool, sinogram: str, sf, with_std: bool) -> None:
-    """Refuse outputs (the mean, and the std ``with_std``) that are, or lie inside, the sinogram or the CT volume it was simulated from.
-
-    A DICOM output reads that source series again (for its references), and overwriting the ground
-    truth with its own reconstruction is never what was meant.
-    """
+    """Refuse outputs (the mean, and the std ``with_std``) that are, or lie inside, the sinogram or the volume it was simulated from."""
     from ...atomic import check_not_an_input
+    from ...datasets.sinogram_io import source_path
 
-    inputs = [("the sinogram", sinogram), ("the sinogram's source", str(sf.attrs.get("source", "")) or None)]
+    inputs = [("the sinogram", sinogram), ("the sinogram's source", source_path(sf))]
     for path in (out, std_path(out, as_dicom)) if with_std else (out,):
         check_not_an_input(path, inputs)
 
 
 def _write(sf, hu, out: Path, as_dicom: bool, description: str, std=None) -> None:
-    """Mean (and std) as a derived DICOM series referencing the source series, or as NIfTI."""
-    from ...datasets.ct_volume import CTVolume, read_ct, write_ct_nifti, write_dicom_series
+    """Mean (and std) as a derived DICOM series in the source's study (the headers the sinogram carries), or as NIfTI."""
+    from ...datasets.ct_volume import CTVolume, write_ct_nifti, write_dicom_series
 
-    headers = []
-    if as_dicom:
-        src = Path(str(sf.attrs.get("source", "")))
-        if src.is_dir():
-            try:
-                full = read_ct(src)
-                headers = [full.headers[i] for i in sf.slices]
-            except InputFileError:
-                headers = []  # source moved or changed: write without references
+    headers = sf.source_headers
+    if as_dicom and not headers:
+        print(f"note: {sf.path.name} carries no DICOM source headers: the series gets a new study and no patient identifiers")
 
     def write(vol, path: Path, what: str) -> None:
         if as_dicom:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...datasets.ct_volume import CTVolume
-from ...datasets.sinogram_io import write_sinogram
+from ...datasets.sinogram_io import source_relative, write_sinogram
 from ...errors import ArgumentError, InputFileError
 from ...memory import check_allocation
 from ...physics.ct import CTProjector
@@ -52,9 +52,11 @@ def simulate_ct(
         "dose": float(spec.dose) if spec.dose is not None else -1.0,
         "electronic_sigma": float(spec.electronic_sigma),
         "mu_water_per_mm": MU_WATER_PER_MM,
-        "source": str(vol.source),
+        "source": Path(vol.source).name,
+        **source_relative(vol.source, out),
         "seed": int(spec.seed),
     }
     affine = vol.affine.copy()
     affine[:3, 3] = vol.affine[:3, 3] + vol.affine[:3, 2] * idx[0]  # first simulated slice
-    return write_sinogram(out, sino, geom, affine, idx, attrs)
+    headers = [vol.headers[i] for i in idx] if len(vol.headers) == vol.hu.shape[0] else []
+    return write_sinogram(out, sino, geom, affine, idx, attrs, source_headers=headers)

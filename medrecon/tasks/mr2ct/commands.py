@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ArgumentError, InputFileError
+from ..folder_run import add_out_format, image_spec, run_inputs
 from ..options import add_common_options, settings_from
 from ..registry import TaskCommand, register
 
 OPTIONS = {k: f"--{k}" for k in ("method", "sampler", "steps", "samples", "seed", "batch")}
 INPUTS = {
-    "MR": "the MR: .nii / .nii.gz, a DICOM MR series folder or one DICOM MR file",
-    "PET": "the non-attenuation-corrected PET: .nii / .nii.gz, a PET DICOM series folder, or a PET/CT slice-pair .npz",
+    "MR": "the MR: .nii / .nii.gz, a DICOM MR series folder or one DICOM MR file; or a folder of NIfTI files / series folders",
+    "PET": "the non-attenuation-corrected PET: .nii / .nii.gz, a PET DICOM series folder, or a PET/CT slice-pair .npz; or a folder of them",
 }
 
 
@@ -40,6 +41,7 @@ def _add_translate(p: argparse.ArgumentParser, modality: str) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--batch", type=int, default=None, help="slices sampled together")
     p.add_argument("--out", required=True, help="a .nii / .nii.gz file, or a new folder for a CT DICOM series in the input's study")
+    add_out_format(p)
     add_common_options(p, "translate")
 
 
@@ -70,6 +72,11 @@ def _read_input(path: str, modality: str):
 
 
 def _translate(args: argparse.Namespace, modality: str) -> int:
+    suffixes = (".nii", ".nii.gz") if modality == "MR" else (".nii", ".nii.gz", ".npz")
+    return run_inputs(args, lambda a: _translate_one(a, modality), image_spec(args, suffixes), input_label="--input")
+
+
+def _translate_one(args: argparse.Namespace, modality: str) -> int:
     from tqdm import tqdm
 
     from ...datasets.ct_volume import write_dicom_series

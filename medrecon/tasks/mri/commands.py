@@ -8,14 +8,14 @@ from pathlib import Path
 
 from ...errors import ArgumentError, InputFileError
 from ...physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D
-from ..folder_run import FolderSpec, fastmri_name, run_inputs
+from ..folder_run import FolderSpec, h5_name, run_inputs
 from ..options import FiniteFloat, add_common_options, settings_from
 from ..outputs import check_result
 from ..registry import TaskCommand, register
 from .config import DEFAULT_LAM, METHODS
 
 RECON_SUFFIXES = (".nii", ".nii.gz", ".h5", ".hdf5")
-RAW_FOLDER = FolderSpec((".h5", ".hdf5", ".npz"), fastmri_name)  # a folder in: fastMRI submission files out
+RAW_FOLDER = FolderSpec((".h5", ".hdf5", ".npz"), h5_name)  # a folder in: fastMRI submission files out
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:

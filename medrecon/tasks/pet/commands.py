@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ...errors import ArgumentError, InputFileError
+from ..folder_run import FolderSpec, add_out_format, h5_name, image_spec, run_inputs
 from ..options import FiniteFloat, add_common_options, settings_from
 from ..registry import TaskCommand, register
 from .config import DEFAULT_ITERS, PET_METHODS
@@ -47,6 +48,11 @@ def read_images(path: str, ct: str | None, slices: list[int] | None, unit: str):
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    spec = FolderSpec((".npz", ".nii", ".nii.gz"), h5_name, series=True, paired=("--ct",))
+    return run_inputs(args, _simulate_one, spec, input_label="--input")
+
+
+def _simulate_one(args: argparse.Namespace) -> int:
     from ...atomic import check_not_an_input, check_output_path
     from ...runtime import parse_slices, select_device
     from .config import PETScanSpec
@@ -76,7 +82,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _add_reconstruct(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="PET sinogram .h5 written by 'simulate pet'")
+    p.add_argument("input", help="PET sinogram .h5 written by 'simulate pet', or a folder of them")
+    add_out_format(p)
     p.add_argument("--method", default=None, choices=PET_METHODS, help="default osem")
     p.add_argument(
         "--iters",
@@ -113,8 +120,12 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
+    return run_inputs(args, _reconstruct_one, image_spec(args, (".h5",), series=False))
+
+
+def _reconstruct_one(args: argparse.Namespace) -> int:
     from ...atomic import check_not_an_input
-    from ...datasets.sinogram_io import read_sinogram
+    from ...datasets.sinogram_io import read_sinogram, source_path
     from ...runtime import select_device
     from ..outputs import check_volume_output
     from .simulate import calibration
@@ -138,13 +149,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
     unit = str(sf.attrs.get("unit", "counts"))
     if as_dicom and unit not in ("BQML", "SUVbw"):
         raise InputFileError(sf.path, "unit", "activity in BQML or SUVbw for a PET DICOM series (or write NIfTI)", repr(unit))
-    check_not_an_input(out, [("the sinogram's source", str(sf.attrs.get("source", "")) or None)])
+    source = source_path(sf)
+    check_not_an_input(out, [("the sinogram's source", source)])
     std = None
     if method == "diffusion":
         activity, std, label = _diffusion(args, sf, device)
     else:
         activity, label = _classical(args, sf, method, device)
-    _write(sf.affine, str(sf.attrs.get("source", "")), sf.slices, activity, std, out, as_dicom, unit, f"medrecon {label}")
+    _write(sf.affine, str(source or ""), sf.slices, activity, std, out, as_dicom, unit, f"medrecon {label}")
     return 0
 
 
@@ -222,7 +234,8 @@ def _write(affine, source: str, slices: list[int], activity, std, out: Path, as_
 
 
 def _add_denoise(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="low-count PET image: DICOM series folder / file or NIfTI")
+    p.add_argument("input", help="low-count PET image: DICOM series folder / file or NIfTI, or a folder of them")
+    add_out_format(p)
     p.add_argument("--prior", required=True, help="PET diffusion prior folder")
     p.add_argument("--guide", default=None, help="the co-registered CT (DICOM series or NIfTI, HU), resampled onto the PET grid")
     p.add_argument("--unit", default="as-stored", choices=("as-stored", "BQML", "SUVbw"), help="activity unit (DICOM: converted)")
@@ -236,6 +249,10 @@ def _add_denoise(p: argparse.ArgumentParser) -> None:
 
 
 def _denoise(args: argparse.Namespace) -> int:
+    return run_inputs(args, _denoise_one, image_spec(args, (".nii", ".nii.gz"), paired=("--guide",)))
+
+
+def _denoise_one(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...datasets.pet_images import PETImages
-from ...datasets.sinogram_io import write_sinogram
+from ...datasets.sinogram_io import source_relative, write_sinogram
 from ...memory import check_allocation
 from ...physics.pet import EmissionOperator, attenuation_factors, hu_to_mu_511
 from ...physics.poisson import draw_poisson
@@ -88,7 +88,8 @@ def simulate_pet(images: PETImages, spec: PETScanSpec, out: str | Path, device: 
         "background_fraction": float(spec.background_fraction),
         "efficiency_sd": float(spec.efficiency_sd),
         "attenuation": bool(spec.attenuation),
-        "source": images.source,
+        "source": Path(images.source).name,
+        **source_relative(images.source, out),
         "notes": images.notes,
         "seed": int(spec.seed),
     }
