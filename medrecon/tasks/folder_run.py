@@ -16,9 +16,10 @@ single-file code, and
   ``--device cuda``; no process group is needed (ranks share nothing but the folder);
 - a bad entry (unreadable, of another type) is reported in one line and the rest are processed;
   the exit status is 2 at the end (1 if an entry hit a bug);
-- each rank appends a JSON-lines log ``OUT/medrecon_run_<UTC time>_rank<R>.jsonl``: the command
-  line, every setting, package versions, host and device, then one record per entry (done,
-  skipped, failed, seconds) and a summary.
+- each rank appends a JSON-lines log ``OUT.logs/run_<UTC time>_rank<R>.jsonl`` beside the output
+  folder (inside it, fastMRI's ``evaluate.py``, which opens every file of a target folder, would
+  fail on it): the command line, every setting, package versions, host and device, then one
+  record per entry (done, skipped, failed, seconds) and a summary.
 
 Hand-written because no library here does it: torch's ``DistributedSampler`` shards samples of a
 dataset, not files of a command, and knows nothing of finished outputs.
@@ -41,7 +42,6 @@ from pathlib import Path
 
 from ..errors import ArgumentError, InputFileError, MedreconError
 
-LOG_PREFIX = "medrecon_run_"
 VERSIONED = ("medrecon", "torch", "numpy", "monai", "sigpy", "astra-toolbox", "h5py", "nibabel", "pydicom", "scikit-image")
 
 
@@ -111,11 +111,11 @@ def is_folder_input(path: Path, spec: FolderSpec) -> bool:
 
 
 def folder_entries(folder: Path, spec: FolderSpec) -> tuple[list[Path], list[Path]]:
-    """``(inputs, others)``: entries of the command's types (sorted by name) and the rest (hidden names and run logs ignored)."""
+    """``(inputs, others)``: entries of the command's types (sorted by name) and the rest (hidden names ignored)."""
     inputs, others = [], []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.startswith(".") or (entry.name.startswith(LOG_PREFIX) and entry.name.endswith(".jsonl")):
-            continue  # hidden files, and the run logs of a folder that is itself a run's output
+        if entry.name.startswith("."):
+            continue
         ok = entry.is_dir() if spec.series and entry.is_dir() else (entry.is_file() and entry.name.lower().endswith(spec.suffixes))
         (inputs if ok else others).append(entry)
     return inputs, others
@@ -181,12 +181,18 @@ def _jsonable(value):
     return str(value)
 
 
+def log_folder(out: Path) -> Path:
+    """Where the run logs of the output folder ``out`` go: ``OUT.logs`` beside it."""
+    return out.with_name(out.name + ".logs")
+
+
 class RunLog:
     """The JSON-lines log of one rank's folder run (each record flushed as written, so a killed run keeps its log)."""
 
-    def __init__(self, folder: Path, args: argparse.Namespace, rank: int, size: int, assigned: int, total: int) -> None:
+    def __init__(self, out: Path, args: argparse.Namespace, rank: int, size: int, assigned: int, total: int) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        self.path = folder / f"{LOG_PREFIX}{stamp}_rank{rank}.jsonl"
+        self.path = log_folder(out) / f"run_{stamp}_rank{rank}.jsonl"
+        self.path.parent.mkdir(exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
         settings = {k: _jsonable(v) for k, v in vars(args).items() if k != "func"}
         self.write(

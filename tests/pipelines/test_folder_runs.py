@@ -16,7 +16,7 @@ from mri_files import multicoil_volume, write_fastmri
 
 from medrecon.cli.main import main
 from medrecon.errors import ArgumentError
-from medrecon.tasks.folder_run import FolderSpec, claim, folder_entries, h5_name, run_inputs
+from medrecon.tasks.folder_run import FolderSpec, claim, folder_entries, h5_name, log_folder, run_inputs
 
 
 def _fastmri_folder(folder: Path, n: int, slices: int = 2) -> Path:
@@ -44,7 +44,7 @@ def _outputs(folder: Path) -> dict[str, np.ndarray]:
 
 
 def _logs(folder: Path) -> list[list[dict]]:
-    return [[json.loads(line) for line in p.read_text().splitlines()] for p in sorted(folder.glob("medrecon_run_*.jsonl"))]
+    return [[json.loads(line) for line in p.read_text().splitlines()] for p in sorted(log_folder(folder).glob("run_*.jsonl"))]
 
 
 def test_folder_reconstruction_writes_each_volume_once_and_skips_finished(tmp_path, under, capsys):
@@ -58,13 +58,22 @@ def test_folder_reconstruction_writes_each_volume_once_and_skips_finished(tmp_pa
     start = log[0]
     assert start["event"] == "start" and start["settings"]["method"] == "sense" and "torch" in start["versions"]
     assert [r["status"] for r in log if r["event"] == "entry"] == ["done"] * 3 and log[-1]["done"] == 3
+    fm_eval = pytest.importorskip("fastmri.evaluate")  # the folders are what fastMRI's evaluate.py reads
+    import argparse
+
+    ref = fm_eval.evaluate(
+        argparse.Namespace(target_path=under, predictions_path=out, acquisition=None, acceleration=None), "reconstruction_rss"
+    )
+    js = out.with_name("m.json")
+    assert main(["evaluate", "--target", str(under), "--recon", str(out), "--json", str(js), "--quiet"]) == 0
+    assert json.loads(js.read_text())["metrics"]["PSNR"]["mean"] == pytest.approx(ref.means()["PSNR"], rel=1e-6)
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")}
     capsys.readouterr()
     assert main(["reconstruct", "mri", str(under), "--method", "sense", "--out", str(out), "--quiet"]) == 0
     assert "0 written, 3 finished" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")} == mtimes
-    # the output folder of one run is the input folder of the next: its run logs are not inputs
-    assert folder_entries(out, FolderSpec((".h5",), h5_name))[1] == []
+    # the output folder holds the outputs only (fastMRI's evaluate.py opens every file of a folder)
+    assert folder_entries(out, FolderSpec((".h5",), h5_name))[1] == [] and not list(out.glob(".*"))
 
 
 def test_bad_entries_are_reported_and_the_rest_processed(tmp_path, under, capsys):
