@@ -48,7 +48,9 @@ def build_folder(folder: Path, volumes: int, slices: int) -> tuple[int, int, int
         with h5py.File(folder / f"head{v:02d}.h5", "w") as f:
             f.create_dataset("kspace", data=vol)
             f.create_dataset("reconstruction_rss", data=target)
-            f.create_dataset("ismrmrd_header", data=np.bytes_(make_ismrmrd_header((h, w, 1), (h, w, 1), (h * 0.9, w * 0.9, 5.0), w // 2, w)))
+            f.create_dataset(
+                "ismrmrd_header", data=np.bytes_(make_ismrmrd_header((h, w, 1), (h, w, 1), (h * 0.9, w * 0.9, 5.0), w // 2, w))
+            )
             f.attrs["acquisition"] = "AXT1"
     return c, h, w
 
@@ -78,7 +80,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         c, h, w = build_folder(tmp / "full", args.volumes, args.slices)
-        run([*med, "simulate", "mri", "--input", str(tmp / "full"), "--accel", "4", "--seed", "0", "--out", str(tmp / "under"), "--quiet"], 1)
+        run(
+            [*med, "simulate", "mri", "--input", str(tmp / "full"), "--accel", "4", "--seed", "0", "--out", str(tmp / "under"), "--quiet"],
+            1,
+        )
         recon = [*med, "reconstruct", "mri", str(tmp / "under"), "--method", args.method, "--quiet"]
         one = run([*recon, "--out", str(tmp / "r1")], args.threads)
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "medrecon"]
@@ -90,7 +95,10 @@ def main() -> None:
         ours = json.loads(js.read_text())["metrics"]
         from fastmri.evaluate import evaluate
 
-        ref = evaluate(argparse.Namespace(target_path=tmp / "under", predictions_path=tmp / "r1", acquisition=None, acceleration=None), "reconstruction_rss")
+        ref = evaluate(
+            argparse.Namespace(target_path=tmp / "under", predictions_path=tmp / "r1", acquisition=None, acceleration=None),
+            "reconstruction_rss",
+        )
         agree = max(abs(ours[m]["mean"] - float(ref.means()[m])) / abs(float(ref.means()[m])) for m in ("NMSE", "PSNR", "SSIM"))
     n = args.volumes
     result = {

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ..errors import MedreconError, missing_dependency
 from ..tasks.registry import VERB_HELP, task_commands
-from . import demo, evaluate, train
+from . import benchmark, demo, evaluate, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         tp = verbs[cmd.verb].add_parser(cmd.task, help=cmd.help, description=cmd.help)
         cmd.add_arguments(tp)
         tp.set_defaults(func=cmd.run)
-    for module in (evaluate, train, demo):
+    for module in (evaluate, train, benchmark, demo):
         module.add_parser(sub)
     return p
 

@@ -74,7 +74,7 @@ def fastmri_crop(target: np.ndarray, recon: np.ndarray, source: Path) -> tuple[n
     return center_crop(target, shape), center_crop(recon, shape), note
 
 
-def _read(path: Path, keys: Sequence[str]) -> np.ndarray:
+def read_image(path: Path, keys: Sequence[str]) -> np.ndarray:
     """The first of ``keys`` in an HDF5 file as stored (real values keep their sign, as fastMRI reads them;
     complex ones become magnitudes); other files through :func:`~medrecon.datasets.image_io.read_volume`."""
     from ..datasets.image_io import read_volume
@@ -92,8 +92,8 @@ def _read(path: Path, keys: Sequence[str]) -> np.ndarray:
 
 def volume_row(target_path: Path, recon_path: Path) -> dict:
     """One volume's fastMRI metrics and what its files record."""
-    target = _read(target_path, ("reconstruction_rss", "reconstruction_esc")).astype(np.float64)
-    recon = _read(recon_path, ("reconstruction",)).astype(np.float64)
+    target = read_image(target_path, ("reconstruction_rss", "reconstruction_esc")).astype(np.float64)
+    recon = read_image(recon_path, ("reconstruction",)).astype(np.float64)
     if target.ndim != 3 or recon.ndim != 3:
         raise InputFileError(
             recon_path if recon.ndim != 3 else target_path,
