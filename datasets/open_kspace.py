@@ -9,9 +9,10 @@ from .kspace_source import KSpaceSource
 
 
 def open_kspace(path: str | Path, echo: int = 0) -> KSpaceSource:
-    """Open fastMRI (single/multi-coil) or SKM-TEA ``.h5``, or ``.npz`` k-space.
+    """Open fastMRI (single/multi-coil), SKM-TEA or ISMRMRD ``.h5``, or ``.npz`` k-space.
 
-    HDF5 files whose ``kspace`` has rank 5 are read as SKM-TEA, others as fastMRI.
+    HDF5 files with ISMRMRD's ``/dataset`` (and no ``kspace``) are read as ISMRMRD raw data, those
+    whose ``kspace`` has rank 5 as SKM-TEA, others as fastMRI.
 
     Raises:
         InputFileError: missing file, unknown suffix, or any layout problem the readers find.
@@ -26,8 +27,15 @@ def open_kspace(path: str | Path, echo: int = 0) -> KSpaceSource:
     if p.suffix in (".h5", ".hdf5"):
         from .file_access import open_h5
 
+        from .ismrmrd_raw import is_ismrmrd
+
         with open_h5(p) as f:
             rank = f["kspace"].ndim if "kspace" in f and hasattr(f["kspace"], "ndim") else None
+            ismrmrd = is_ismrmrd(f)
+        if ismrmrd:
+            from .ismrmrd_raw import ISMRMRDFile
+
+            return ISMRMRDFile(p)
         if rank == 5:
             from .skmtea import SKMTEAFile
 
@@ -35,4 +43,4 @@ def open_kspace(path: str | Path, echo: int = 0) -> KSpaceSource:
         from .fastmri import FastMRIFile
 
         return FastMRIFile(p)
-    raise InputFileError(p, "file type", "a .h5 (fastMRI / SKM-TEA) or .npz k-space file", f"suffix {p.suffix!r}")
+    raise InputFileError(p, "file type", "a .h5 (fastMRI / SKM-TEA / ISMRMRD) or .npz k-space file", f"suffix {p.suffix!r}")
