@@ -26,7 +26,6 @@ def open_kspace(path: str | Path, echo: int = 0) -> KSpaceSource:
         return NpzKSpace(p)
     if p.suffix in (".h5", ".hdf5"):
         from .file_access import open_h5
-
         from .ismrmrd_raw import is_ismrmrd
 
         with open_h5(p) as f:
