@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..memory import check_allocation
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # copied from the source series into a derived one (patient, study, frame of reference, equipment)
+IDENTIFIERS = ("PatientID", "PatientName", "StudyInstanceUID")  # what files a series into its patient's study
 CARRIED_COMMON = (
     "PatientName",
     "PatientID",
@@ -313,6 +315,9 @@ def write_derived_series(
     slice_spacing = float(np.linalg.norm(slice_vec))
     series_uid = generate_uid()
     ref0 = reference_headers[0] if len(reference_headers) else None
+    gaps = [tag for tag in IDENTIFIERS if ref0 is not None and str(getattr(ref0, tag, "") or "") == ""]
+    if gaps:  # an anonymised source: write what can be written, say what is missing
+        print(f"note: {out}: the source series has no {', '.join(gaps)}; the derived series is written without them", file=sys.stderr)
     now = datetime.datetime.now()
     with atomic_folder(out) as tmp:
         for k in range(stored.shape[0]):
