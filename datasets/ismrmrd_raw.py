@@ -12,10 +12,16 @@ contrast, repetition, phase and set 0 are read (the others are counted in ``attr
 One slice is ``(coils, readout, phase)`` like fastMRI's ``kspace``, so masks run along the last
 axis and the reference crop is the header's ``reconSpace`` matrix ``(x, y)``. 3-D encodings
 (``kspace_encode_step_2``) are refused with one line.
+
+The acquisition headers' ``position`` / ``read_dir`` / ``phase_dir`` (patient coordinates, LPS)
+and the XML's subject, study and frame-of-reference fields make :meth:`ISMRMRDFile.dicom_reference`:
+the reconstruction grid's affine and a header of identifiers, so a reconstruction can be written
+as an MR DICOM series in its patient's study.
 """
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +41,46 @@ SKIPPED_FLAGS = (
     "ACQ_IS_SURFACECOILCORRECTIONSCAN_DATA",
 )
 OTHER_INDICES = ("contrast", "repetition", "phase", "set")
+# ISMRMRD XML (section, element) -> DICOM keyword; dates YYYY-MM-DD and times HH:MM:SS become DA / TM
+IDENTITY = {
+    ("subjectInformation", "patientName"): "PatientName",
+    ("subjectInformation", "patientID"): "PatientID",
+    ("subjectInformation", "patientBirthdate"): "PatientBirthDate",
+    ("subjectInformation", "patientGender"): "PatientSex",
+    ("studyInformation", "studyInstanceUID"): "StudyInstanceUID",
+    ("studyInformation", "studyDate"): "StudyDate",
+    ("studyInformation", "studyTime"): "StudyTime",
+    ("studyInformation", "studyID"): "StudyID",
+    ("studyInformation", "accessionNumber"): "AccessionNumber",
+    ("studyInformation", "referringPhysicianName"): "ReferringPhysicianName",
+    ("studyInformation", "studyDescription"): "StudyDescription",
+    ("measurementInformation", "frameOfReferenceUID"): "FrameOfReferenceUID",
+    ("measurementInformation", "seriesDescription"): "SeriesDescription",
+    ("acquisitionSystemInformation", "systemVendor"): "Manufacturer",
+    ("acquisitionSystemInformation", "systemModel"): "ManufacturerModelName",
+    ("acquisitionSystemInformation", "systemFieldStrength_T"): "MagneticFieldStrength",
+}
+
+
+def identity_from_xml(xml: bytes | str) -> dict[str, str]:
+    """The DICOM identifiers an ISMRMRD header records (absent ones left out)."""
+    ns = "{http://www.ismrm.org/ISMRMRD}"
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {}
+    out = {}
+    for (section, element), keyword in IDENTITY.items():
+        node = root.find(f"{ns}{section}/{ns}{element}")
+        if node is None or not (node.text or "").strip():
+            continue
+        text = node.text.strip()
+        if keyword.endswith("Date"):
+            text = text.replace("-", "")
+        elif keyword.endswith("Time"):
+            text = text.replace(":", "")
+        out[keyword] = text
+    return out
 
 
 def is_ismrmrd(f) -> bool:
@@ -68,7 +114,10 @@ class ISMRMRDFile(KSpaceSource):
         except Exception as err:  # the package raises bare exceptions for unreadable files
             raise InputFileError(p, "file", "an ISMRMRD dataset '/dataset'", f"unreadable ({type(err).__name__})") from None
         try:
-            self.encoding = parse_ismrmrd_header(p, dset.read_xml_header())
+            xml = dset.read_xml_header()
+            self.encoding = parse_ismrmrd_header(p, xml)
+            self.identity = identity_from_xml(xml)
+            self._placement: dict[int, tuple[np.ndarray, ...]] = {}
             ex, ey, ez = self.encoding.encoded_size
             if ez > 1:
                 raise InputFileError(p, "ismrmrd_header", "a 2-D encoding (encodedSpace z = 1; multi-slice)", f"a 3-D encoding (z = {ez})")
@@ -89,6 +138,9 @@ class ISMRMRDFile(KSpaceSource):
                     coils = int(acq.active_channels)
                 self._check(p, i, acq, coils, ex, ey)
                 self._lines.setdefault(int(acq.idx.slice), []).append(i)
+                self._placement.setdefault(
+                    int(acq.idx.slice), tuple(np.asarray(v, dtype=np.float64) for v in (acq.position, acq.read_dir, acq.phase_dir))
+                )
         finally:
             dset.close()
         if not self._lines:
@@ -101,6 +153,35 @@ class ISMRMRDFile(KSpaceSource):
             **{f"ismrmrd_ignored_{k}": v for k, v in counts.items() if k in OTHER_INDICES},
         }
         super().__init__(p, "ismrmrd", len(self._slices), (coils, ex, ey), SliceGeometry(voxel, (rs[0], rs[1])), attrs)
+
+    def dicom_reference(self):
+        """``(affine, header)`` of the reconstruction grid (RAS, voxel ``(col, row, slice)``) and the identifiers, or
+        ``None`` when the acquisitions carry no orientation or the slices are not evenly spaced along one normal."""
+        from .dicom_series import LPS_TO_RAS
+
+        pos = np.stack([self._placement[s][0] for s in self._slices])
+        read, phase = self._placement[self._slices[0]][1:]
+        if not (abs(np.linalg.norm(read) - 1) < 1e-3 and abs(np.linalg.norm(phase) - 1) < 1e-3 and abs(read @ phase) < 1e-3):
+            return None
+        normal = np.cross(read, phase)
+        if len(pos) > 1:
+            steps = np.diff(pos, axis=0)
+            step = steps[0]
+            if not np.allclose(steps, step, atol=1e-2) or np.linalg.norm(np.cross(step, normal)) > 1e-2 * max(np.linalg.norm(step), 1e-6):
+                return None
+        else:
+            step = normal * self.geometry.voxel_size_mm[2]
+        rows, cols = self.geometry.recon_size
+        dx, dy = self.geometry.voxel_size_mm[:2]
+        lps = np.eye(4)
+        lps[:3, 0], lps[:3, 1], lps[:3, 2] = phase * dy, read * dx, step  # columns run along phase, rows along the readout
+        lps[:3, 3] = pos[0] - read * dx * (rows // 2) - phase * dy * (cols // 2)
+        import pydicom
+
+        header = pydicom.Dataset()
+        for keyword, value in self.identity.items():
+            setattr(header, keyword, value)
+        return LPS_TO_RAS @ lps, header
 
     @staticmethod
     def _check(p: Path, i: int, acq, coils: int, ex: int, ey: int) -> None:

@@ -74,6 +74,12 @@ class KSpaceSource:
         """Reference magnitude image of slice ``index`` (real float32), or ``None``."""
         return None
 
+    def dicom_reference(self):
+        """``(affine, header)`` for a DICOM output: the reconstruction grid's voxel → RAS affine and a
+        pydicom header of patient / study identifiers; ``None`` for files that record no slice
+        position and orientation (fastMRI, SKM-TEA, ``.npz``)."""
+        return None
+
     # -- shared -----------------------------------------------------------------------------
     def kspace(self, index: int) -> np.ndarray:
         """K-space of slice ``index``: ``(C, H, W)`` complex64, validated (finite, non-empty)."""

@@ -163,6 +163,14 @@ def claim(out: Path) -> Iterator[bool]:
     yield False
 
 
+def drop_stale_claim(out: Path) -> None:
+    """Remove ``out``'s claim when the process that made it (on this host) has ended."""
+    path = out.with_name(f".{out.name}.claim")
+    with contextlib.suppress(FileNotFoundError):
+        if not _process_alive(path.read_text()):
+            path.unlink(missing_ok=True)
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -330,6 +338,7 @@ def _one_entry(
 ) -> tuple[str, float, str | None]:
     """Process one entry: ``(status, seconds, error)`` with status done / skipped / failed / bug."""
     if target.exists():
+        drop_stale_claim(target)  # a run killed between writing the output and dropping its claim
         return "skipped", 0.0, None
     start = time.perf_counter()
     with claim(target) as mine:
@@ -372,19 +381,29 @@ def nifti_name(name: str) -> str:
     return stem(name) + ".nii.gz"
 
 
-def add_out_format(parser: argparse.ArgumentParser) -> None:
-    """``--out-format``: what a folder run writes per input (image tasks that write NIfTI or DICOM)."""
+OUT_NAMES = {"h5": h5_name, "nifti": nifti_name, "dicom": stem}
+OUT_HELP = {"h5": "NAME.h5 (fastMRI submission file)", "nifti": "NAME.nii.gz", "dicom": "a DICOM series folder NAME"}
+
+
+def add_out_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("nifti", "dicom")) -> None:
+    """``--out-format``: what a folder run writes per input; the first choice is the default."""
     parser.add_argument(
         "--out-format",
         default=None,
-        choices=("nifti", "dicom"),
-        help="folder input: NAME.nii.gz per input (default) or a DICOM series folder NAME per input",
+        choices=choices,
+        help="folder input: one output per input, " + " or ".join(OUT_HELP[c] for c in choices) + f" (default {choices[0]})",
     )
 
 
-def image_spec(args: argparse.Namespace, suffixes: tuple[str, ...], series: bool = True, paired: tuple[str, ...] = ()) -> FolderSpec:
-    """A folder spec whose outputs follow ``--out-format`` (NIfTI files, or DICOM series folders named like the inputs)."""
-    return FolderSpec(suffixes, stem if getattr(args, "out_format", None) == "dicom" else nifti_name, series, paired)
+def image_spec(
+    args: argparse.Namespace,
+    suffixes: tuple[str, ...],
+    series: bool = True,
+    paired: tuple[str, ...] = (),
+    default: str = "nifti",
+) -> FolderSpec:
+    """A folder spec whose outputs follow ``--out-format`` (``default`` when not given)."""
+    return FolderSpec(suffixes, OUT_NAMES[getattr(args, "out_format", None) or default], series, paired)
 
 
 __all__: Sequence[str] = (

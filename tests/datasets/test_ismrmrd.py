@@ -13,17 +13,29 @@ from medrecon.errors import InputFileError
 ismrmrd = pytest.importorskip("ismrmrd")
 
 
-def write_ismrmrd(path, kspace, lines=None, extras=True, encoded_z=1):
+STUDY = (
+    "<subjectInformation><patientName>Raw^Data</patientName><patientID>R-7</patientID>"
+    "<patientBirthdate>1970-01-02</patientBirthdate></subjectInformation>"
+    "<studyInformation><studyInstanceUID>1.2.826.0.1.3680043.8.498.777</studyInstanceUID>"
+    "<studyDate>2026-11-30</studyDate></studyInformation>"
+)
+ORIGIN, READ, PHASE = np.array([10.0, -20.0, 30.0]), np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0])
+
+
+def write_ismrmrd(path, kspace, lines=None, extras=True, encoded_z=1, slice_gap=4.0):
     """Acquisitions of ``kspace`` (S, C, X, Y) for the phase-encode ``lines`` (all by default), plus a noise
     scan, a reversed readout and a repeated average, and lines of another contrast that must be ignored."""
     s, c, x, y = kspace.shape
     lines = range(y) if lines is None else lines
     dset = ismrmrd.Dataset(str(path), "/dataset", create_if_needed=True)
-    dset.write_xml_header(make_ismrmrd_header((x, y, encoded_z), (x // 2, y // 2, 1), (x * 0.5, y * 0.5, 4.0), y // 2, y).decode())
+    xml = make_ismrmrd_header((x, y, encoded_z), (x // 2, y // 2, 1), (x * 0.5, y * 0.5, 4.0), y // 2, y).decode()
+    dset.write_xml_header(xml.replace("<encoding>", STUDY + "<encoding>"))
 
     def add(data, sl, ky, **flags):
         acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data, dtype=np.complex64))
         acq.idx.slice, acq.idx.kspace_encode_step_1, acq.center_sample = sl, ky, x // 2
+        acq.position[:] = ORIGIN + sl * slice_gap * np.cross(READ, PHASE)
+        acq.read_dir[:], acq.phase_dir[:], acq.slice_dir[:] = READ, PHASE, np.cross(READ, PHASE)
         for name, value in flags.items():
             if name == "contrast":
                 acq.idx.contrast = value
@@ -82,3 +94,42 @@ def test_ismrmrd_bad_files_are_refused_with_one_line(tmp_path):
     empty.close()
     with pytest.raises(InputFileError, match="imaging acquisitions"):
         open_kspace(tmp_path / "empty.h5")
+
+
+def test_ismrmrd_reconstruction_as_an_mr_dicom_series_in_its_study(tmp_path, capsys):
+    import pydicom
+
+    from medrecon.datasets.mr_volume import read_mr
+    from medrecon.datasets.open_kspace import open_kspace as open_raw
+
+    k = multicoil_volume(slices=3, coils=4, h=48, w=40)
+    meas = write_ismrmrd(tmp_path / "meas.h5", k, extras=False)
+    series, h5 = tmp_path / "series", tmp_path / "r.h5"
+    for out in (series, h5):
+        assert main(["reconstruct", "mri", str(meas), "--method", "sense", "--out", str(out), "--quiet"]) == 0
+    ds = pydicom.dcmread(sorted(series.iterdir())[0])
+    assert (str(ds.PatientID), str(ds.PatientName), ds.PatientBirthDate, ds.StudyDate) == ("R-7", "Raw^Data", "19700102", "20261130")
+    assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.8.498.777" and ds.Modality == "MR" and "DERIVED" in ds.ImageType
+    mr = read_mr(series)  # slices sorted along the image normal: here the reverse of the acquisition's order
+    values, got = mr.values[::-1], mr.affine.copy()
+    got[:3, 3] += got[:3, 2] * (values.shape[0] - 1)
+    got[:3, 2] *= -1
+    with h5py.File(h5) as f:
+        ref = f["reconstruction"][()]
+    assert values.shape == ref.shape
+    np.testing.assert_allclose(values, ref, atol=float(ref.max()) / 30000)
+    affine, _ = open_raw(meas).dicom_reference()
+    np.testing.assert_allclose(got, affine, atol=1e-4)
+    # pixel (0, 0) of slice 1 sits where the acquisition headers put it (patient LPS → RAS)
+    centre = ORIGIN + 4.0 * np.cross(READ, PHASE) - READ * 1.0 * 12 - PHASE * 1.0 * 10
+    np.testing.assert_allclose((got @ [0, 0, 1, 1])[:3], centre * [-1, -1, 1], atol=1e-4)
+
+
+def test_dicom_output_needs_a_file_that_records_geometry(tmp_path, capsys):
+    from conftest import assert_refused
+    from mri_files import write_fastmri
+
+    fm = write_fastmri(tmp_path / "fm.h5", multicoil_volume(slices=1, coils=2, h=32, w=32), recon_size=(16, 16))
+    assert_refused(
+        ["reconstruct", "mri", fm, "--method", "zf", "--out", tmp_path / "series"], capsys, "records none; write .h5 or .nii.gz", tmp_path
+    )

@@ -118,3 +118,21 @@ def test_shared_duke_case(tmp_path):
     noisy, m = _evaluate(avg, test, tmp_path / "n.json"), _evaluate(avg, out, tmp_path / "m.json")
     assert 16 < noisy["PSNR"] < 20 and m["PSNR"] > noisy["PSNR"] + 6
     assert all(m[k] is not None for k in ("CNR_dB", "ENL", "MSR", "EPI")) and m["EPI"] > noisy["EPI"]
+
+
+def test_a_folder_of_volumes_is_a_folder_run(tmp_path, pair):
+    """Sub-folders of B-scans and NIfTI volumes: one output each, named like the input; a rerun skips them."""
+    test, _ = pair
+    img = tifffile.imread(test)
+    root = tmp_path / "eyes"
+    (root / "left").mkdir(parents=True)
+    tifffile.imwrite(root / "left" / "b0.tif", img, photometric="minisblack")
+    tifffile.imwrite(root / "left" / "b1.tif", img[:, ::-1], photometric="minisblack")
+    vol = nib.Nifti1Image(np.stack([img.T, img.T[:, ::-1]], -1), np.diag([0.01, 0.004, 0.1, 1.0]))
+    nib.save(vol, str(root / "right.nii.gz"))
+    out = tmp_path / "den"
+    assert main(["denoise", "oct", str(root), "--method", "tv", "--quiet", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["left", "right.nii.gz"]
+    assert sorted(p.name for p in (out / "left").iterdir()) == ["b0.tif", "b1.tif"]
+    assert nib.load(out / "right.nii.gz").shape == vol.shape
+    assert main(["denoise", "oct", str(root), "--method", "tv", "--quiet", "--out", str(out)]) == 0

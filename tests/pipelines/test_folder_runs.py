@@ -1,5 +1,6 @@
 """Folder in, folder out: every input once, finished outputs skipped, bad entries reported, torchrun ranks share a folder."""
 
+import argparse
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from mri_files import multicoil_volume, write_fastmri
 
 from medrecon.cli.main import main
 from medrecon.errors import ArgumentError
-from medrecon.tasks.folder_run import FolderSpec, claim, folder_entries, h5_name, log_folder, run_inputs
+from medrecon.tasks.folder_run import FolderSpec, _one_entry, claim, folder_entries, h5_name, log_folder, run_inputs
 
 
 def _fastmri_folder(folder: Path, n: int, slices: int = 2) -> Path:
@@ -59,7 +60,6 @@ def test_folder_reconstruction_writes_each_volume_once_and_skips_finished(tmp_pa
     assert start["event"] == "start" and start["settings"]["method"] == "sense" and "torch" in start["versions"]
     assert [r["status"] for r in log if r["event"] == "entry"] == ["done"] * 3 and log[-1]["done"] == 3
     fm_eval = pytest.importorskip("fastmri.evaluate")  # the folders are what fastMRI's evaluate.py reads
-    import argparse
 
     ref = fm_eval.evaluate(
         argparse.Namespace(target_path=under, predictions_path=out, acquisition=None, acceleration=None), "reconstruction_rss"
@@ -109,7 +109,6 @@ def test_folder_outputs_are_refused_where_they_would_harm(tmp_path, under, capsy
 def test_one_input_under_several_ranks_is_refused(monkeypatch, under):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    import argparse
 
     args = argparse.Namespace(input=str(under / "file0.h5"), out="x.h5", quiet=True, device="cpu")
     with pytest.raises(ArgumentError, match="every rank would write the same output"):
@@ -132,6 +131,10 @@ def test_claims_keep_two_runs_off_one_output_and_stale_claims_are_taken_over(tmp
     (tmp_path / ".v.h5.claim").write_text(f"{socket.gethostname()}-{dead}")
     with claim(target) as mine:
         assert mine
+    target.write_text("finished")  # killed after its output was written, before the claim was dropped
+    (tmp_path / ".v.h5.claim").write_text(f"{socket.gethostname()}-{dead}")
+    assert _one_entry(argparse.Namespace(), lambda a: 0, tmp_path / "in.h5", target, {}, "input")[0] == "skipped"
+    assert not (tmp_path / ".v.h5.claim").exists()
 
 
 def _cli(*argv: str, **kw) -> subprocess.Popen:

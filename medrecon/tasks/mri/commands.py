@@ -8,14 +8,14 @@ from pathlib import Path
 
 from ...errors import ArgumentError, InputFileError
 from ...physics.mri.masks import MASK_KINDS_1D, MASK_KINDS_2D
-from ..folder_run import FolderSpec, h5_name, run_inputs
+from ..folder_run import FolderSpec, add_out_format, h5_name, image_spec, run_inputs
 from ..options import FiniteFloat, add_common_options, settings_from
 from ..outputs import check_result
 from ..registry import TaskCommand, register
 from .config import DEFAULT_LAM, METHODS
 
 RECON_SUFFIXES = (".nii", ".nii.gz", ".h5", ".hdf5")
-RAW_FOLDER = FolderSpec((".h5", ".hdf5", ".npz"), h5_name)  # a folder in: fastMRI submission files out
+RAW = (".h5", ".hdf5", ".npz")
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    return run_inputs(args, _simulate_one, RAW_FOLDER, input_label="--input")
+    return run_inputs(args, _simulate_one, FolderSpec(RAW, h5_name), input_label="--input")
 
 
 def _simulate_one(args: argparse.Namespace) -> int:
@@ -57,12 +57,15 @@ def _simulate_one(args: argparse.Namespace) -> int:
 
 
 def _add_reconstruct(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="undersampled fastMRI / SKM-TEA .h5 or .npz, or a folder of them (run with torchrun to share it)")
+    p.add_argument(
+        "input", help="undersampled fastMRI / SKM-TEA / ISMRMRD .h5 or .npz, or a folder of them (run with torchrun to share it)"
+    )
     p.add_argument(
         "--out",
         required=True,
-        help="output .nii, .nii.gz or .h5 (diffusion with several samples also writes the std); "
-        "for a folder, a folder of fastMRI submission files NAME.h5 (finished ones are skipped on a rerun)",
+        help="output .nii, .nii.gz or .h5, or a folder for an MR DICOM series (ISMRMRD input; diffusion with several "
+        "samples also writes the std); for a folder input, a folder of fastMRI submission files NAME.h5 (see --out-format; "
+        "finished ones are skipped on a rerun)",
     )
     p.add_argument(
         "--method",
@@ -100,26 +103,66 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=None)
     p.add_argument("--slices", default=None, help="e.g. '0-3,7' (default: all)")
     p.add_argument("--echo", type=int, default=0, help="SKM-TEA echo")
+    add_out_format(p, ("h5", "nifti", "dicom"))
     add_common_options(p, "recon / diffusion")
 
 
-def _std_path(out: Path) -> Path:
-    """Where a NIfTI mean's std goes: ``NAME_std.nii[.gz]`` beside it (an HDF5 output holds its std)."""
-    name = out.name.lower()
-    base = out.name[:-7] if name.endswith(".nii.gz") else out.name[:-4]
-    return out.with_name(base + "_std" + out.name[len(base) :])
+def _check_recon_out(out: Path, source: str) -> bool:
+    """The output (and a NIfTI or DICOM output's std) before any work; returns whether it is a DICOM series folder.
 
-
-def _check_recon_out(out: Path, source: str) -> None:
-    """The output (and a NIfTI output's std) before any work: an existing folder, a known suffix, not the input."""
+    A path ending in ``/``, an existing folder or a name without suffix is a new MR DICOM series.
+    """
     from ...atomic import check_not_an_input, check_output_path
+    from ..outputs import check_volume_output, std_path
 
+    named_like_a_file = out.name.lower().endswith(RECON_SUFFIXES)
+    if str(out).endswith(("/", "\\")) or (out.is_dir() and not named_like_a_file) or out.suffix == "":
+        check_volume_output(out, [("the input", source)])
+        check_not_an_input(std_path(out, True), [("the input", source)])
+        return True
     check_output_path(out)
     if not out.name.lower().endswith(RECON_SUFFIXES):
-        raise InputFileError(out, "output file type", "a .nii, .nii.gz or .h5 name", repr(out.name))
+        raise InputFileError(out, "output file type", "a .nii, .nii.gz or .h5 name, or a folder (MR DICOM series)", repr(out.name))
     check_not_an_input(out, [("the input", source)])
     if out.name.lower().endswith((".nii", ".nii.gz")):
-        check_not_an_input(_std_path(out), [("the input", source)])
+        check_not_an_input(std_path(out, False), [("the input", source)])
+    return False
+
+
+def _dicom_reference(src, slices: list[int] | None):
+    """The affine and identifiers of a DICOM output, refused before any work when the file records no geometry."""
+    if slices is not None and slices != list(range(slices[0], slices[0] + len(slices))):
+        raise ArgumentError(f"--slices: expected a contiguous range for a DICOM series (one slice spacing), got {slices}")
+    ref = src.dicom_reference()
+    if ref is None:
+        raise InputFileError(
+            src.path,
+            "geometry",
+            "slice positions and orientation (ISMRMRD acquisition headers) for a DICOM series",
+            f"a {src.format} file, which records none; write .h5 or .nii.gz instead",
+        )
+    affine, header = ref
+    if slices:
+        affine = affine.copy()
+        affine[:3, 3] += affine[:3, 2] * slices[0]
+    return affine, header
+
+
+def _write_image(volume, std, out: Path, as_dicom: bool, src, reference, description: str) -> None:
+    """The mean (and std) as NIfTI or an MR DICOM series, the std first; no half of a result."""
+    from ...datasets.image_io import write_volume
+    from ...datasets.mr_volume import write_mr_series
+    from ..outputs import write_mean_and_std
+
+    def write(vol, path: Path, what: str) -> None:
+        if as_dicom:
+            write_mr_series(vol, reference[0], path, reference[1], description + what)
+        else:
+            write_volume(vol, path, src.geometry.voxel_size_mm)
+
+    spath = write_mean_and_std(volume, std, out, as_dicom, write, src.path)
+    if spath is not None:
+        print(f"wrote {spath} (per-voxel std over the samples)")
 
 
 def _acceleration(src) -> float | None:
@@ -134,7 +177,7 @@ def _acceleration(src) -> float | None:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    return run_inputs(args, _reconstruct_one, RAW_FOLDER)
+    return run_inputs(args, _reconstruct_one, image_spec(args, RAW, series=False, default="h5"))
 
 
 def _reconstruct_one(args: argparse.Namespace) -> int:
@@ -147,7 +190,7 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
         raise ArgumentError(f"--prior: expected --method diffusion (the only method that uses a prior), got --method {method}")
     from tqdm import tqdm
 
-    from ...datasets.image_io import write_volume
+    from ...datasets.image_io import write_recon_h5
     from ...datasets.open_kspace import open_kspace
     from ...runtime import parse_slices, select_device
     from .config import ClassicalConfig
@@ -155,10 +198,11 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
 
     config = settings_from(ClassicalConfig, args, "recon", {"method": method, "lam": args.lam, "iters": args.iters})
     out = Path(args.out)
-    _check_recon_out(out, args.input)
+    as_dicom = _check_recon_out(out, args.input)
     slices = parse_slices(args.slices)
     device = select_device(args.device)
     src = open_kspace(args.input, echo=args.echo)
+    reference = _dicom_reference(src, slices) if as_dicom else None
     n = src.num_slices if slices is None else len(slices)
     with tqdm(total=n, desc=f"{config.method} {Path(args.input).name}", unit="slice", disable=args.quiet) as bar:
         vol = reconstruct_volume(src, config, slices, device=device, progress=lambda done, total: bar.update(1))
@@ -167,7 +211,10 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
     if accel is not None:
         attrs["acceleration"] = accel  # evaluate groups volumes by it
     check_result(vol, args.input)
-    write_volume(vol, out, src.geometry.voxel_size_mm, attrs)
+    if out.name.lower().endswith((".h5", ".hdf5")):
+        write_recon_h5(vol, out, attrs=attrs)
+    else:
+        _write_image(vol, None, out, as_dicom, src, reference, f"medrecon {config.method}")
     print(f"wrote {out} {tuple(vol.shape)}")
     return 0
 
@@ -175,7 +222,7 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
 def _reconstruct_diffusion(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ...datasets.image_io import write_recon_h5, write_volume
+    from ...datasets.image_io import write_recon_h5
     from ...datasets.open_kspace import open_kspace
     from ...diffusion.training import load_prior
     from ...runtime import parse_slices, resolve_prior, select_device
@@ -187,11 +234,12 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
     if args.lam is not None or args.iters is not None:
         raise ArgumentError("--lam / --iters: expected none with --method diffusion (use --dc-lam / --dc-iters), got classical settings")
     out = Path(args.out)
-    _check_recon_out(out, args.input)
+    as_dicom = _check_recon_out(out, args.input)
     slices = parse_slices(args.slices)
     device = select_device(args.device)
     denoiser = load_prior(resolve_prior(args.prior), device=device)
     src = open_kspace(args.input, echo=args.echo)
+    reference = _dicom_reference(src, slices) if as_dicom else None
     accel = _acceleration(src)
     flags = {
         k: getattr(args, k)
@@ -225,16 +273,7 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
     if name.endswith((".h5", ".hdf5")):
         write_recon_h5(mean, out, std=std if cfg.samples > 1 else None, attrs=attrs)
     else:
-        std_path = _std_path(out)
-        if cfg.samples > 1:
-            write_volume(std, std_path, src.geometry.voxel_size_mm)
-        try:
-            write_volume(mean, out, src.geometry.voxel_size_mm)
-        except BaseException:
-            std_path.unlink(missing_ok=True)  # no half of a result
-            raise
-        if cfg.samples > 1:
-            print(f"wrote {std_path} (per-voxel std over {cfg.samples} samples)")
+        _write_image(mean, std if cfg.samples > 1 else None, out, as_dicom, src, reference, f"medrecon diffusion-{cfg.sampler}")
     print(
         f"wrote {out} {tuple(mean.shape)} ({cfg.sampler}, {cfg.samples} x {cfg.steps} steps from "
         f"{'noise' if cfg.start >= 1 else f'{cfg.init} at {cfg.start:g}'})"
@@ -245,6 +284,10 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
 register(TaskCommand("simulate", "mri", "retrospectively undersample fully sampled k-space into a fastMRI file", _add_simulate, _simulate))
 register(
     TaskCommand(
-        "reconstruct", "mri", "multi-coil MRI from fastMRI / SKM-TEA .h5 or .npz (classical or diffusion)", _add_reconstruct, _reconstruct
+        "reconstruct",
+        "mri",
+        "multi-coil MRI from fastMRI / SKM-TEA / ISMRMRD .h5 or .npz (classical or diffusion)",
+        _add_reconstruct,
+        _reconstruct,
     )
 )

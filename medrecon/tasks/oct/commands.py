@@ -8,6 +8,7 @@ import sys
 
 from ...errors import ArgumentError
 from ..options import FiniteFloat, add_common_options, settings_from
+from ..folder_run import FolderSpec, run_inputs
 from ..registry import TaskCommand, register
 from .config import OCT_METHODS, OCTDenoiseConfig, OCTDiffusionConfig
 
@@ -18,7 +19,8 @@ DIFFUSION_OPTIONS = {"samples": "--samples", "steps": "--steps", "seed": "--seed
 def _add_denoise(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "input",
-        help="noisy B-scans: .tif / .tiff (pages = B-scans), .png, a folder of them, a .nii / .nii.gz volume or a DICOM OPT .dcm file",
+        help="noisy B-scans: .tif / .tiff (pages = B-scans), .png, a folder of them, a .nii / .nii.gz volume or a DICOM OPT .dcm "
+        "file; or a folder of volumes (NIfTI, DICOM OPT, sub-folders of B-scans), each denoised into OUT/<its name>",
     )
     p.add_argument(
         "--method",
@@ -49,6 +51,11 @@ def _add_denoise(p: argparse.ArgumentParser) -> None:
 
 
 def _denoise(args: argparse.Namespace) -> int:
+    # a folder of TIFF / PNG B-scans is one stack; a folder of volumes (NIfTI, DICOM OPT, sub-folders of B-scans) is a folder run
+    return run_inputs(args, _denoise_one, FolderSpec((".nii", ".nii.gz", ".dcm"), lambda name: name, series=True))
+
+
+def _denoise_one(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...atomic import check_not_an_input
@@ -105,13 +112,14 @@ def _denoise_diffusion(args: argparse.Namespace) -> int:
         images.bscans, denoiser, cfg, device, progress=_progress(args, "diffusion"), source=args.input
     )
     check_result(mean, args.input, "denoised B-scans")
-    write_oct(images, mean, out)
-    if std_out is not None:
-        try:
-            write_oct(images, std, std_out)
-        except BaseException:  # no mean without its std
-            shutil.rmtree(out) if out.is_dir() else out.unlink(missing_ok=True)
-            raise
+    if std_out is not None:  # the std first: an existing mean is a finished result (folder runs skip it)
+        write_oct(images, std, std_out)
+    try:
+        write_oct(images, mean, out)
+    except BaseException:  # no std without its mean
+        if std_out is not None:
+            shutil.rmtree(std_out) if std_out.is_dir() else std_out.unlink(missing_ok=True)
+        raise
     label = f"diffusion, mean of {cfg.samples} x {cfg.steps} steps from {cfg.start_level:g} σ̂ to {cfg.end_level:g} σ̂"
     print(f"wrote {out} ({_count(len(mean))}, {label}; noise σ̂ {sigmas.min():.3g}–{sigmas.max():.3g})")
     if std_out is not None:
