@@ -7,8 +7,8 @@ import shutil
 import sys
 
 from ...errors import ArgumentError
-from ..options import FiniteFloat, add_common_options, settings_from
 from ..folder_run import FolderSpec, run_inputs
+from ..options import FiniteFloat, add_common_options, settings_from
 from ..registry import TaskCommand, register
 from .config import OCT_METHODS, OCTDenoiseConfig, OCTDiffusionConfig
 
