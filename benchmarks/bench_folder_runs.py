@@ -8,7 +8,8 @@ undersamples it with ``medrecon simulate mri`` (4×, equispaced), reconstructs t
 them with ``medrecon evaluate`` and with the ``fastmri`` package, and writes
 ``benchmarks/results/folder_runs.{md,json}``.
 
-    python benchmarks/bench_folder_runs.py --volumes 6 --slices 8 --method cs
+    python benchmarks/bench_folder_runs.py --volumes 4 --slices 6 --method cs
+    python benchmarks/bench_folder_runs.py --volumes 2 --slices 4 --build benchmarks/data/head_volumes   # only the folder
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def build_folder(folder: Path, volumes: int, slices: int) -> tuple[int, int, int
     k = np.load(DATA)["kspace"].astype(np.complex64)  # (C, H, W)
     c, h, w = k.shape
     scale = float(np.sqrt(np.mean(np.abs(k) ** 2)))
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for v in range(volumes):
         rng = np.random.default_rng(v)
         noise = (rng.standard_normal((slices, c, h, w)) + 1j * rng.standard_normal((slices, c, h, w))) * 0.01 * scale
@@ -75,7 +76,12 @@ def main() -> None:
     ap.add_argument("--method", default="cs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "folder_runs"))
+    ap.add_argument("--build", default=None, help="only write the folder of fully sampled volumes here (for medrecon benchmark)")
     args = ap.parse_args()
+    if args.build:
+        build_folder(Path(args.build), args.volumes, args.slices)
+        print(f"wrote {args.volumes} volumes to {args.build}")
+        return
     med = [sys.executable, "-m", "medrecon"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -189,6 +189,15 @@ def read_pet_dicom_series(path: Path | list[Path], unit: str = "SUVbw") -> PETVo
     return PETVolume(values, series.affine, want, factor, str(series.folder), series.headers)
 
 
+def reference_from_headers(headers: list, affine: np.ndarray, source: str = "") -> PETVolume:
+    """A reference for :func:`write_pet_dicom_series` from a series' headers alone (no pixels): its
+    stored unit (``GML`` → SUVbw, else Bq/ml) and SUV factor (None when its tags are incomplete)."""
+    stored = str(getattr(headers[0], "Units", "") or "").upper()
+    return PETVolume(
+        np.zeros((0, 0, 0), np.float32), affine, "SUVbw" if stored == "GML" else "BQML", suv_factor(headers)[0], source, list(headers)
+    )
+
+
 def suv_factor(headers: list) -> tuple[float | None, InputFileError | None]:
     """The SUVbw factor of a PET series (SUVbw = Bq/ml × factor), or why it cannot be computed.
 

@@ -90,9 +90,12 @@ def headers_from_json(path: Path, data: bytes) -> list:
         items = json.loads(bytes(data).decode())
         if not isinstance(items, list):
             raise ValueError("not a list")
-        return [pydicom.Dataset.from_json(item) for item in items]
+        headers = [pydicom.Dataset.from_json(item) for item in items]
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise InputFileError(path, "source_headers", "DICOM JSON of the source slices' headers", f"unreadable ({err})") from None
+    for i, ds in enumerate(headers):
+        ds.filename = f"{path} (source_headers[{i}])"  # what errors about a header name
+    return headers
 
 
 def write_sinogram(

@@ -125,3 +125,31 @@ def test_dicom_series_in_and_out(tmp_path):
     assert main(["simulate", "pet", "--input", str(npz), "--views", "30", "--out", str(sino2)]) == 0
     assert main(["reconstruct", "pet", str(sino2), "--quiet", "--out", str(tmp_path / "r2") + "/"]) == 2
     assert not (tmp_path / "r2").exists()
+
+
+def test_pet_series_reconstruction_joins_its_study_without_the_source(tmp_path):
+    """The sinogram of a PET series carries the slices' headers: the reconstructed series keeps patient and study."""
+    import shutil
+
+    import pydicom
+
+    from medrecon.datasets.pet_dicom import write_pet_dicom_series
+
+    act, hu = _phantom()
+    aff = np.diag([-2.0, -2.0, 3.0, 1.0])
+    src = write_pet_dicom_series(np.stack([act * 1000.0, act * 1100.0]), aff, tmp_path / "pet", unit="BQML")
+    for f in sorted(src.iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.PatientID, ds.PatientName, ds.StudyInstanceUID = "PET-9", "Pet^Patient", "1.2.826.0.1.3680043.8.498.99"
+        ds.save_as(f)
+    source_sops = sorted(pydicom.dcmread(f).SOPInstanceUID for f in src.iterdir())
+    write_nifti(np.stack([hu, hu]), tmp_path / "ct.nii.gz", affine=aff)
+    sino = _sim(tmp_path, src, "--ct", str(tmp_path / "ct.nii.gz"), "--counts", "5e6")
+    shutil.rmtree(src)
+    out = tmp_path / "recon"
+    assert main(["reconstruct", "pet", str(sino), "--method", "osem", "--iters", "2", "--quiet", "--out", str(out)]) == 0
+    headers = [pydicom.dcmread(f) for f in sorted(out.iterdir())]
+    assert {(str(d.PatientID), str(d.PatientName), d.StudyInstanceUID) for d in headers} == {
+        ("PET-9", "Pet^Patient", "1.2.826.0.1.3680043.8.498.99")
+    }
+    assert sorted(d.SourceImageSequence[0].ReferencedSOPInstanceUID for d in headers) == source_sops

@@ -898,6 +898,19 @@ _sino_case(
     "sino_nan_values", lambda d: _sino(d / "s.h5", sinogram=np.full(_sino_parts()[0]["sinogram"].shape, np.nan, np.float32)), "finite"
 )
 _sino_case("sino_text_values", lambda d: _sino(d / "s.h5", sinogram=np.array([b"a", b"b"])), "sinogram")
+_sino_case(
+    "sino_source_headers_garbage",
+    lambda d: _sino(d / "s.h5", source_headers=np.frombuffer(b"{not json", np.uint8)),
+    "source_headers",
+    "DICOM JSON",
+    cmd=lambda sino, d: ["reconstruct", "ct", sino, "--quiet", "--out", d / "series"],
+)
+_sino_case(
+    "sino_source_headers_count",
+    lambda d: _sino(d / "s.h5", source_headers=np.frombuffer(b'[{"00100020": {"vr": "LO", "Value": ["P1"]}}]', np.uint8)),
+    "source_headers",
+    "one header per sinogram slice",
+)
 _sino_case("sino_pet_for_ct", lambda d: _sino(d / "s.h5", "PET"), "modality", "CT sinogram")
 _sino_case("sino_mu_water_negative", lambda d: _sino(d / "s.h5", attrs={"mu_water_per_mm": -1.0}), "mu_water")
 

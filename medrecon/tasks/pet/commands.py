@@ -72,8 +72,14 @@ def _simulate_one(args: argparse.Namespace) -> int:
     check_not_an_input(args.out, [("--input", args.input), ("--ct", args.ct)])
     device = select_device(args.device)
     images = read_images(args.input, args.ct, parse_slices(args.slices), args.unit)
+    headers = []
+    if Path(args.input).is_dir() or Path(args.input).suffix.lower() == ".dcm":  # a PET series: its headers travel
+        from ...datasets.pet_dicom import read_pet
+
+        source_headers = read_pet(args.input, "as-stored").headers
+        headers = [source_headers[i] for i in images.slices] if len(source_headers) > max(images.slices) else []
     try:
-        simulate_pet(images, spec, args.out, device=device)
+        simulate_pet(images, spec, args.out, device=device, source_headers=headers)
     except ValueError as err:  # an empty slice
         raise InputFileError(args.input, "activity", "activity in every simulated slice", str(err)) from None
     n = images.activity.shape[0]
@@ -156,7 +162,7 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
         activity, std, label = _diffusion(args, sf, device)
     else:
         activity, label = _classical(args, sf, method, device)
-    _write(sf.affine, str(source or ""), sf.slices, activity, std, out, as_dicom, unit, f"medrecon {label}")
+    _write(sf, str(source or ""), activity, std, out, as_dicom, unit, f"medrecon {label}")
     return 0
 
 
@@ -203,15 +209,20 @@ def _diffusion(args: argparse.Namespace, sf, device: str):
     return activity, (std if cfg.samples > 1 else None), label
 
 
-def _write(affine, source: str, slices: list[int], activity, std, out: Path, as_dicom: bool, unit: str, description: str) -> None:
-    """Mean (and std) as a derived PET DICOM series referencing a DICOM ``source`` (its ``slices``), or as NIfTI."""
+def _write(sf, source: str, activity, std, out: Path, as_dicom: bool, unit: str, description: str) -> None:
+    """Mean (and std) as a derived PET DICOM series in the source's study, or as NIfTI.
+
+    The reference is the source slices' headers the sinogram carries; a sinogram without them (made
+    before they were kept) falls back to the source series found by its relative path.
+    """
     from ...datasets.image_io import write_nifti
-    from ...datasets.pet_dicom import PETVolume, read_pet, write_pet_dicom_series, write_pet_nifti
+    from ...datasets.pet_dicom import PETVolume, read_pet, reference_from_headers, write_pet_dicom_series, write_pet_nifti
     from ..outputs import write_mean_and_std
 
-    reference = None
+    affine, slices = sf.affine, sf.slices
+    reference = reference_from_headers(sf.source_headers, affine, sf.attrs.get("source", "")) if sf.source_headers else None
     src = Path(source)
-    if as_dicom and source and src.is_dir():
+    if as_dicom and reference is None and source and src.is_dir():
         try:
             full = read_pet(src, "as-stored")
             headers = [full.headers[i] for i in slices]

@@ -77,8 +77,9 @@ def calibration(sf) -> np.ndarray:
     return factors.astype(np.float32)
 
 
-def simulate_pet(images: PETImages, spec: PETScanSpec, out: str | Path, device: str = "cpu") -> Path:
-    """Simulate and write a PET sinogram file (layout in :mod:`medrecon.datasets.sinogram_io`)."""
+def simulate_pet(images: PETImages, spec: PETScanSpec, out: str | Path, device: str = "cpu", source_headers=()) -> Path:
+    """Simulate and write a PET sinogram file (layout in :mod:`medrecon.datasets.sinogram_io`); ``source_headers``:
+    the DICOM headers of the simulated slices, kept so a reconstruction can join their study."""
     scan = emission_scan(images, spec, device)
     geom = spec.geometry(*images.activity.shape[1:], images.pixel_mm)
     attrs = {
@@ -94,4 +95,6 @@ def simulate_pet(images: PETImages, spec: PETScanSpec, out: str | Path, device: 
         "seed": int(spec.seed),
     }
     arrays = {"multiplicative": scan["multiplicative"], "background": scan["background"], "guide_hu": images.guide_hu}
-    return write_sinogram(out, scan["counts"], geom, images.affine, images.slices, attrs, arrays, modality="PET")
+    return write_sinogram(
+        out, scan["counts"], geom, images.affine, images.slices, attrs, arrays, modality="PET", source_headers=source_headers
+    )
