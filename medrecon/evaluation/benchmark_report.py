@@ -115,7 +115,7 @@ def example_figures(rows: list[dict], order: Sequence[str], keys: dict[str, str]
         k = target.shape[0] // 2
         shown = [m for m in order if recon_for(target_path, out / "recon" / keys[m] / cell).is_file()]
         fig, axes = plt.subplots(2, len(shown) + 1, figsize=(2.6 * (len(shown) + 1), 5.4), squeeze=False)
-        vmax = float(target[k].max())
+        vmax = float(np.percentile(target[k], 99.5))  # a few bright pixels would darken the rest
         t = None
         for j, m in enumerate(shown, start=1):
             recon = read_image(recon_for(target_path, out / "recon" / keys[m] / cell), ("reconstruction",))

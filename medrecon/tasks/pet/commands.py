@@ -162,7 +162,7 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
         activity, std, label = _diffusion(args, sf, device)
     else:
         activity, label = _classical(args, sf, method, device)
-    _write(sf, str(source or ""), activity, std, out, as_dicom, unit, f"medrecon {label}")
+    _write(sf.affine, sf.slices, str(source or ""), sf.source_headers, activity, std, out, as_dicom, unit, f"medrecon {label}")
     return 0
 
 
@@ -209,18 +209,20 @@ def _diffusion(args: argparse.Namespace, sf, device: str):
     return activity, (std if cfg.samples > 1 else None), label
 
 
-def _write(sf, source: str, activity, std, out: Path, as_dicom: bool, unit: str, description: str) -> None:
+def _write(
+    affine, slices: list[int], source: str, headers: list, activity, std, out: Path, as_dicom: bool, unit: str, description: str
+) -> None:
     """Mean (and std) as a derived PET DICOM series in the source's study, or as NIfTI.
 
-    The reference is the source slices' headers the sinogram carries; a sinogram without them (made
-    before they were kept) falls back to the source series found by its relative path.
+    The reference is ``headers`` (the source slices' headers a sinogram carries) when given, else the
+    DICOM series ``source`` (its ``slices``) when it is one: the input of ``denoise``, or the source
+    of an older sinogram found by its relative path.
     """
     from ...datasets.image_io import write_nifti
     from ...datasets.pet_dicom import PETVolume, read_pet, reference_from_headers, write_pet_dicom_series, write_pet_nifti
     from ..outputs import write_mean_and_std
 
-    affine, slices = sf.affine, sf.slices
-    reference = reference_from_headers(sf.source_headers, affine, sf.attrs.get("source", "")) if sf.source_headers else None
+    reference = reference_from_headers(headers, affine, Path(source).name) if headers else None
     src = Path(source)
     if as_dicom and reference is None and source and src.is_dir():
         try:
@@ -306,7 +308,7 @@ def _denoise_one(args: argparse.Namespace) -> int:
         stds.append(s.cpu().numpy())
     std = np.concatenate(stds) if cfg.samples > 1 else None
     label = f"medrecon diffusion denoising ({cfg.samples} x {cfg.steps} steps from {cfg.start:g}, guide {cfg.guide})"
-    _write(affine, args.input, idx, np.concatenate(means), std, out, as_dicom, unit, label)
+    _write(affine, idx, args.input, [], np.concatenate(means), std, out, as_dicom, unit, label)
     return 0
 
 
