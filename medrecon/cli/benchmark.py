@@ -148,7 +148,7 @@ def _cli(argv: list, output: Path) -> None:
 
 def _seconds(recon: Path) -> dict[str, float]:
     """Seconds per finished volume, from the folder run's logs."""
-    from ..tasks.folder_run import log_folder
+    from ..tasks.run_records import log_folder
 
     out: dict[str, float] = {}
     for log in sorted(log_folder(recon).glob("run_*.jsonl")):

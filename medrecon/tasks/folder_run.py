@@ -8,9 +8,9 @@ single-file code, and
 - outputs are written atomically by the single-file code (:mod:`medrecon.atomic`), so an output
   that exists is finished: a rerun skips it, and a run killed by SIGKILL loses at most the
   volume in flight;
-- while a volume is in flight its output has a claim file ``.NAME.claim`` (``HOST-PID``), so two
-  runs (or two ranks) never work on one output; a claim whose process on this host has ended is
-  taken over;
+- while a volume is in flight its output has a claim file ``.NAME.claim`` (``HOST-PID``,
+  :mod:`medrecon.tasks.run_records`), so two runs (or two ranks) never work on one output; a claim
+  whose process on this host has ended is taken over;
 - under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` in the environment) the sorted
   entries are dealt round-robin to the ranks, each rank on ``cuda:LOCAL_RANK`` when
   ``--device cuda``; no process group is needed (ranks share nothing but the folder);
@@ -28,21 +28,17 @@ dataset, not files of a command, and knows nothing of finished outputs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import json
 import os
-import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ArgumentError, InputFileError, MedreconError
-
-VERSIONED = ("medrecon", "torch", "numpy", "monai", "sigpy", "astra-toolbox", "h5py", "nibabel", "pydicom", "scikit-image")
+from .run_records import RunLog, claim, drop_stale_claim
 
 
 @dataclass(frozen=True)
@@ -119,109 +115,6 @@ def folder_entries(folder: Path, spec: FolderSpec) -> tuple[list[Path], list[Pat
         ok = entry.is_dir() if spec.series and entry.is_dir() else (entry.is_file() and entry.name.lower().endswith(spec.suffixes))
         (inputs if ok else others).append(entry)
     return inputs, others
-
-
-def _process_alive(tag: str) -> bool:
-    """Whether the ``HOST-PID`` of a claim may still run (another host's always may)."""
-    host, _, pid = tag.strip().rpartition("-")
-    if host != socket.gethostname() or not pid.isdigit():
-        return bool(tag.strip())
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def claim(out: Path) -> Iterator[bool]:
-    """Claim ``out`` for this process while its volume is computed; yields False when a live process holds it."""
-    path = out.with_name(f".{out.name}.claim")
-    tag = f"{socket.gethostname()}-{os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = path.read_text()
-            except FileNotFoundError:
-                continue
-            if _process_alive(holder):
-                yield False
-                return
-            path.unlink(missing_ok=True)  # a killed run's claim
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(tag)
-        try:
-            yield True
-        finally:
-            path.unlink(missing_ok=True)
-        return
-    yield False
-
-
-def drop_stale_claim(out: Path) -> None:
-    """Remove ``out``'s claim when the process that made it (on this host) has ended."""
-    path = out.with_name(f".{out.name}.claim")
-    with contextlib.suppress(FileNotFoundError):
-        if not _process_alive(path.read_text()):
-            path.unlink(missing_ok=True)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for name in VERSIONED:
-        with contextlib.suppress(PackageNotFoundError):
-            out[name] = version(name)
-    return out
-
-
-def _jsonable(value):
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value)
-
-
-def log_folder(out: Path) -> Path:
-    """Where the run logs of the output folder ``out`` go: ``OUT.logs`` beside it."""
-    return out.with_name(out.name + ".logs")
-
-
-class RunLog:
-    """The JSON-lines log of one rank's folder run (each record flushed as written, so a killed run keeps its log)."""
-
-    def __init__(self, out: Path, args: argparse.Namespace, rank: int, size: int, assigned: int, total: int) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        self.path = log_folder(out) / f"run_{stamp}_rank{rank}.jsonl"
-        self.path.parent.mkdir(exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        settings = {k: _jsonable(v) for k, v in vars(args).items() if k != "func"}
-        self.write(
-            event="start",
-            argv=sys.argv,
-            settings=settings,
-            versions=_versions(),
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            rank=rank,
-            world_size=size,
-            inputs=total,
-            assigned=assigned,
-        )
-
-    def write(self, **record) -> None:
-        self._file.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def _check_out_folder(out: Path, source: Path, spec: FolderSpec, option: str) -> None:
@@ -410,7 +303,6 @@ __all__: Sequence[str] = (
     "FolderSpec",
     "run_inputs",
     "world",
-    "claim",
     "folder_entries",
     "h5_name",
     "nifti_name",

@@ -17,7 +17,8 @@ from mri_files import multicoil_volume, write_fastmri
 
 from medrecon.cli.main import main
 from medrecon.errors import ArgumentError
-from medrecon.tasks.folder_run import FolderSpec, _one_entry, claim, folder_entries, h5_name, log_folder, run_inputs
+from medrecon.tasks.folder_run import FolderSpec, _one_entry, folder_entries, h5_name, run_inputs
+from medrecon.tasks.run_records import claim, log_folder
 
 
 def _fastmri_folder(folder: Path, n: int, slices: int = 2) -> Path:
