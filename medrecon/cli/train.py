@@ -150,13 +150,8 @@ def run(args: argparse.Namespace) -> int:
         span = f"{cfg.crop}³ patches" if arch.spatial_dims == 3 else f"{2 * c.neighbours + 1} slices"
         files = f" {', '.join(Path(x).name for x in c.paths)}" if c.paths else ""
         cond_desc = f"; condition: the {sct.condition['modality']}{files} ({sct.condition['normalisation']}; {span})"
-    elif data.condition is not None and data.condition.paths is not None:
-        imgs, conds = load_training_pairs(data.paths, data.condition.paths, data.min_fraction, data.pad_to_common)
-        images, cond = normalise_images(torch.from_numpy(imgs)), normalise_images(torch.from_numpy(conds))
-        what = f"{len(images)} slice pairs"
-        cond_desc = f"; condition: {', '.join(Path(x).name for x in data.condition.paths)} (each normalised to its 99th percentile)"
-    elif data.intensity == "pet":
-        pet = load_pet_training_slices(data.paths, data.min_fraction)
+    elif data.intensity == "pet":  # before paired files: condition.paths are the CTs of PET volumes
+        pet = load_pet_training_slices(data.paths, data.min_fraction, data.condition.paths if data.condition else None)
         images, normalisation = torch.from_numpy(pet.images), PET_NORMALISATION
         info = {"pixel_mm": pet.pixel_mm, "modality": "PET"}
         if data.condition is not None:
@@ -164,6 +159,11 @@ def run(args: argparse.Namespace) -> int:
             info["condition"] = {"guide": "CT", "scale": "HU / 1000"}
             cond_desc = "; condition: the co-registered CT (HU / 1000)"
         what = f"{len(images)} PET slices"
+    elif data.condition is not None and data.condition.paths is not None:
+        imgs, conds = load_training_pairs(data.paths, data.condition.paths, data.min_fraction, data.pad_to_common)
+        images, cond = normalise_images(torch.from_numpy(imgs)), normalise_images(torch.from_numpy(conds))
+        what = f"{len(images)} slice pairs"
+        cond_desc = f"; condition: {', '.join(Path(x).name for x in data.condition.paths)} (each normalised to its 99th percentile)"
     elif data.intensity == "oct":
         bscans = load_oct_training_bscans(data.paths, data.transform or "linear")
         for note in bscans.notes:

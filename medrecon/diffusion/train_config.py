@@ -84,8 +84,9 @@ class DataConfig(Settings):
         condition: condition images of a conditional prior (``None``: an unconditional prior).
         intensity: ``percentile`` (each image divided by its 99th percentile of magnitude; MRI),
             ``hu`` (CT in Hounsfield units from DICOM series / NIfTI, on the fixed scale HU / 1000;
-            :mod:`medrecon.datasets.ct_training`), ``pet`` (PET/CT slice-pair ``.npz``, activity
-            over 20 × its slice mean, the CT as the guide; :mod:`medrecon.datasets.pet_training`)
+            :mod:`medrecon.datasets.ct_training`), ``pet`` (PET/CT slice-pair ``.npz``, or PET
+            volumes with their CT in ``condition.paths``; activity over 20 × its slice mean, the CT
+            as the guide; :mod:`medrecon.datasets.pet_training`)
             or ``oct`` (noisy OCT B-scans from TIFF / PNG / folders / NIfTI on a fixed scale;
             :mod:`medrecon.datasets.oct_training`).
         transform: ``intensity: oct`` only: ``linear`` (the default; B-scans stored log-compressed,
@@ -112,8 +113,10 @@ class DataConfig(Settings):
         c = self.condition
         if c is not None and c.guide and self.intensity not in ("pet", "sct"):
             raise ValueError("condition.guide: only for intensity 'pet' (the stored CT) and 'sct' (the stored MR or PET)")
-        if self.intensity == "pet" and c is not None and not c.guide:
-            raise ValueError("intensity 'pet': the condition is the stored CT guide (condition.guide: true)")
+        if self.intensity == "pet" and c is not None and c.simulate is not None:
+            raise ValueError("intensity 'pet': the condition is the CT: stored with .npz pairs (condition.guide: true) or condition.paths")
+        if self.intensity == "pet" and c is not None and c.paths is not None and any(p.lower().endswith(".npz") for p in self.paths):
+            raise ValueError("intensity 'pet': condition.paths (a CT per PET volume) with PET volumes only; .npz pairs store their CT")
         if self.intensity == "sct" and (c is None or c.simulate is not None):
             raise ValueError(
                 "intensity 'sct': needs condition.paths (the MR of each CT) or condition.guide: true (subject folders, PET/CT .npz)"

@@ -126,3 +126,40 @@ def test_guided_pet_prior_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert main([*den, "--guide", str(tmp_path / "blank.nii.gz"), "--out", str(tmp_path / "den3.nii.gz")]) == 2
     assert "blank CT" in capsys.readouterr().err and not (tmp_path / "den3.nii.gz").exists()
+
+
+def test_pet_prior_from_volumes_with_their_ct(tmp_path, capsys):
+    """PET NIfTI volumes with their CT volumes (resampled onto the PET grid); empty end slices left out."""
+    from medrecon.datasets.image_io import write_nifti
+    from medrecon.datasets.pet_training import load_pet_training_slices
+
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    body = (xx**2 + yy**2) < 12**2
+    act = np.stack([np.zeros((32, 32)), body * 1.0, body * 2.0 + ((xx - 4) ** 2 + yy**2 < 9) * 5.0, np.zeros((32, 32))])
+    hu = np.stack([np.where(body, 40.0, -1000.0)] * 4)
+    aff = np.diag([2.0, 2.0, 3.0, 1.0])
+    for k in range(2):
+        write_nifti(act.astype(np.float32) * (1 + k), tmp_path / f"pet{k}.nii.gz", affine=aff)
+        ct_aff = np.diag([1.0, 1.0, 3.0, 1.0])
+        ct_aff[:3, 3] = [-0.5, -0.5, 0.0]  # the same field of view on a 1 mm grid
+        write_nifti(np.repeat(np.repeat(hu, 2, axis=1), 2, axis=2), tmp_path / f"ct{k}.nii.gz", affine=ct_aff)
+    pets = [str(tmp_path / f"pet{k}.nii.gz") for k in range(2)]
+    cts = [str(tmp_path / f"ct{k}.nii.gz") for k in range(2)]
+    slices = load_pet_training_slices(pets, 0.0, cts)
+    assert slices.images.shape == (4, 32, 32) and slices.guides.shape == (4, 1, 32, 32) and slices.pixel_mm == 2.0
+    assert np.allclose(slices.images.reshape(4, -1).mean(axis=1), 1 / 20)  # each slice over 20 × its mean
+    assert abs(float(slices.guides[0, 0, 16, 16]) - 0.04) < 0.01 and abs(float(slices.guides[0, 0, 0, 0]) + 1.0) < 0.01
+    cfg = tmp_path / "pet.yaml"
+    cfg.write_text(
+        f"data:\n  paths: [{', '.join(pets)}]\n  intensity: pet\n  condition:\n    paths: [{', '.join(cts)}]\n"
+        "prior:\n  channels: [8, 8]\n  attention_levels: [false, false]\n  num_head_channels: 8\n  norm_num_groups: 4\n"
+        "train:\n  steps: 2\n  batch_size: 2\n  crop: 16\n  checkpoint_every: 2\n"
+        f"output: {tmp_path / 'prior'}\n"
+    )
+    assert main(["train", "--config", str(cfg), "--quiet"]) == 0
+    info = json.loads((tmp_path / "prior" / "prior.json").read_text())
+    assert info["prior"]["cond_channels"] == 1 and info["pixel_mm"] == 2.0 and info["condition"]["guide"] == "CT"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cfg.read_text().replace(pets[0], str(tmp_path / "pairs.npz")))
+    assert main(["train", "--config", str(bad), "--quiet"]) == 2
+    assert "condition.paths" in capsys.readouterr().err
