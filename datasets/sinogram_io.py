@@ -65,9 +65,13 @@ def source_relative(source: str | Path, sinogram: str | Path) -> dict[str, str]:
 
 
 def source_path(sf: SinogramFile) -> Path | None:
-    """Where the sinogram's source is, from ``source_relative`` (None when not recorded)."""
+    """Where the sinogram's source is: ``source_relative``, or in files of earlier versions an absolute
+    ``source`` (None when neither is recorded)."""
     rel = sf.attrs.get("source_relative")
-    return sf.path.parent / str(rel) if rel else None
+    if rel:
+        return sf.path.parent / str(rel)
+    old = str(sf.attrs.get("source", ""))
+    return Path(old) if old and Path(old).is_absolute() else None
 
 
 def headers_to_json(headers) -> bytes:

@@ -41,11 +41,15 @@ def target_files(folder: Path, suffixes: Sequence[str] = RAW_SUFFIXES) -> list[P
 
 
 def recon_for(target: Path, recon_folder: Path) -> Path:
-    """``RECON/NAME``, or ``RECON/STEM.h5`` for an ``.npz`` target (what folder reconstruction writes)."""
+    """``RECON/NAME``, or ``RECON/STEM.h5`` for an ``.hdf5`` / ``.npz`` target (what folder reconstruction writes)."""
     same = recon_folder / target.name
-    if same.exists() or not target.name.lower().endswith(".npz"):
+    low = target.name.lower()
+    if same.exists() or low.endswith(".h5"):
         return same
-    return recon_folder / (target.name[:-4] + ".h5")
+    for suffix in (".hdf5", ".npz"):
+        if low.endswith(suffix):
+            return recon_folder / (target.name[: -len(suffix)] + ".h5")
+    return same
 
 
 def _attrs(path: Path) -> dict:

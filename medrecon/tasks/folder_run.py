@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ArgumentError, InputFileError, MedreconError
-from .run_records import RunLog, claim, drop_stale_claim
+from .run_records import RunLog, claim, claim_holder, drop_stale_claim, finished_outputs
 
 
 @dataclass(frozen=True)
@@ -57,15 +57,20 @@ class FolderSpec:
     out_name: Callable[[str], str]
     series: bool = False
     paired: tuple[str, ...] = ()
+    out_is_folder: bool = False
+
+
+KNOWN_SUFFIXES = (".nii.gz", ".nii", ".h5", ".hdf5", ".npz", ".dcm", ".tif", ".tiff", ".png")
 
 
 def stem(name: str) -> str:
-    """``NAME`` of ``NAME.nii.gz`` / ``NAME.h5`` / ``NAME`` (a folder)."""
+    """``NAME`` of ``NAME.nii.gz`` / ``NAME.h5`` / … (only the suffixes medrecon reads are cut: a series
+    folder ``1.2.840.99`` keeps its whole name)."""
     low = name.lower()
-    for suffix in (".nii.gz", ".tar.gz"):
-        if low.endswith(suffix):
+    for suffix in KNOWN_SUFFIXES:
+        if low.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
-    return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return name
 
 
 def world() -> tuple[int, int, int]:
@@ -180,13 +185,15 @@ def run_inputs(
     inputs, others = folder_entries(source, spec)
     if not inputs:
         raise InputFileError(source, input_label, f"one input, or a folder with {' / '.join(spec.suffixes)} inputs", "a folder with none")
-    out = Path(args.out)
+    out = Path(os.path.abspath(args.out))
     _check_out_folder(out, source, spec, "--out")
+    _check_distinct_outputs(source, inputs, spec)
     paired = _paired_folders(args, spec)
     out.mkdir(exist_ok=True)
     mine = inputs[rank::size]
+    done_before = finished_outputs(out)
     log = RunLog(out, args, rank, size, len(mine), len(inputs))
-    counts = {"done": 0, "skipped": 0, "failed": 0, "other": 0}
+    counts = {"done": 0, "skipped": 0, "elsewhere": 0, "existing": 0, "failed": 0, "other": 0}
     bug = False
     if rank == 0:
         for entry in others:
@@ -204,7 +211,7 @@ def run_inputs(
     ) as bar:
         for entry in mine:
             target = out / spec.out_name(entry.name)
-            status, seconds, error = _one_entry(args, one, entry, target, paired, input_attr)
+            status, seconds, error = _one_entry(args, one, entry, target, paired, input_attr, spec.out_is_folder, done_before)
             bug |= status == "bug"
             counts["failed" if status in ("failed", "bug") else status] += 1
             log.write(event="entry", input=entry.name, output=target.name, status=status, seconds=round(seconds, 3), error=error)
@@ -213,12 +220,13 @@ def run_inputs(
     log.write(event="end", seconds=round(time.perf_counter() - start, 3), **summary)
     log.close()
     print(
-        f"{source}: {counts['done']} written, {counts['skipped']} finished or in progress elsewhere, "
-        f"{counts['failed']} failed, {counts['other']} not of this command's types; log {log.path}"
+        f"{source}: {counts['done']} written, {counts['skipped']} finished before, {counts['elsewhere']} in progress elsewhere, "
+        f"{counts['existing']} already there but not written by a logged run (remove them to redo), {counts['failed']} failed, "
+        f"{counts['other']} not of this command's types; log {log.path}"
     )
     if bug:
         return 1
-    return 2 if counts["failed"] or counts["other"] else 0
+    return 2 if any(counts[k] for k in ("elsewhere", "existing", "failed", "other")) else 0
 
 
 def _one_entry(
@@ -228,18 +236,28 @@ def _one_entry(
     target: Path,
     paired: dict[str, Path],
     input_attr: str,
+    out_is_folder: bool = False,
+    done_before: set[str] | frozenset = frozenset(),
 ) -> tuple[str, float, str | None]:
-    """Process one entry: ``(status, seconds, error)`` with status done / skipped / failed / bug."""
+    """Process one entry: ``(status, seconds, error)``, status done / skipped / elsewhere / existing / failed / bug.
+
+    An existing output is ``skipped`` when a run log of the folder records it as written, else
+    ``existing`` (a file medrecon did not write there: never overwritten, reported).
+    """
     if target.exists():
         drop_stale_claim(target)  # a run killed between writing the output and dropping its claim
-        return "skipped", 0.0, None
+        if target.name in done_before:
+            return "skipped", 0.0, None
+        return "existing", 0.0, f"{target} exists and no run log of {target.parent} records writing it"
     start = time.perf_counter()
     with claim(target) as mine:
-        if not mine or target.exists():
+        if not mine:
+            return "elsewhere", 0.0, f"claimed by {claim_holder(target)} (remove {target.parent}/.{target.name}.claim if that run is dead)"
+        if target.exists():
             return "skipped", 0.0, None
         ns = copy.copy(args)
         setattr(ns, input_attr, str(entry))
-        ns.out = str(target)
+        ns.out = str(target) + (os.sep if out_is_folder else "")  # a DICOM series folder, whatever dots its name has
         try:
             for option, folder in paired.items():
                 setattr(ns, option.lstrip("-").replace("-", "_"), str(paired_entry(folder, entry, option)))
@@ -251,6 +269,16 @@ def _one_entry(
             print(f"medrecon: internal error on {entry}: {type(err).__name__}: {err} (traceback in the run log)", file=sys.stderr)
             return "bug", time.perf_counter() - start, traceback.format_exc()
     return ("done" if status == 0 else "failed"), time.perf_counter() - start, None
+
+
+def _check_distinct_outputs(source: Path, inputs: list[Path], spec: FolderSpec) -> None:
+    """Refuse, before any work, two inputs whose outputs would have one name (``a.h5`` and ``a.npz``)."""
+    seen: dict[str, str] = {}
+    for entry in inputs:
+        name = spec.out_name(entry.name)
+        if name in seen:
+            raise InputFileError(source, "inputs", "one output name per input", f"{seen[name]} and {entry.name} both give {name}")
+        seen[name] = entry.name
 
 
 def paired_entry(folder: Path, entry: Path, option: str) -> Path:
@@ -296,7 +324,8 @@ def image_spec(
     default: str = "nifti",
 ) -> FolderSpec:
     """A folder spec whose outputs follow ``--out-format`` (``default`` when not given)."""
-    return FolderSpec(suffixes, OUT_NAMES[getattr(args, "out_format", None) or default], series, paired)
+    fmt = getattr(args, "out_format", None) or default
+    return FolderSpec(suffixes, OUT_NAMES[fmt], series, paired, out_is_folder=fmt == "dicom")
 
 
 __all__: Sequence[str] = (

@@ -9,6 +9,7 @@ two fails, the first is removed.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,15 +19,17 @@ import numpy as np
 from ..errors import InputFileError
 
 
-def check_volume_output(out: Path, inputs: Sequence[tuple[str, str | None]]) -> tuple[Path, bool]:
+def check_volume_output(out: str | Path, inputs: Sequence[tuple[str, str | None]]) -> tuple[Path, bool]:
     """Validate the output before any work; returns ``(out, as_dicom)``.
 
-    A path ending in ``/``, an existing folder or a name without suffix is a DICOM series folder
-    (new or empty); otherwise a NIfTI file.
+    A path given ending in ``/`` (the option's text, before it becomes a :class:`~pathlib.Path`),
+    an existing folder or a name without suffix is a DICOM series folder (new or empty); otherwise
+    a NIfTI file.
     """
     from ..atomic import check_not_an_input, check_output_path
 
-    as_dicom = str(out).endswith(("/", "\\")) or out.is_dir() or out.suffix == ""
+    as_dicom = str(out).endswith(("/", os.sep)) or Path(out).is_dir() or Path(out).suffix == ""
+    out = Path(out)
     check_not_an_input(out, inputs)
     if as_dicom:
         if out.exists() and not out.is_dir():

@@ -1,8 +1,10 @@
 """What a folder run leaves while and after it works: claims on outputs in flight, and its JSON-lines log.
 
-- :func:`claim`: ``.NAME.claim`` beside an output, holding ``HOST-PID``, created exclusively; a
-  live holder keeps others off the output, a claim whose process on this host has ended is taken
-  over (claims of other hosts are never judged ended: their process may run).
+- :func:`claim`: ``.NAME.claim`` beside an output, holding ``HOST-PID``, created with its content
+  in one step (a hard link of a written temporary); a live holder keeps others off the output, a
+  claim whose process on this host has ended is taken over by one process only (an atomic rename
+  aside). Claims of other hosts are never judged ended (their process may run): the run reports
+  them, and a user removes them by hand when that host's run is known dead.
 - :class:`RunLog`: ``OUT.logs/run_<UTC time>_rank<R>.jsonl``, each record flushed as written.
 """
 
@@ -21,11 +23,25 @@ from pathlib import Path
 VERSIONED = ("medrecon", "torch", "numpy", "monai", "sigpy", "astra-toolbox", "h5py", "nibabel", "pydicom", "scikit-image")
 
 
-def _process_alive(tag: str) -> bool:
-    """Whether the ``HOST-PID`` of a claim may still run (another host's always may)."""
-    host, _, pid = tag.strip().rpartition("-")
+_HELD: set[Path] = set()  # the claims this process holds (a claim with our own tag that is not here is a dead namesake's)
+
+
+def _own_tag() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _process_alive(tag: str, path: Path | None = None) -> bool:
+    """Whether the ``HOST-PID`` of a claim may still run (another host's always may; an unreadable tag is dead).
+
+    Our own tag on a claim this process does not hold (a restarted container with the same host
+    name and PID) is dead.
+    """
+    tag = tag.strip()
+    host, _, pid = tag.rpartition("-")
     if host != socket.gethostname() or not pid.isdigit():
-        return bool(tag.strip())
+        return bool(host) and pid.isdigit()  # another host's claim; anything else is garbage
+    if tag == _own_tag():
+        return path is not None and path in _HELD
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -35,40 +51,73 @@ def _process_alive(tag: str) -> bool:
     return True
 
 
+def _claim_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.claim")
+
+
+def _try_create(path: Path, tag: str) -> bool:
+    """Create the claim with its tag in one step (a temporary file hard-linked to the name); False if it exists."""
+    tmp = path.with_name(f"{path.name}.{tag}.tmp")
+    tmp.write_text(tag)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _take_over(path: Path) -> None:
+    """Remove a dead claim; of several processes that see it dead, only the one whose rename succeeds removes it."""
+    aside = path.with_name(f"{path.name}.{_own_tag()}.stale")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return
+    if _process_alive(aside.read_text(), path):  # replaced by a live claim between the check and the rename: put it back
+        with contextlib.suppress(OSError):
+            os.link(aside, path)
+    aside.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def claim(out: Path) -> Iterator[bool]:
     """Claim ``out`` for this process while its volume is computed; yields False when a live process holds it."""
-    path = out.with_name(f".{out.name}.claim")
-    tag = f"{socket.gethostname()}-{os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    path = _claim_path(out)
+    for _ in range(3):
+        if _try_create(path, _own_tag()):
+            _HELD.add(path)
             try:
-                holder = path.read_text()
-            except FileNotFoundError:
-                continue
-            if _process_alive(holder):
-                yield False
-                return
-            path.unlink(missing_ok=True)  # a killed run's claim
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(tag)
+                yield True
+            finally:
+                _HELD.discard(path)
+                path.unlink(missing_ok=True)
+            return
         try:
-            yield True
-        finally:
-            path.unlink(missing_ok=True)
-        return
+            holder = path.read_text()
+        except FileNotFoundError:
+            continue
+        if _process_alive(holder, path):
+            break
+        _take_over(path)  # a killed run's claim
     yield False
+
+
+def claim_holder(out: Path) -> str | None:
+    """The ``HOST-PID`` holding ``out``'s claim, or None."""
+    try:
+        return _claim_path(out).read_text().strip()
+    except FileNotFoundError:
+        return None
 
 
 def drop_stale_claim(out: Path) -> None:
     """Remove ``out``'s claim when the process that made it (on this host) has ended."""
-    path = out.with_name(f".{out.name}.claim")
+    path = _claim_path(out)
     with contextlib.suppress(FileNotFoundError):
-        if not _process_alive(path.read_text()):
-            path.unlink(missing_ok=True)
+        if not _process_alive(path.read_text(), path):
+            _take_over(path)
 
 
 def _versions() -> dict[str, str]:
@@ -91,13 +140,27 @@ def _jsonable(value):
 
 def log_folder(out: Path) -> Path:
     """Where the run logs of the output folder ``out`` go: ``OUT.logs`` beside it."""
+    out = Path(os.path.abspath(out))
     return out.with_name(out.name + ".logs")
+
+
+def finished_outputs(out: Path) -> set[str]:
+    """Names of the outputs the run logs of ``out`` record as written."""
+    done = set()
+    for log in sorted(log_folder(out).glob("run_*.jsonl")):
+        for line in log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if isinstance(rec, dict) and rec.get("event") == "entry" and rec.get("status") == "done":
+                    done.add(str(rec.get("output")))
+    return done
 
 
 class RunLog:
     """The JSON-lines log of one rank's folder run (each record flushed as written, so a killed run keeps its log)."""
 
     def __init__(self, out: Path, args: argparse.Namespace, rank: int, size: int, assigned: int, total: int) -> None:
+        out = Path(os.path.abspath(out))
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.path = log_folder(out) / f"run_{stamp}_rank{rank}.jsonl"
         self.path.parent.mkdir(exist_ok=True)

@@ -134,8 +134,11 @@ def test_claims_keep_two_runs_off_one_output_and_stale_claims_are_taken_over(tmp
         assert mine
     target.write_text("finished")  # killed after its output was written, before the claim was dropped
     (tmp_path / ".v.h5.claim").write_text(f"{socket.gethostname()}-{dead}")
-    assert _one_entry(argparse.Namespace(), lambda a: 0, tmp_path / "in.h5", target, {}, "input")[0] == "skipped"
+    entry = (argparse.Namespace(), lambda a: 0, tmp_path / "in.h5", target, {}, "input")
+    assert _one_entry(*entry, done_before={"v.h5"})[0] == "skipped"
     assert not (tmp_path / ".v.h5.claim").exists()
+    assert _one_entry(*entry)[0] == "existing"  # a file no run log records: never overwritten
+    assert target.read_text() == "finished"
 
 
 def _cli(*argv: str, **kw) -> subprocess.Popen:
@@ -232,3 +235,43 @@ def test_translate_folder_pairs_nothing_and_writes_one_sct_per_mr(tmp_path):
     out = tmp_path / "sct"
     assert main(["translate", "mr2ct", "--input", str(mrs), "--method", "bulk", "--out", str(out), "--quiet"]) == 0
     assert sorted(p.name for p in out.glob("*.nii.gz")) == ["s0.nii.gz", "s1.nii.gz"]
+
+
+def test_outputs_that_are_not_ours_and_name_clashes_are_errors(tmp_path, under, capsys):
+    """An output folder holding other files (the ground truth, say) is not overwritten, and the run says so;
+    two inputs with one output name are refused before any work."""
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "file0.h5").write_bytes((under / "file0.h5").read_bytes())
+    before = (truth / "file0.h5").read_bytes()
+    assert main(["reconstruct", "mri", str(under), "--method", "zf", "--out", str(truth), "--quiet"]) == 2
+    assert "1 already there but not written by a logged run" in capsys.readouterr().out
+    assert (truth / "file0.h5").read_bytes() == before and (truth / "file1.h5").exists()
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    for name in ("a.h5", "a.hdf5"):
+        (clash / name).write_bytes((under / "file0.h5").read_bytes())
+    assert_refused(
+        ["reconstruct", "mri", clash, "--method", "zf", "--out", tmp_path / "r"], capsys, "a.h5 and a.hdf5 both give a.h5", tmp_path
+    )
+
+
+def test_dotted_series_names_and_the_current_folder_as_output(tmp_path, monkeypatch, capsys):
+    from medrecon.datasets.ct_volume import write_dicom_series
+
+    cts = tmp_path / "cts"
+    cts.mkdir()
+    aff = np.diag([-1.5, -1.5, 3.0, 1.0])
+    for uid in ("1.2.840.99.1", "1.2.840.99.2"):  # series folders named by UID: one output each
+        write_dicom_series(_ct_volume(int(uid[-1])), aff, cts / uid)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["simulate", "ct", "--input", str(cts), "--views", "30", "--dose", "0", "--out", ".", "--quiet"]) == 0
+    assert sorted(p.name for p in work.glob("*.h5")) == ["1.2.840.99.1.h5", "1.2.840.99.2.h5"]
+    assert (tmp_path / "work.logs").is_dir()
+    assert (
+        main(["reconstruct", "ct", str(work), "--method", "fbp", "--out-format", "dicom", "--out", str(tmp_path / "series"), "--quiet"])
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "series").iterdir()) == ["1.2.840.99.1", "1.2.840.99.2"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ...errors import InputFileError
 from ..folder_run import FolderSpec, add_out_format, h5_name, image_spec, run_inputs
 from ..options import FiniteFloat, add_common_options, settings_from
 from ..outputs import check_volume_output, std_path, write_mean_and_std
@@ -122,7 +123,7 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
     method = args.method or ("diffusion" if args.prior is not None else None)
     if method != "diffusion" and args.prior is not None:
         raise ArgumentError(f"--prior: expected --method diffusion (the only method that uses a prior), got --method {method}")
-    out, as_dicom = check_volume_output(Path(args.out), [("the sinogram", args.input)])
+    out, as_dicom = check_volume_output(args.out, [("the sinogram", args.input)])
     device = select_device(args.device)
     sf = read_sinogram(args.input)
     _check_not_an_input(out, as_dicom, args.input, sf, with_std=method == "diffusion")
@@ -172,9 +173,17 @@ def _check_not_an_input(out: Path, as_dicom: bool, sinogram: str, sf, with_std: 
 
 def _write(sf, hu, out: Path, as_dicom: bool, description: str, std=None) -> None:
     """Mean (and std) as a derived DICOM series in the source's study (the headers the sinogram carries), or as NIfTI."""
-    from ...datasets.ct_volume import CTVolume, write_ct_nifti, write_dicom_series
+    from ...datasets.ct_volume import CTVolume, read_ct, write_ct_nifti, write_dicom_series
+    from ...datasets.sinogram_io import source_path
 
     headers = sf.source_headers
+    source = source_path(sf)
+    if as_dicom and not headers and source is not None and source.is_dir():  # a sinogram of an earlier version
+        try:
+            full = read_ct(source)
+            headers = [full.headers[i] for i in sf.slices]
+        except (InputFileError, IndexError):
+            headers = []
     if as_dicom and not headers:
         print(f"note: {sf.path.name} carries no DICOM source headers: the series gets a new study and no patient identifiers")
 

@@ -95,7 +95,7 @@ def _translate_one(args: argparse.Namespace, modality: str) -> int:
         raise ArgumentError("--prior: needed for --method diffusion (e.g. --prior mr2ct-head), or use --method bulk")
     if method == "bulk" and args.prior is not None:
         raise ArgumentError(f"--prior: not used by --method bulk, got --prior {args.prior}")
-    out, as_dicom = check_volume_output(Path(args.out), [("--input", args.input)])
+    out, as_dicom = check_volume_output(args.out, [("--input", args.input)])
     device = select_device(args.device)
     denoiser = None
     recommended = {}

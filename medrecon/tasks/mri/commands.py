@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from ...errors import ArgumentError, InputFileError
@@ -107,7 +108,7 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     add_common_options(p, "recon / diffusion")
 
 
-def _check_recon_out(out: Path, source: str) -> bool:
+def _check_recon_out(given: str, source: str) -> bool:
     """The output (and a NIfTI or DICOM output's std) before any work; returns whether it is a DICOM series folder.
 
     A path ending in ``/``, an existing folder or a name without suffix is a new MR DICOM series.
@@ -115,8 +116,9 @@ def _check_recon_out(out: Path, source: str) -> bool:
     from ...atomic import check_not_an_input, check_output_path
     from ..outputs import check_volume_output, std_path
 
+    out = Path(given)
     named_like_a_file = out.name.lower().endswith(RECON_SUFFIXES)
-    if str(out).endswith(("/", "\\")) or (out.is_dir() and not named_like_a_file) or out.suffix == "":
+    if str(given).endswith(("/", os.sep)) or (out.is_dir() and not named_like_a_file) or out.suffix == "":
         check_volume_output(out, [("the input", source)])
         check_not_an_input(std_path(out, True), [("the input", source)])
         return True
@@ -198,7 +200,7 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
 
     config = settings_from(ClassicalConfig, args, "recon", {"method": method, "lam": args.lam, "iters": args.iters})
     out = Path(args.out)
-    as_dicom = _check_recon_out(out, args.input)
+    as_dicom = _check_recon_out(args.out, args.input)
     slices = parse_slices(args.slices)
     device = select_device(args.device)
     src = open_kspace(args.input, echo=args.echo)
@@ -234,7 +236,7 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
     if args.lam is not None or args.iters is not None:
         raise ArgumentError("--lam / --iters: expected none with --method diffusion (use --dc-lam / --dc-iters), got classical settings")
     out = Path(args.out)
-    as_dicom = _check_recon_out(out, args.input)
+    as_dicom = _check_recon_out(args.out, args.input)
     slices = parse_slices(args.slices)
     device = select_device(args.device)
     denoiser = load_prior(resolve_prior(args.prior), device=device)

@@ -146,7 +146,7 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
         raise ArgumentError(
             "--iters / --subsets / --fwhm / --beta: expected none with --method diffusion (use --steps / --set dc_iters=N), got classical settings"
         )
-    out, as_dicom = check_volume_output(Path(args.out), [("the sinogram", args.input)])
+    out, as_dicom = check_volume_output(args.out, [("the sinogram", args.input)])
     device = select_device(args.device)
     sf = read_sinogram(args.input, modality="PET", arrays=("multiplicative", "background"))
     if float(sf.sino.min()) < 0:
@@ -280,7 +280,7 @@ def _denoise_one(args: argparse.Namespace) -> int:
     cfg = settings_from(PETDenoiseConfig, args, "denoise", {k: getattr(args, k) for k in ("steps", "samples", "start", "seed")})
     if args.guide is None and cfg.guide == "ct":
         cfg = cfg.model_copy(update={"guide": "none"})
-    out, as_dicom = check_volume_output(Path(args.out), [("the input", args.input), ("--guide", args.guide)])
+    out, as_dicom = check_volume_output(args.out, [("the input", args.input), ("--guide", args.guide)])
     device = select_device(args.device)
     denoiser = load_prior(resolve_prior(args.prior), device=device)
     slices = parse_slices(args.slices)
