@@ -6,7 +6,8 @@ with their settings; diffusion methods run at one network-evaluation budget per 
 (``nfe`` = steps × samples). Each cell is made by the package's own commands, so a benchmark
 is what a user would run by hand:
 
-- ``DIR/data/<mask>_<R>x_seed<S>/``: ``simulate mri`` of the folder (mask seed ``S``);
+- ``DIR/data/<mask>_<R>x_seed<S>_<data>/``: ``simulate mri`` of the folder (mask seed ``S``; ``<data>``
+  a hash of the data folder, the files used and the centre fraction, so other data get new cells);
 - ``DIR/recon/<method>-<hash>/<cell>/``: ``reconstruct mri`` of that folder (fastMRI submission
   files; the hash is of the method's settings, so changed settings get new cells);
 - ``DIR/cells/<method>-<hash>__<cell>.json``: the cell's per-volume fastMRI metrics and seconds.
@@ -112,8 +113,9 @@ def method_key(spec: MethodSpec, settings: dict[str, Any]) -> str:
     return f"{spec.name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def _source_folder(cfg: BenchmarkConfig, config_file: Path, out: Path) -> Path:
-    """The data folder, or ``DIR/source/`` linking its first ``volumes`` files."""
+def _source_folder(cfg: BenchmarkConfig, config_file: Path, out: Path) -> tuple[Path, str]:
+    """The data folder, or ``DIR/source/<key>/`` linking its first ``volumes`` files, and the data's key
+    (a hash of the folder, the files used and the centre fraction; it names the cells)."""
     from ..evaluation.folders import RAW_SUFFIXES, target_files
 
     data = Path(cfg.data) if Path(cfg.data).is_absolute() else config_file.parent / cfg.data
@@ -122,15 +124,18 @@ def _source_folder(cfg: BenchmarkConfig, config_file: Path, out: Path) -> Path:
     files = target_files(data, RAW_SUFFIXES)
     if not files:
         raise InputFileError(config_file, f"{SECTION}.data", "a folder with .h5 / .npz raw files", f"none in {data}")
+    chosen = files if cfg.volumes is None else files[: cfg.volumes]
+    text = json.dumps({"data": str(data.resolve()), "files": [f.name for f in chosen], "center_fraction": cfg.center_fraction})
+    key = hashlib.sha256(text.encode()).hexdigest()[:8]
     if cfg.volumes is None:
-        return data
-    source = out / "source"
-    source.mkdir(exist_ok=True)
-    for f in files[: cfg.volumes]:
+        return data, key
+    source = out / "source" / key  # the data's identity in the name: other data or volumes never reuse these cells
+    source.mkdir(parents=True, exist_ok=True)
+    for f in chosen:
         link = source / f.name
         if not link.exists():
             link.symlink_to(f.resolve())
-    return source
+    return source, key
 
 
 def _cli(argv: list, output: Path) -> None:
@@ -171,13 +176,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputFileError(out, "--out", "a folder whose parent exists", f"missing folder {out.parent}")
     for sub in ("data", "recon", "cells", "configs", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    source = _source_folder(cfg, Path(args.config), out)
+    source, data_key = _source_folder(cfg, Path(args.config), out)
     quiet = ["--quiet"] if args.quiet else []
     rows: list[dict] = []
     for mask in cfg.masks:
         for accel in cfg.accelerations:
             for seed in cfg.seeds:
-                cell = cell_name(mask, accel, seed)
+                cell = cell_name(mask, accel, seed, data_key)
                 data = out / "data" / cell
                 _cli(["simulate", "mri", "--input", source, "--mask", mask, "--accel", f"{accel:g}", "--seed", seed,
                       "--center-fraction", f"{cfg.center_fraction:g}", "--out", data, *quiet], data)  # fmt: skip
@@ -191,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
                     for row in json.loads(done.read_text()):
                         rows.append({"method": spec.name, "mask": mask, "acceleration": accel, "seed": seed, **row})
     nfe = {spec.name: _nfe(spec, s) for spec, s in methods}
-    paths = write_report(rows, nfe, out, [m.name for m, _ in methods], {m.name: method_key(m, s) for m, s in methods})
+    paths = write_report(rows, nfe, out, [m.name for m, _ in methods], {m.name: method_key(m, s) for m, s in methods}, data_key)
     print(f"{len(rows)} volume results; wrote {', '.join(str(p) for p in paths)}")
     return 0
 

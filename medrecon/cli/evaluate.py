@@ -131,6 +131,11 @@ def _evaluate_folders(args: argparse.Namespace) -> int:
         raise ArgumentError("--slices / --std / --mask / --bscan-axis: single-volume options; not used with folders")
     if kind == "raw" and (args.metrics is not None or args.window is not None or args.body):
         raise ArgumentError("--metrics / --window / --body: CT and OCT options; a folder of raw MRI files gets fastMRI's metrics")
+    if kind == "nifti" and args.metrics != "hu" and args.window is None and not args.body:
+        raise ArgumentError(
+            "--metrics: a folder of NIfTI volumes is evaluated in HU: give --metrics hu (synthetic CT) or --window LO HI / --body (CT); "
+            "MRI folders are evaluated from their raw .h5 targets"
+        )
     suffixes = RAW_SUFFIXES if kind == "raw" else (".nii", ".nii.gz")
     row = volume_row if kind == "raw" else _hu_row(args)
     total = len(target_files(Path(args.target), suffixes))

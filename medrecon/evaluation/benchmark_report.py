@@ -21,9 +21,9 @@ from ..atomic import atomic_output
 SHOWN = ("PSNR", "SSIM", "NMSE")
 
 
-def cell_name(mask: str, acceleration: float, seed: int) -> str:
-    """A cell's folder name: ``<mask>_<R>x_seed<S>``."""
-    return f"{mask}_{acceleration:g}x_seed{seed}"
+def cell_name(mask: str, acceleration: float, seed: int, data_key: str = "") -> str:
+    """A cell's folder name: ``<mask>_<R>x_seed<S>_<data key>``."""
+    return f"{mask}_{acceleration:g}x_seed{seed}" + (f"_{data_key}" if data_key else "")
 
 
 def _mean_std(values: list[float], digits: int) -> str:
@@ -96,7 +96,7 @@ def distribution_figures(rows: list[dict], order: Sequence[str], folder: Path) -
     return paths
 
 
-def example_figures(rows: list[dict], order: Sequence[str], keys: dict[str, str], out: Path) -> list[Path]:
+def example_figures(rows: list[dict], order: Sequence[str], keys: dict[str, str], out: Path, data_key: str = "") -> list[Path]:
     """Per mask and acceleration: the target's middle slice, each method's, and their error maps (first volume, first seed)."""
     import matplotlib
 
@@ -109,7 +109,7 @@ def example_figures(rows: list[dict], order: Sequence[str], keys: dict[str, str]
     for mask, accel in sorted({(r["mask"], r["acceleration"]) for r in rows}):
         seed = min(r["seed"] for r in rows if r["mask"] == mask and r["acceleration"] == accel)
         first = sorted(r["file"] for r in rows if r["mask"] == mask and r["acceleration"] == accel)[0]
-        cell = cell_name(mask, accel, seed)
+        cell = cell_name(mask, accel, seed, data_key)
         target_path = out / "data" / cell / first
         target = read_image(target_path, ("reconstruction_rss", "reconstruction_esc"))
         k = target.shape[0] // 2
@@ -138,7 +138,9 @@ def example_figures(rows: list[dict], order: Sequence[str], keys: dict[str, str]
     return paths
 
 
-def write_report(rows: list[dict], nfe: dict[str, int], out: Path, order: Sequence[str], keys: dict[str, str]) -> list[Path]:
+def write_report(
+    rows: list[dict], nfe: dict[str, int], out: Path, order: Sequence[str], keys: dict[str, str], data_key: str = ""
+) -> list[Path]:
     """Write ``results.md``, ``results.csv`` and the figures into ``out``; returns the paths."""
     md = out / "results.md"
     with atomic_output(md) as tmp:
@@ -150,4 +152,4 @@ def write_report(rows: list[dict], nfe: dict[str, int], out: Path, order: Sequen
     table_csv = out / "results.csv"
     with atomic_output(table_csv) as tmp:
         tmp.write_text(_csv(rows))
-    return [md, table_csv, *distribution_figures(rows, order, out / "figures"), *example_figures(rows, order, keys, out)]
+    return [md, table_csv, *distribution_figures(rows, order, out / "figures"), *example_figures(rows, order, keys, out, data_key)]

@@ -192,6 +192,7 @@ def run_inputs(
     out.mkdir(exist_ok=True)
     mine = inputs[rank::size]
     done_before = finished_outputs(out)
+    outputs = {spec.out_name(e.name) for e in inputs}
     log = RunLog(out, args, rank, size, len(mine), len(inputs))
     counts = {"done": 0, "skipped": 0, "elsewhere": 0, "existing": 0, "failed": 0, "other": 0}
     bug = False
@@ -211,6 +212,7 @@ def run_inputs(
     ) as bar:
         for entry in mine:
             target = out / spec.out_name(entry.name)
+            _remove_orphan_std(target, outputs)
             status, seconds, error = _one_entry(args, one, entry, target, paired, input_attr, spec.out_is_folder, done_before)
             bug |= status == "bug"
             counts["failed" if status in ("failed", "bug") else status] += 1
@@ -269,6 +271,20 @@ def _one_entry(
             print(f"medrecon: internal error on {entry}: {type(err).__name__}: {err} (traceback in the run log)", file=sys.stderr)
             return "bug", time.perf_counter() - start, traceback.format_exc()
     return ("done" if status == 0 else "failed"), time.perf_counter() - start, None
+
+
+def _remove_orphan_std(target: Path, outputs: set[str]) -> None:
+    """Remove ``NAME_std…`` left without its mean by a killed run (the std is written first; the mean's
+    existence marks a finished result); never another input's output."""
+    import shutil
+
+    if target.exists():
+        return
+    base = stem(target.name)
+    std = target.with_name(base + "_std" + target.name[len(base) :])
+    if std.name in outputs or not (std.exists() or std.is_symlink()):
+        return
+    shutil.rmtree(std) if std.is_dir() and not std.is_symlink() else std.unlink()
 
 
 def _check_distinct_outputs(source: Path, inputs: list[Path], spec: FolderSpec) -> None:

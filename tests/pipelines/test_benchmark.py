@@ -67,3 +67,15 @@ def test_benchmark_config_errors_name_the_field(tmp_path, full, capsys):
     assert_refused(["benchmark", "--config", bad_setting, "--out", tmp_path / "r"], capsys, "benchmark.methods[0].settings.lam", tmp_path)
     bad_name = _config(tmp_path, "    - {name: 'a/b', method: zf}", "b3.yaml")
     assert_refused(["benchmark", "--config", bad_name, "--out", tmp_path / "r"], capsys, "benchmark.methods.0.name", tmp_path)
+
+
+def test_other_data_get_new_cells(tmp_path, full):
+    one = "    - {name: zf, method: zf}"
+    out = tmp_path / "results"
+    cfg = _config(tmp_path, one)
+    cfg.write_text(cfg.read_text().replace("  seeds: [0, 1]", "  seeds: [0]\n  volumes: 1"))
+    assert main(["benchmark", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    assert len(list(csv.DictReader((out / "results.csv").open()))) == 1
+    cfg.write_text(cfg.read_text().replace("volumes: 1", "volumes: 2"))
+    assert main(["benchmark", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    assert len(list(csv.DictReader((out / "results.csv").open()))) == 2

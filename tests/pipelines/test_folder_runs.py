@@ -217,9 +217,10 @@ def test_ct_folders_of_series_and_nifti_round_trip(tmp_path, capsys):
         write_ct_nifti(CTVolume(_ct_volume(k), aff, "generated"), truth / f"patient{k}.nii.gz")
     capsys.readouterr()
     js = tmp_path / "hu.json"
-    assert main(["evaluate", "--target", str(truth), "--recon", str(recon), "--json", str(js), "--quiet"]) == 0
+    assert main(["evaluate", "--target", str(truth), "--recon", str(recon), "--window", "-1000", "1000", "--json", str(js), "--quiet"]) == 0
     doc = json.loads(js.read_text())
     assert doc["volumes"] == 2 and doc["metrics"]["PSNR"]["mean"] > 20
+    assert_refused(["evaluate", "--target", truth, "--recon", recon], capsys, "evaluated in HU", tmp_path)
     assert_refused(
         ["reconstruct", "ct", sinos / "patient0.h5", "--out-format", "dicom", "--out", tmp_path / "x"], capsys, "--out-format", tmp_path
     )
@@ -275,3 +276,18 @@ def test_dotted_series_names_and_the_current_folder_as_output(tmp_path, monkeypa
         == 0
     )
     assert sorted(p.name for p in (tmp_path / "series").iterdir()) == ["1.2.840.99.1", "1.2.840.99.2"]
+
+
+def test_a_std_left_without_its_mean_is_replaced(tmp_path):
+    from medrecon.tasks.folder_run import _remove_orphan_std
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "v_std.nii.gz").write_text("orphan")  # a run killed between writing the std and the mean
+    (out / "w_std.nii.gz").write_text("an input's own output")
+    _remove_orphan_std(out / "v.nii.gz", {"v.nii.gz", "w.nii.gz"})
+    _remove_orphan_std(out / "w.nii.gz", {"w.nii.gz", "w_std.nii.gz"})
+    assert sorted(p.name for p in out.iterdir()) == ["w_std.nii.gz"]
+    (out / "series_std").mkdir()
+    _remove_orphan_std(out / "series", {"series"})
+    assert not (out / "series_std").exists()
