@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ArgumentError, InputFileError, MedreconError
-from .run_records import RunLog, claim, claim_holder, drop_stale_claim, finished_outputs
+from .run_records import RunLog, claim, claim_holder, drop_stale_claim, finished_outputs, settings_changes
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,13 @@ def run_inputs(
     out.mkdir(exist_ok=True)
     mine = inputs[rank::size]
     done_before = finished_outputs(out)
+    changed = settings_changes(out, args) if done_before else []
+    if changed and rank == 0:
+        print(
+            f"medrecon: note: {out} holds outputs of a run with other settings ({'; '.join(changed)}); "
+            "they are kept, not redone (a new --out redoes them)",
+            file=sys.stderr,
+        )
     outputs = {spec.out_name(e.name) for e in inputs}
     log = RunLog(out, args, rank, size, len(mine), len(inputs))
     counts = {"done": 0, "skipped": 0, "elsewhere": 0, "existing": 0, "failed": 0, "other": 0}

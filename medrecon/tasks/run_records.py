@@ -156,6 +156,23 @@ def finished_outputs(out: Path) -> set[str]:
     return done
 
 
+RUN_ONLY = ("input", "out", "quiet", "device", "func")  # settings that do not change what is written
+
+
+def settings_changes(out: Path, args: argparse.Namespace) -> list[str]:
+    """``key: before → now`` for each setting that differs from the last earlier run into ``out`` (none: empty)."""
+    last = None
+    for log in sorted(log_folder(out).glob("run_*.jsonl")):
+        with contextlib.suppress(ValueError, OSError):
+            first = json.loads(log.read_text(errors="replace").splitlines()[0])
+            if isinstance(first, dict) and first.get("event") == "start" and isinstance(first.get("settings"), dict):
+                last = first["settings"]
+    if last is None:
+        return []
+    now = {k: _jsonable(v) for k, v in vars(args).items() if k not in RUN_ONLY}
+    return [f"{k}: {last.get(k)!r} → {v!r}" for k, v in sorted(now.items()) if k not in RUN_ONLY and last.get(k) != v]
+
+
 class RunLog:
     """The JSON-lines log of one rank's folder run (each record flushed as written, so a killed run keeps its log)."""
 

@@ -72,6 +72,8 @@ def test_folder_reconstruction_writes_each_volume_once_and_skips_finished(tmp_pa
     capsys.readouterr()
     assert main(["reconstruct", "mri", str(under), "--method", "sense", "--out", str(out), "--quiet"]) == 0
     assert "0 written, 3 finished" in capsys.readouterr().out
+    assert main(["reconstruct", "mri", str(under), "--method", "cs", "--out", str(out), "--quiet"]) == 0  # other settings: said
+    assert "other settings (method: 'sense' → 'cs')" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")} == mtimes
     # the output folder holds the outputs only (fastMRI's evaluate.py opens every file of a folder)
     assert folder_entries(out, FolderSpec((".h5",), h5_name))[1] == [] and not list(out.glob(".*"))
