@@ -3,8 +3,10 @@
 Acquisitions are read with the ``ismrmrd`` package; the header's encoding section with medrecon's
 own validated parser (:func:`~medrecon.datasets.fastmri.parse_ismrmrd_header`, which names the
 element that is missing or invalid). Each imaging acquisition (noise, navigator, phase-correction,
-dummy, feedback and phase-stabilisation lines are skipped; parallel-imaging calibration lines are
-k-space samples like the others) goes to slice ``idx.slice`` at phase-encode line
+dummy, feedback and phase-stabilisation lines are skipped; lines flagged calibration *and* imaging
+are imaging lines; calibration-only lines, which may come from a separate reference scan of
+another contrast, fill only the phase-encode lines no imaging acquisition measured, where they
+give the coil-map calibration its centre) goes to slice ``idx.slice`` at phase-encode line
 ``idx.kspace_encode_step_1``, its readout placed so that ``center_sample`` lands on the centre of
 the encoded matrix (reversed readouts flipped). Repeated lines (averages) are averaged; only
 contrast, repetition, phase and set 0 are read (the others are counted in ``attrs``).
@@ -137,7 +139,10 @@ class ISMRMRDFile(KSpaceSource):
                 if coils is None:
                     coils = int(acq.active_channels)
                 self._check(p, i, acq, coils, ex, ey)
-                self._lines.setdefault(int(acq.idx.slice), []).append(i)
+                calibration_only = acq.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION) and not acq.is_flag_set(
+                    ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING
+                )
+                self._lines.setdefault(int(acq.idx.slice), []).append((i, calibration_only))
                 self._placement.setdefault(
                     int(acq.idx.slice), tuple(np.asarray(v, dtype=np.float64) for v in (acq.position, acq.read_dir, acq.phase_dir))
                 )
@@ -203,14 +208,20 @@ class ISMRMRDFile(KSpaceSource):
         k = np.zeros((c, ex, ey), np.complex64)
         hits = np.zeros((ex, ey), np.int32)
         dset = ismrmrd.Dataset(str(self.path), "/dataset", create_if_needed=False)
+        lines = sorted(self._lines[self._slices[index]], key=lambda line: line[1])  # imaging lines first
+        measured: set[int] = set()
         try:
-            for i in self._lines[self._slices[index]]:
+            for i, calibration_only in lines:
                 acq = dset.read_acquisition(i)
+                ky = int(acq.idx.kspace_encode_step_1)
+                if calibration_only and ky in measured:
+                    continue  # an imaging line is there: never mix in a reference scan
+                if not calibration_only:
+                    measured.add(ky)
                 data = np.asarray(acq.data, dtype=np.complex64)
                 if acq.is_flag_set(ismrmrd.ACQ_IS_REVERSE):
                     data = data[:, ::-1]
                 x0 = ex // 2 - int(acq.center_sample)
-                ky = int(acq.idx.kspace_encode_step_1)
                 k[:, x0 : x0 + data.shape[1], ky] += data
                 hits[x0 : x0 + data.shape[1], ky] += 1
         finally:

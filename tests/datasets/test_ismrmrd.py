@@ -147,3 +147,26 @@ def test_dicom_output_needs_a_file_that_records_geometry(tmp_path, capsys):
     assert_refused(
         ["reconstruct", "mri", fm, "--method", "zf", "--out", tmp_path / "series"], capsys, "records none; write .h5 or .nii.gz", tmp_path
     )
+
+
+def test_calibration_only_lines_fill_only_what_imaging_did_not_measure(tmp_path):
+    k = multicoil_volume(slices=1, coils=2, h=16, w=16)
+    dset = ismrmrd.Dataset(str(tmp_path / "grappa.h5"), "/dataset", create_if_needed=True)
+    dset.write_xml_header(make_ismrmrd_header((16, 16, 1), (8, 8, 1), (8, 8, 4), 8, 16).decode())
+
+    def add(data, ky, *flags):
+        acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data, dtype=np.complex64))
+        acq.idx.kspace_encode_step_1, acq.center_sample = ky, 8
+        for flag in flags:
+            acq.set_flag(getattr(ismrmrd, flag))
+        dset.append_acquisition(acq)
+
+    for ky in range(0, 16, 2):  # imaging: every other line
+        add(k[0, :, :, ky], ky)
+    for ky in range(6, 11):  # a separate reference scan (another contrast: 3x) over the centre
+        add(3 * k[0, :, :, ky], ky, "ACQ_IS_PARALLEL_CALIBRATION")
+    dset.close()
+    got = open_kspace(tmp_path / "grappa.h5").kspace(0)
+    for ky in range(16):
+        want = k[0, :, :, ky] if ky % 2 == 0 else (3 * k[0, :, :, ky] if 6 <= ky <= 10 else 0 * k[0, :, :, ky])
+        np.testing.assert_allclose(got[:, :, ky], want, rtol=1e-6, atol=1e-6, err_msg=f"line {ky}")
