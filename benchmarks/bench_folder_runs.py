@@ -71,8 +71,8 @@ def outputs(folder: Path) -> dict[str, np.ndarray]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--volumes", type=int, default=6)
-    ap.add_argument("--slices", type=int, default=8)
+    ap.add_argument("--volumes", type=int, default=4)
+    ap.add_argument("--slices", type=int, default=6)
     ap.add_argument("--method", default="cs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "folder_runs"))

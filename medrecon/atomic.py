@@ -93,12 +93,12 @@ def check_not_an_input(out: str | Path, inputs: Iterable[tuple[str, str | Path |
     return target
 
 
-def _owner_tag() -> str:
+def owner_tag() -> str:
     """``HOST-PID`` of this process, as temporary names carry it (no dots: the name's separator)."""
     return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
 
 
-def _process_ended(tag: str) -> bool:
+def process_ended(tag: str) -> bool:
     """Whether the ``HOST-PID`` that made a temporary is a process of this host that no longer runs.
 
     Temporaries of other hosts (a shared file system) are never judged ended: their process may run.
@@ -123,7 +123,7 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     removed = []
     for name in glob.glob(f".{glob.escape(target.name)}.*.partial*", root_dir=target.parent):
         tag = name[len(target.name) + 2 :].split(".", 1)[0]
-        if _process_ended(tag):
+        if process_ended(tag):
             stale = target.parent / name
             if stale.is_dir() and not stale.is_symlink():
                 shutil.rmtree(stale, ignore_errors=True)
@@ -158,7 +158,7 @@ def temporary_beside(target: Path, folder: bool = False) -> Path:
     the name keep working. Leftovers of killed runs on ``target`` are removed first.
     """
     remove_stale_temporaries(target)
-    prefix = f".{target.name}.{_owner_tag()}."
+    prefix = f".{target.name}.{owner_tag()}."
     if folder:
         return Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=target.parent))
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=f".partial{''.join(target.suffixes)}", dir=target.parent)

@@ -151,19 +151,6 @@ def _cli(argv: list, output: Path) -> None:
         )
 
 
-def _seconds(recon: Path) -> dict[str, float]:
-    """Seconds per finished volume, from the folder run's logs."""
-    from ..tasks.run_records import log_folder
-
-    out: dict[str, float] = {}
-    for log in sorted(log_folder(recon).glob("run_*.jsonl")):
-        for line in log.read_text().splitlines():
-            rec = json.loads(line)
-            if rec.get("event") == "entry" and rec.get("status") == "done":
-                out[rec["output"]] = float(rec["seconds"])
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from ..atomic import atomic_output
     from ..evaluation.benchmark_report import cell_name, write_report
@@ -222,7 +209,9 @@ def _run_cell(out, data, key, cell, spec, settings, seed, cfg, quiet, evaluate_f
     config.write_text(yaml.safe_dump({section: values}))
     argv = ["reconstruct", "mri", data, "--method", spec.method, "--config", config, "--device", cfg.device, "--out", recon, *quiet]
     _cli(argv + (["--prior", spec.prior] if spec.prior else []), recon)
-    seconds = _seconds(recon)
+    from ..tasks.run_records import done_entries
+
+    seconds = done_entries(recon)
     rows = evaluate_folders(data, recon)["per_volume"]
     for row in rows:
         name = Path(row["file"]).with_suffix(".h5").name

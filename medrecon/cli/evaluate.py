@@ -122,7 +122,7 @@ def _evaluate_folders(args: argparse.Namespace) -> int:
     """Volume-wise metrics over two folders: fastMRI's for raw MRI targets, HU for NIfTI CT volumes."""
     from tqdm import tqdm
 
-    from ..evaluation.folders import RAW_SUFFIXES, evaluate_folders, fastmri_line, target_files, volume_row
+    from ..evaluation.folders import RAW_SUFFIXES, evaluate_folders, fastmri_line, target_files, volume_row, write_rows_csv
 
     kind = _folder_kind(args.target)
     if not Path(args.recon).is_dir():
@@ -163,7 +163,7 @@ def _evaluate_folders(args: argparse.Namespace) -> int:
         for accel, group in result["by_acceleration"].items():
             print(f"{accel}x ({group['volumes']} volumes): {fastmri_line(group['metrics'])}")
     if args.csv:
-        _write_csv(result["per_volume"], args.csv)
+        write_rows_csv(result["per_volume"], args.csv)
     return _report(summary, args, result)
 
 
@@ -185,21 +185,6 @@ def _hu_row(args: argparse.Namespace):
         return {"file": target.name, **{k: float(v) for k, v in m.items() if isinstance(v, (int, float))}}
 
     return row
-
-
-def _write_csv(rows: list[dict], path: str) -> None:
-    import csv
-    import io
-
-    from ..atomic import atomic_output
-
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_output(path) as tmp:
-        tmp.write_text(buf.getvalue())
 
 
 def _matched(target, recon, args: argparse.Namespace, field: str):

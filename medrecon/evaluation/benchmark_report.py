@@ -9,14 +9,13 @@ the first volume (first seed) for each method beside the target, with its error 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_output
+from .folders import write_rows_csv
 
 SHOWN = ("PSNR", "SSIM", "NMSE")
 
@@ -53,15 +52,6 @@ def table(rows: list[dict], nfe: dict[str, int], order: Sequence[str]) -> str:
                 f"{_mean_std([r.get('seconds_per_slice') for r in sel], 2)} | {len(sel)} |"
             )
     return "\n".join(lines)
-
-
-def _csv(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def _save(fig, path: Path) -> Path:
@@ -149,7 +139,5 @@ def write_report(
             + table(rows, nfe, order)
             + "\n"
         )
-    table_csv = out / "results.csv"
-    with atomic_output(table_csv) as tmp:
-        tmp.write_text(_csv(rows))
+    table_csv = write_rows_csv(rows, out / "results.csv")
     return [md, table_csv, *distribution_figures(rows, order, out / "figures"), *example_figures(rows, order, keys, out, data_key)]

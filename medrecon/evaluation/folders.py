@@ -202,3 +202,20 @@ def fastmri_line(summary: dict[str, dict[str, float | None]]) -> str:
         two_sd = 2 * s["std"] if s["std"] is not None else math.nan
         parts.append(f"{name} = {s['mean']:.4g} +/- {two_sd:.4g}")
     return " ".join(parts)
+
+
+def write_rows_csv(rows: list[dict], path: str | Path) -> Path:
+    """Write per-volume rows (the union of their keys as columns) as CSV, atomically."""
+    import csv
+    import io
+
+    from ..atomic import atomic_output
+
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_output(path) as tmp:
+        tmp.write_text(buf.getvalue())
+    return Path(path)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ArgumentError, InputFileError, MedreconError
-from .run_records import RunLog, claim, claim_holder, drop_stale_claim, finished_outputs, settings_changes
+from .run_records import RunLog, claim, claim_holder, done_entries, drop_stale_claim, settings_changes
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class FolderSpec:
         out_name: output name of an input entry (``"file1.h5"`` → ``"file1.h5"``).
         series: whether a sub-folder is one input (a DICOM series); else sub-folders are ignored.
         paired: options naming further inputs (``"--guide"``); with a folder input each must be a
-            folder holding an entry of the same name.
+            folder holding an entry of the same stem (:func:`paired_entry`).
+        out_is_folder: outputs are folders (DICOM series), whatever dots their names have.
     """
 
     suffixes: tuple[str, ...]
@@ -117,7 +118,7 @@ def folder_entries(folder: Path, spec: FolderSpec) -> tuple[list[Path], list[Pat
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
-        ok = entry.is_dir() if spec.series and entry.is_dir() else (entry.is_file() and entry.name.lower().endswith(spec.suffixes))
+        ok = (spec.series and entry.is_dir()) or (entry.is_file() and entry.name.lower().endswith(spec.suffixes))
         (inputs if ok else others).append(entry)
     return inputs, others
 
@@ -127,7 +128,7 @@ def _check_out_folder(out: Path, source: Path, spec: FolderSpec, option: str) ->
 
     if out.exists() and not out.is_dir():
         raise InputFileError(out, option, "a folder for the outputs (the input is a folder)", "an existing file")
-    if not out.exists() and out.name.lower().endswith(spec.suffixes + (".nii", ".nii.gz", ".h5", ".tif", ".tiff", ".png")):
+    if not out.exists() and out.name.lower().endswith(spec.suffixes + KNOWN_SUFFIXES):
         raise InputFileError(out, option, "a folder for the outputs (the input is a folder)", f"a file name {out.name!r}")
     if not out.parent.exists():
         raise InputFileError(out, option, "a folder whose parent exists", f"missing folder {out.parent}")
@@ -163,8 +164,9 @@ def run_inputs(
         input_label: how errors name it (``--input`` or ``input``).
 
     Returns:
-        0 when every entry was done or skipped as finished; 2 when some entry was refused or is
-        not of the command's types; 1 when some entry hit a bug (its traceback is in the log).
+        0 when every entry was written now or by an earlier logged run; 2 when some entry was
+        refused, is not of the command's types, is claimed by another run, or its output is a file
+        no run log records; 1 when some entry hit a bug (its traceback is in the log).
 
     Raises:
         ArgumentError: a single input under several ranks (every rank would write one file).
@@ -191,7 +193,7 @@ def run_inputs(
     paired = _paired_folders(args, spec)
     out.mkdir(exist_ok=True)
     mine = inputs[rank::size]
-    done_before = finished_outputs(out)
+    done_before = set(done_entries(out))
     changed = settings_changes(out, args) if done_before else []
     if changed and rank == 0:
         print(

@@ -20,35 +20,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..atomic import owner_tag, process_ended
+
 VERSIONED = ("medrecon", "torch", "numpy", "monai", "sigpy", "astra-toolbox", "h5py", "nibabel", "pydicom", "scikit-image")
 
 
 _HELD: set[Path] = set()  # the claims this process holds (a claim with our own tag that is not here is a dead namesake's)
 
 
-def _own_tag() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 def _process_alive(tag: str, path: Path | None = None) -> bool:
-    """Whether the ``HOST-PID`` of a claim may still run (another host's always may; an unreadable tag is dead).
-
-    Our own tag on a claim this process does not hold (a restarted container with the same host
-    name and PID) is dead.
-    """
+    """Whether the ``HOST-PID`` of a claim may still run (:func:`medrecon.atomic.process_ended`: another
+    host's always may); an unreadable tag is dead, and so is our own tag on a claim this process does
+    not hold (a restarted container with the same host name and PID)."""
     tag = tag.strip()
     host, _, pid = tag.rpartition("-")
-    if host != socket.gethostname() or not pid.isdigit():
-        return bool(host) and pid.isdigit()  # another host's claim; anything else is garbage
-    if tag == _own_tag():
-        return path is not None and path in _HELD
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+    if not host or not pid.isdigit():
         return False
-    except OSError:
-        return True
-    return True
+    if tag == owner_tag():
+        return path is not None and path in _HELD
+    return not process_ended(tag)
 
 
 def _claim_path(out: Path) -> Path:
@@ -70,7 +60,7 @@ def _try_create(path: Path, tag: str) -> bool:
 
 def _take_over(path: Path) -> None:
     """Remove a dead claim; of several processes that see it dead, only the one whose rename succeeds removes it."""
-    aside = path.with_name(f"{path.name}.{_own_tag()}.stale")
+    aside = path.with_name(f"{path.name}.{owner_tag()}.stale")
     try:
         os.rename(path, aside)
     except FileNotFoundError:
@@ -86,7 +76,7 @@ def claim(out: Path) -> Iterator[bool]:
     """Claim ``out`` for this process while its volume is computed; yields False when a live process holds it."""
     path = _claim_path(out)
     for _ in range(3):
-        if _try_create(path, _own_tag()):
+        if _try_create(path, owner_tag()):
             _HELD.add(path)
             try:
                 yield True
@@ -144,15 +134,15 @@ def log_folder(out: Path) -> Path:
     return out.with_name(out.name + ".logs")
 
 
-def finished_outputs(out: Path) -> set[str]:
-    """Names of the outputs the run logs of ``out`` record as written."""
-    done = set()
+def done_entries(out: Path) -> dict[str, float]:
+    """Seconds per output that the run logs of ``out`` record as written (the latest record wins)."""
+    done: dict[str, float] = {}
     for log in sorted(log_folder(out).glob("run_*.jsonl")):
         for line in log.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, TypeError):
                 rec = json.loads(line)
                 if isinstance(rec, dict) and rec.get("event") == "entry" and rec.get("status") == "done":
-                    done.add(str(rec.get("output")))
+                    done[str(rec.get("output"))] = float(rec.get("seconds", 0.0))
     return done
 
 

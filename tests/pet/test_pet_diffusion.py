@@ -63,15 +63,21 @@ def _pairs(path, n=4, size=32):
     return path
 
 
-def test_guided_pet_prior_end_to_end(tmp_path, capsys):
-    data = _pairs(tmp_path / "pairs.npz")
+def _tiny_config(tmp_path, data: str, train_extra: str = ""):
+    """``pet.yaml``: the ``data`` section's lines, a tiny guided U-Net trained 2 steps into ``prior/``."""
     cfg = tmp_path / "pet.yaml"
     cfg.write_text(
-        f"data:\n  paths: [{data}]\n  intensity: pet\n  condition:\n    guide: true\n"
+        f"data:\n  {data}\n"
         "prior:\n  channels: [8, 8]\n  attention_levels: [false, false]\n  num_head_channels: 8\n  norm_num_groups: 4\n"
-        "train:\n  steps: 2\n  batch_size: 2\n  crop: 16\n  checkpoint_every: 2\n  cond_dropout: 0.5\n"
+        f"train:\n  steps: 2\n  batch_size: 2\n  crop: 16\n  checkpoint_every: 2\n{train_extra}"
         f"output: {tmp_path / 'prior'}\n"
     )
+    return cfg
+
+
+def test_guided_pet_prior_end_to_end(tmp_path, capsys):
+    data = _pairs(tmp_path / "pairs.npz")
+    cfg = _tiny_config(tmp_path, f"paths: [{data}]\n  intensity: pet\n  condition:\n    guide: true", "  cond_dropout: 0.5\n")
     assert main(["train", "--config", str(cfg), "--quiet"]) == 0
     info = json.loads((tmp_path / "prior" / "prior.json").read_text())
     assert info["normalisation"].startswith("activity / (20") and info["prior"]["cond_channels"] == 1 and info["pixel_mm"] == 2.0
@@ -149,13 +155,7 @@ def test_pet_prior_from_volumes_with_their_ct(tmp_path, capsys):
     assert slices.images.shape == (4, 32, 32) and slices.guides.shape == (4, 1, 32, 32) and slices.pixel_mm == 2.0
     assert np.allclose(slices.images.reshape(4, -1).mean(axis=1), 1 / 20)  # each slice over 20 × its mean
     assert abs(float(slices.guides[0, 0, 16, 16]) - 0.04) < 0.01 and abs(float(slices.guides[0, 0, 0, 0]) + 1.0) < 0.01
-    cfg = tmp_path / "pet.yaml"
-    cfg.write_text(
-        f"data:\n  paths: [{', '.join(pets)}]\n  intensity: pet\n  condition:\n    paths: [{', '.join(cts)}]\n"
-        "prior:\n  channels: [8, 8]\n  attention_levels: [false, false]\n  num_head_channels: 8\n  norm_num_groups: 4\n"
-        "train:\n  steps: 2\n  batch_size: 2\n  crop: 16\n  checkpoint_every: 2\n"
-        f"output: {tmp_path / 'prior'}\n"
-    )
+    cfg = _tiny_config(tmp_path, f"paths: [{', '.join(pets)}]\n  intensity: pet\n  condition:\n    paths: [{', '.join(cts)}]")
     assert main(["train", "--config", str(cfg), "--quiet"]) == 0
     info = json.loads((tmp_path / "prior" / "prior.json").read_text())
     assert info["prior"]["cond_channels"] == 1 and info["pixel_mm"] == 2.0 and info["condition"]["guide"] == "CT"

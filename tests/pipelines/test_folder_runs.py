@@ -129,13 +129,14 @@ def test_claims_keep_two_runs_off_one_output_and_stale_claims_are_taken_over(tmp
             assert not again
     assert not (tmp_path / ".v.h5.claim").exists()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
-    import socket
+    from medrecon.atomic import owner_tag
 
-    (tmp_path / ".v.h5.claim").write_text(f"{socket.gethostname()}-{dead}")
+    host = owner_tag().rpartition("-")[0]
+    (tmp_path / ".v.h5.claim").write_text(f"{host}-{dead}")
     with claim(target) as mine:
         assert mine
     target.write_text("finished")  # killed after its output was written, before the claim was dropped
-    (tmp_path / ".v.h5.claim").write_text(f"{socket.gethostname()}-{dead}")
+    (tmp_path / ".v.h5.claim").write_text(f"{host}-{dead}")
     entry = (argparse.Namespace(), lambda a: 0, tmp_path / "in.h5", target, {}, "input")
     assert _one_entry(*entry, done_before={"v.h5"})[0] == "skipped"
     assert not (tmp_path / ".v.h5.claim").exists()
