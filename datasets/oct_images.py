@@ -8,8 +8,9 @@ data type, which none of those libraries decides:
   B-scan), a folder of such files (its ``.tif`` / ``.tiff`` / ``.png`` files, hidden files
   excluded, in name order; all B-scans of one size), or a ``.nii`` / ``.nii.gz`` volume (B-scans
   along one voxel axis, below), or a DICOM Ophthalmic Tomography ``.dcm`` file (one B-scan per
-  frame; :mod:`medrecon.datasets.oct_dicom`). Vendor formats (Heidelberg ``.e2e``, Topcon
-  ``.fds``, Zeiss ``.img``, ``.vol``) are not read: convert them to DICOM, TIFF or NIfTI first.
+  frame; :mod:`medrecon.datasets.oct_dicom`), or a vendor file (Heidelberg ``.e2e``, Topcon
+  ``.fds`` / ``.fda``, Zeiss ``.img``, Bioptigen ``.oct``) through oct-converter
+  (:mod:`medrecon.datasets.oct_vendor`), whose result is written as ``.tif``, ``.nii.gz`` or ``.dcm``.
 - **Grey only.** A colour file whose colour channels are equal everywhere (a grey B-scan saved as
   RGB, or a grey palette) is read as grey and written back as grey, with a note; an alpha channel
   is ignored, with a note. Any other colour file is refused: a colour map or an annotation cannot
@@ -46,6 +47,7 @@ from ..errors import InputFileError
 from ..memory import check_allocation
 from .file_access import check_regular_file, load_nifti_volume
 from .oct_dicom import DICOM_SUFFIXES, read_oct_dicom, write_oct_dicom
+from .oct_vendor import VENDOR_SUFFIXES, VendorVolume, check_vendor_output, read_vendor_oct, vendor_nifti, write_vendor_dicom
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SUFFIXES = (".png",)
@@ -80,11 +82,12 @@ class OCTImages:
     Attributes:
         bscans: ``(N, H, W)`` float32, the values as stored.
         source: the input path.
-        layout: ``"file"``, ``"folder"`` or ``"nifti"``.
+        layout: ``"file"``, ``"folder"``, ``"nifti"`` or ``"vendor"``.
         files: for ``file`` / ``folder``, the files in order (their B-scans concatenated).
         nifti: for ``nifti``, ``(image, bscan_axis, scaled)``: the nibabel image (header, affine),
             the voxel axis of the B-scans and whether the header scaled the values.
         notes: what was assumed or converted while reading, one line each (commands print them).
+        vendor: for ``vendor``, the volume read by oct-converter (spacing and DICOM metadata).
     """
 
     bscans: np.ndarray
@@ -93,10 +96,11 @@ class OCTImages:
     files: list[OCTFile] = field(default_factory=list)
     nifti: tuple | None = None
     notes: list[str] = field(default_factory=list)
+    vendor: VendorVolume | None = None
 
 
 def oct_kind(path: str | Path) -> str:
-    """``"folder"``, ``"tiff"``, ``"png"``, ``"nifti"`` or ``"dicom"`` from an existing folder or a file name's suffix.
+    """``"folder"``, ``"tiff"``, ``"png"``, ``"nifti"``, ``"dicom"`` or ``"vendor"`` from an existing folder or a file name's suffix.
 
     Raises:
         InputFileError: any other suffix.
@@ -105,10 +109,18 @@ def oct_kind(path: str | Path) -> str:
     if p.is_dir():
         return "folder"
     name = p.name.lower()
-    for kind, suffixes in (("tiff", TIFF_SUFFIXES), ("png", PNG_SUFFIXES), ("nifti", NIFTI_SUFFIXES), ("dicom", DICOM_SUFFIXES)):
+    kinds = (
+        ("tiff", TIFF_SUFFIXES),
+        ("png", PNG_SUFFIXES),
+        ("nifti", NIFTI_SUFFIXES),
+        ("dicom", DICOM_SUFFIXES),
+        ("vendor", VENDOR_SUFFIXES),
+    )
+    for kind, suffixes in kinds:
         if name.endswith(suffixes):
             return kind
-    raise InputFileError(p, "file type", "a .tif / .tiff / .png / .nii / .nii.gz / .dcm file or a folder of B-scans", repr(p.name))
+    expected = "a .tif / .tiff / .png / .nii / .nii.gz / .dcm file, a vendor .e2e / .fds / .fda / .img / .oct file or a folder of B-scans"
+    raise InputFileError(p, "file type", expected, repr(p.name))
 
 
 def _grey(arr: np.ndarray, channels: bool, path: Path, notes: list[str]) -> np.ndarray:
@@ -288,8 +300,12 @@ def read_oct(path: str | Path, bscan_axis: int | None = None) -> OCTImages:
         raise InputFileError(p, "B-scan axis", "--bscan-axis only with a NIfTI volume", f"a {kind} input")
     notes: list[str] = []
     files: list[OCTFile] = []
-    nifti = None
-    if kind == "folder":
+    nifti = vendor = None
+    if kind == "vendor":
+        vendor = read_vendor_oct(p)
+        arr = vendor.bscans
+        files = [OCTFile(p.name, "vendor", _check_dtype(arr.dtype, p, notes), arr.shape[0], True)]
+    elif kind == "folder":
         arr, files = _read_folder(p, notes)
     elif kind == "nifti":
         arr, nifti = _read_nifti(p, bscan_axis, notes)
@@ -301,7 +317,8 @@ def read_oct(path: str | Path, bscan_axis: int | None = None) -> OCTImages:
         files = [spec]
     bscans = np.asarray(arr, dtype=np.float32)
     _check_bscans(bscans, p, files)
-    return OCTImages(bscans, p, {"folder": "folder", "nifti": "nifti"}.get(kind, "file"), files, nifti, notes)
+    layout = {"folder": "folder", "nifti": "nifti", "vendor": "vendor"}.get(kind, "file")
+    return OCTImages(bscans, p, layout, files, nifti, notes, vendor)
 
 
 def stored_dtypes(images: OCTImages) -> set[np.dtype]:
@@ -342,7 +359,9 @@ def check_oct_output(source: str | Path, out: str | Path) -> Path:
         out_kind = oct_kind(target)
     except InputFileError:
         out_kind = None
-    if out_kind != kind:
+    if kind == "vendor" and out_kind not in ("tiff", "nifti", "dicom"):
+        raise InputFileError(target, "output", "a .tif / .nii.gz / .dcm file (a vendor format is not written)", repr(target.name))
+    if kind != "vendor" and out_kind != kind:
         suffixes = {"tiff": TIFF_SUFFIXES, "png": PNG_SUFFIXES, "nifti": NIFTI_SUFFIXES, "dicom": DICOM_SUFFIXES}[kind]
         raise InputFileError(target, "output", f"the input's format ({' / '.join(suffixes)})", repr(target.name))
     return check_output_path(target)
@@ -380,7 +399,9 @@ def write_oct(images: OCTImages, values: np.ndarray, out: str | Path) -> Path:
     if values.shape != images.bscans.shape:
         raise ValueError(f"values: expected shape {images.bscans.shape} like the input, got {values.shape}")
     target = Path(out)
-    if images.layout == "nifti":
+    if images.layout == "vendor":
+        _write_vendor(images, values, target)
+    elif images.layout == "nifti":
         _write_nifti(images.nifti, values, target)
     elif images.files[0].kind == "dicom":
         write_oct_dicom(images.source, to_stored(values, images.files[0].dtype), target)
@@ -409,3 +430,28 @@ def _write_nifti(nifti: tuple, values: np.ndarray, target: Path) -> None:
     out = img.__class__(to_stored(data, dtype), img.affine, header)
     with atomic_output(target) as tmp:
         out.to_filename(str(tmp))
+
+
+def check_oct_writable(images: OCTImages, out: str | Path) -> None:
+    """Before the work: a vendor input can be written as ``out`` (NIfTI needs its spacing, DICOM integers).
+
+    Raises:
+        InputFileError: naming the input and what it lacks.
+    """
+    if images.vendor is not None:
+        check_vendor_output(images.vendor, oct_kind(out), images.source)
+
+
+def _write_vendor(images: OCTImages, values: np.ndarray, target: Path) -> None:
+    """A vendor input's result as ``.tif`` (a stack in the read type), ``.nii.gz`` or DICOM OPT."""
+    check_oct_writable(images, target)
+    kind, dtype = oct_kind(target), images.files[0].dtype
+    if kind == "dicom":
+        write_vendor_dicom(images.vendor, values, target)
+        return
+    with atomic_output(target) as tmp:
+        if kind == "tiff":
+            _write_file(OCTFile(target.name, "tiff", dtype, len(values), True), values, tmp)
+        else:
+            img = vendor_nifti(images.vendor, to_stored(values, dtype))
+            img.to_filename(str(tmp))

@@ -61,7 +61,7 @@ class FolderSpec:
     out_is_folder: bool = False
 
 
-KNOWN_SUFFIXES = (".nii.gz", ".nii", ".h5", ".hdf5", ".npz", ".dcm", ".tif", ".tiff", ".png")
+KNOWN_SUFFIXES = (".nii.gz", ".nii", ".h5", ".hdf5", ".npz", ".dcm", ".tif", ".tiff", ".png", ".e2e", ".fds", ".fda", ".img", ".oct")
 
 
 def stem(name: str) -> str:

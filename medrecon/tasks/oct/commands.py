@@ -6,8 +6,9 @@ import argparse
 import shutil
 import sys
 
+from ...datasets.oct_vendor import VENDOR_SUFFIXES, is_vendor
 from ...errors import ArgumentError
-from ..folder_run import FolderSpec, run_inputs
+from ..folder_run import FolderSpec, run_inputs, stem
 from ..options import FiniteFloat, add_common_options, settings_from
 from ..registry import TaskCommand, register
 from .config import OCT_METHODS, OCTDenoiseConfig, OCTDiffusionConfig
@@ -19,8 +20,9 @@ DIFFUSION_OPTIONS = {"samples": "--samples", "steps": "--steps", "seed": "--seed
 def _add_denoise(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "input",
-        help="noisy B-scans: .tif / .tiff (pages = B-scans), .png, a folder of them, a .nii / .nii.gz volume or a DICOM OPT .dcm "
-        "file; or a folder of volumes (NIfTI, DICOM OPT, sub-folders of B-scans), each denoised into OUT/<its name>",
+        help="noisy B-scans: .tif / .tiff (pages = B-scans), .png, a folder of them, a .nii / .nii.gz volume, a DICOM OPT .dcm "
+        "file or a vendor file (.e2e, .fds, .fda, .img, .oct; written as --out .tif / .nii.gz / .dcm); or a folder of volumes "
+        "(NIfTI, DICOM OPT, vendor files, sub-folders of B-scans), each denoised into OUT/<its name> (vendor files: OUT/<name>.tif)",
     )
     p.add_argument(
         "--method",
@@ -50,16 +52,21 @@ def _add_denoise(p: argparse.ArgumentParser) -> None:
     add_common_options(p, "denoise")
 
 
+def _out_name(name: str) -> str:
+    """A folder run's output name: the input's, a vendor file's as a TIFF stack (written for any of its types)."""
+    return stem(name) + ".tif" if is_vendor(name) else name
+
+
 def _denoise(args: argparse.Namespace) -> int:
-    # a folder of TIFF / PNG B-scans is one stack; a folder of volumes (NIfTI, DICOM OPT, sub-folders of B-scans) is a folder run
-    return run_inputs(args, _denoise_one, FolderSpec((".nii", ".nii.gz", ".dcm"), lambda name: name, series=True))
+    # a folder of TIFF / PNG B-scans is one stack; a folder of volumes (NIfTI, DICOM OPT, vendor files, sub-folders of B-scans) is a folder run
+    return run_inputs(args, _denoise_one, FolderSpec((".nii", ".nii.gz", ".dcm", *VENDOR_SUFFIXES), _out_name, series=True))
 
 
 def _denoise_one(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...atomic import check_not_an_input
-    from ...datasets.oct_images import check_oct_output, read_oct, write_oct
+    from ...datasets.oct_images import check_oct_output, check_oct_writable, read_oct, write_oct
     from ..outputs import check_result
     from .baselines import denoise_bscans
 
@@ -72,6 +79,7 @@ def _denoise_one(args: argparse.Namespace) -> int:
     check_not_an_input(args.out, [("the input", args.input)])
     out = check_oct_output(args.input, args.out)
     images = read_oct(args.input, args.bscan_axis)
+    check_oct_writable(images, out)
     _print_notes(images.notes)
     result, sigmas = denoise_bscans(images.bscans, cfg, source=args.input, progress=_progress(args, cfg.method))
     check_result(result, args.input, "denoised B-scans")
@@ -84,7 +92,7 @@ def _denoise_one(args: argparse.Namespace) -> int:
 
 def _denoise_diffusion(args: argparse.Namespace) -> int:
     from ...atomic import check_not_an_input
-    from ...datasets.oct_images import check_oct_output, oct_std_path, read_oct, stored_dtypes, write_oct
+    from ...datasets.oct_images import check_oct_output, check_oct_writable, oct_std_path, read_oct, stored_dtypes, write_oct
     from ...diffusion.training import load_prior
     from ...runtime import resolve_prior, select_device
     from ..outputs import check_result
@@ -105,6 +113,7 @@ def _denoise_diffusion(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     denoiser = load_prior(resolve_prior(args.prior), device=device)
     images = read_oct(args.input, args.bscan_axis)
+    check_oct_writable(images, out)
     for dtype in stored_dtypes(images):
         check_prior_for_oct(denoiser, dtype, cfg, args.input)
     _print_notes(images.notes)
