@@ -2,8 +2,15 @@
 
 Run:  python benchmarks/bench_mr2ct.py --ddpm priors/mr2ct_ddpm --score priors/mr2ct_score --regression priors/mr2ct_l1
       [--samples 4] [--steps 50] [--volume]
-Writes benchmarks/results/mr2ct.md from the rows in mr2ct.json, which every run updates (so the
-priors can be measured in separate runs), and mr2ct_reformat.png with --volume.
+      python benchmarks/bench_mr2ct.py --pet --ddpm priors/pet2ct_ddpm --regression priors/pet2ct_l1   (NAC-PET → CT)
+Writes benchmarks/results/mr2ct.md (pet2ct.md with --pet) from the rows in mr2ct.json (pet2ct.json),
+which every run updates (so the priors can be measured in separate runs), and mr2ct_reformat.png
+with --volume.
+
+``--pet``: the 10 real NAC-PET / CT slice pairs of ``../shared/data/pet/pet_ct_train_part4.npz``
+(research use), which ``configs/pet2ct.yaml`` holds out whole; the CT on the PET's 250² grid
+(:func:`~medrecon.datasets.pet_images.read_pet_ct_npz`) is the target, metrics inside its body.
+The bulk-density row is MR-only (its thresholds are T1 contrasts).
 
 Data: the co-registered CT (HU) / T1 template pair of ``../shared/data/mr2ct`` (Rorden et al. 2012,
 BSD-2-Clause; population averages, not one person), 128³ at 1.42 × 1.70 × 1.42 mm. The priors were
@@ -28,6 +35,8 @@ import torch
 
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.datasets.mr_volume import mr_scale, read_mr
+from medrecon.datasets.pet_images import NPZ_PIXEL_MM, read_pet_ct_npz
+from medrecon.datasets.pet_training import pet_scale
 from medrecon.datasets.sct_training import stack_neighbours
 from medrecon.diffusion.training import load_prior
 from medrecon.evaluation.ct_metrics import body_mask, z_flicker
@@ -37,8 +46,8 @@ from medrecon.tasks.mr2ct.config import TranslateConfig
 from medrecon.tasks.mr2ct.translate import check_prior_for_sct, translate_slices
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mr2ct"
+PET_CASE = DATA.parent / "pet" / "pet_ct_train_part4.npz"
 RESULTS = Path(__file__).parent / "results"
-SCT = RESULTS / "mr2ct_sct.tmp"  # the slab's synthetic CTs (git-ignored), for figures
 COLUMNS = ("MAE_body_HU", "ME_body_HU", "MAE_bone_HU", "Dice_bone", "PSNR", "SSIM")
 
 
@@ -48,6 +57,12 @@ def load_case() -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     mr = read_mr(DATA / "template_t1_128.nii.gz")
     col, row = np.linalg.norm(ct.affine[:3, :2], axis=0)
     return ct.hu, mr.values / mr_scale(mr.values), (float(row), float(col))
+
+
+def load_pet_case() -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """The held-out NAC-PET / CT pairs: CT (HU) on the PET grid, NAC-PET on the priors' scale, ``(S, 250, 250)``, pixel size."""
+    im = read_pet_ct_npz(PET_CASE)
+    return im.guide_hu, (im.activity / pet_scale(im.activity)[:, None, None]).astype(np.float32), (NPZ_PIXEL_MM, NPZ_PIXEL_MM)
 
 
 def slab_of(denoiser) -> tuple[int, int]:
@@ -105,10 +120,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--samplers", default=None, help="comma-separated subset of ddim,ddpm,ve_pc,ve_em,ve_ode (default: all that fit)")
     ap.add_argument("--volume", action="store_true", help="also: independent / shared noise / coupled slices (z-flicker)")
-    ap.add_argument("--out", default=str(RESULTS / "mr2ct.md"))
+    ap.add_argument("--pet", action="store_true", help="NAC-PET → CT on the held-out PET/CT pairs (priors from configs/pet2ct.yaml)")
+    ap.add_argument("--out", default=None, help="markdown table (default results/mr2ct.md, results/pet2ct.md with --pet)")
     args = ap.parse_args()
+    args.out = args.out or str(RESULTS / ("pet2ct.md" if args.pet else "mr2ct.md"))
     torch.set_num_threads(2)
-    ct, mr, pixel = load_case()
+    ct, mr, pixel = load_pet_case() if args.pet else load_case()
     priors = {k: load_prior(v) for k, v in (("ddpm", args.ddpm), ("score", args.score), ("regression", args.regression)) if v}
     slabs = {slab_of(d) for d in priors.values()}
     if len(slabs) != 1:
@@ -123,19 +140,27 @@ def main() -> None:
         f"and orbits); metrics inside the target's body ({int(body.sum())} voxels), PSNR / SSIM over [-1024, 3071] HU; "
         "2 CPU cores (shared with a training run for some rows)."
     )
+    if args.pet:
+        intro = (
+            f"Held-out NAC-PET / CT pairs {slab[0]}-{slab[1]} of {PET_CASE.name} ({len(target)} real slices, CT resampled to the "
+            f"PET's 250 x 250 grid); metrics inside the CT's body ({int(body.sum())} pixels), PSNR / SSIM over [-1024, 3071] HU; "
+            "2 CPU cores."
+        )
 
     def keep(label: str, hu: np.ndarray, std, seconds: float, setting: str) -> None:
         m = sct_metrics(target, hu, body, std_hu=std)
         m.pop("per_slice")
         saved["rows"][label] = {"metrics": m, "seconds": seconds, "setting": setting, "intro": intro}
-        SCT.mkdir(exist_ok=True)
-        np.save(SCT / (re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") + ".npy"), hu.astype(np.float16))
+        sct_dir = store.with_name(store.stem + "_sct.tmp")  # the slab's synthetic CTs (git-ignored), for figures
+        sct_dir.mkdir(exist_ok=True)
+        np.save(sct_dir / (re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") + ".npy"), hu.astype(np.float16))
         store.write_text(json.dumps(saved, indent=1))
         print(label, setting, {k: round(v, 3) for k, v in m.items() if isinstance(v, float)}, f"{seconds:.2f} s/slice", flush=True)
 
-    t0 = time.perf_counter()
-    bulk = bulk_density_ct(mr[slab[0] : slab[1] + 1], pixel, TranslateConfig(method="bulk"))
-    keep("bulk density", bulk, None, (time.perf_counter() - t0) / len(target), "air / soft tissue 40 / bone 700 HU")
+    if not args.pet:
+        t0 = time.perf_counter()
+        bulk = bulk_density_ct(mr[slab[0] : slab[1] + 1], pixel, TranslateConfig(method="bulk"))
+        keep("bulk density", bulk, None, (time.perf_counter() - t0) / len(target), "air / soft tissue 40 / bone 700 HU")
     chosen = None if args.samplers is None else set(args.samplers.split(","))
     runs = []
     if "regression" in priors:

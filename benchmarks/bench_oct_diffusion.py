@@ -34,13 +34,15 @@ from medrecon.tasks.oct.diffusion import denoise_bscans_diffusion
 from medrecon.tasks.oct.metrics import oct_metrics
 
 # one step: the chain is one Tweedie estimate at the start level (the end level does not enter);
-# every row uses the defaults of OCTDiffusionConfig (4 samples, 128-pixel tiles) except what it names
+# every row uses the defaults of OCTDiffusionConfig except what it names
 TUNE_GRID = (
     [dict(steps=1, start_level=s, end_level=min(s, 1.2), dc_lam=lam) for s in (2.0, 3.0, 4.0, 5.0, 6.0) for lam in (0.0, 30.0)]
     + [dict(steps=3, start_level=s, end_level=e) for s in (3.0, 6.0) for e in (1.2, 2.0)]
     + [dict(steps=2, start_level=5.0, end_level=4.0)]
     + [dict(tile=t) for t in (0, 64, 256)]
-    + [dict(overlap=0.5), dict(samples=8), dict(samples=16)]
+    + [dict(overlap=0.5), dict(samples=16)]
+    + [dict(mirror=True, start_level=s) for s in (4.0, 5.0, 6.0)]
+    + [dict(mirror=True, samples=16)]
 )
 TUNE_CROP = (slice(100, 356), slice(200, 712))  # a 256 x 512 region of case 01 holding the retina (saves CPU)
 FRAMES = ["case01_test"] + [f"case01_neighbor{i}" for i in range(1, 5)]
@@ -79,7 +81,9 @@ def tune(denoiser) -> dict:
     result = {
         "criterion": "PSNR of frames 0-1 of case 01 (rows 100-355, columns 200-711) against the mean of the other four noisy frames (no clean reference)",
         "prior_steps": denoiser.info.get("training_steps"),
-        "defaults": OCTDiffusionConfig().model_dump(include={"samples", "steps", "start_level", "end_level", "dc_lam", "tile", "overlap"}),
+        "defaults": OCTDiffusionConfig().model_dump(
+            include={"samples", "steps", "start_level", "end_level", "dc_lam", "tile", "overlap", "mirror"}
+        ),
         "rows": rows,
         "best": best,
         "bm3d_same_criterion": round(float(np.mean(bm3d)), 3),

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, MissingDependencyError
+from ..memory import check_allocation
 from .file_access import check_regular_file
 
 VENDOR_SUFFIXES = (".e2e", ".fds", ".fda", ".img", ".oct")
@@ -143,6 +144,8 @@ def read_vendor_oct(path: str | Path) -> VendorVolume:
     if readers is None:
         raise MissingDependencyError("oct_converter", '"medrecon[oct-vendor]"', "vendor OCT files (.e2e, .fds, .fda, .img, .oct)")
     kind = p.name.lower().rsplit(".", 1)[-1]
+    # the B-scans are at most the file's bytes (uint8; fewer pixels when wider), read and then copied as float32
+    check_allocation(((p.stat().st_size,), np.uint8), p, "file", working=(np.float32, np.float32), what="an OCT volume")
     try:
         volumes, kind = _read_volumes(p, kind, readers)
     except InputFileError:

@@ -176,3 +176,29 @@ def test_denoise_with_prior_refuses_a_bscan_without_noise(trained, tmp_path, cap
     smooth = tmp_path / "smooth.tif"
     tifffile.imwrite(smooth, np.clip(np.rint(clean_retina()), 0, 255).astype(np.uint8), photometric="minisblack")
     assert_refused(["denoise", "oct", str(smooth), "--prior", str(prior), "--out", str(tmp_path / "o.tif")], capsys, "noise", tmp_path)
+
+
+class RampPrior(Denoiser):
+    """Not mirror-symmetric: multiplies each column by its index + 1 (so a mirrored call is told apart)."""
+
+    complex_data = False
+
+    def forward(self, x, sigma, cond=None):
+        self._check(x, sigma)
+        ramp = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype)
+        return x * ramp + (0 if cond is None else cond.sum(1))
+
+
+def test_mirrored_half_mirrors_every_other_item_and_back():
+    from medrecon.tasks.oct.diffusion import MirroredHalf
+
+    x = torch.rand(4, 3, 5, generator=torch.Generator().manual_seed(1))
+    cond = torch.rand(4, 2, 3, 5, generator=torch.Generator().manual_seed(2))
+    out = MirroredHalf(RampPrior())(x, torch.full((4,), 0.5), cond)
+    ramp = torch.arange(1, 6, dtype=x.dtype)
+    for b in range(4):
+        expected = x[b] * (ramp.flip(0) if b % 2 else ramp) + cond[b].sum(0)  # mirror, ramp, mirror back
+        torch.testing.assert_close(out[b], expected)
+    # a mirror-symmetric prior (the Gaussian one) is unchanged by it
+    g = GaussianNoisyPrior(0.7, 0.2)
+    torch.testing.assert_close(MirroredHalf(g)(x, torch.full((4,), 0.5)), g(x, torch.full((4,), 0.5)))

@@ -74,6 +74,8 @@ class OCTDiffusionConfig(PosteriorSettings):
             inside the likelihood step (volumes; 0: B-scans independent). Needs ``dc_lam > 0``.
         transform: the intensity transform the input needs; ``None``: the prior's. A different
             one from the prior's is refused.
+        mirror: every other sample of a B-scan is denoised mirrored left-right (a left eye's
+            B-scan is a mirrored right eye's), so the mean averages both orientations.
         tile: the network sees ``tile × tile`` windows overlapping by ``overlap`` (a fraction),
             blended (:class:`~medrecon.diffusion.tiling.TiledDenoiser`); 0: whole B-scans (memory
             grows with the square of the pixel count).
@@ -90,6 +92,7 @@ class OCTDiffusionConfig(PosteriorSettings):
     batch: int = Field(8, ge=1, le=4096)
     coupling: float = Field(0.0, ge=0, allow_inf_nan=False)
     transform: Literal["linear", "log"] | None = None
+    mirror: bool = False
     tile: int = Field(128, ge=0, le=4096)
     overlap: float = Field(0.25, ge=0, lt=1, allow_inf_nan=False)
 

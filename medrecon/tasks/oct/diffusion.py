@@ -7,8 +7,9 @@ volume):
 1. the B-scans go to the prior's scale by the transform its JSON records
    (:func:`~medrecon.datasets.oct_training.to_prior_scale`), and σ̂, the speckle σ of each, is
    estimated there (:func:`~medrecon.tasks.oct.noise.estimate_noise_sigma`);
-2. the prior, applied in overlapping windows (:class:`~medrecon.diffusion.tiling.TiledDenoiser`),
-   becomes a denoiser of the clean B-scan under that noise
+2. the prior, applied in overlapping windows (:class:`~medrecon.diffusion.tiling.TiledDenoiser`) and,
+   with ``mirror``, to every other sample mirrored left-right (:class:`MirroredHalf`), becomes a
+   denoiser of the clean B-scan under that noise
    (:class:`~medrecon.diffusion.noisy_data.NoisyDataDenoiser`, Tweedie's formula);
 3. :func:`~medrecon.diffusion.posterior.sample_posterior` runs the one sampler loop from the noisy
    B-scan diffused to ``start_level × σ̂`` down to ``end_level × σ̂`` (the batch's median σ̂ sets the
@@ -68,6 +69,35 @@ def check_prior_for_oct(denoiser: Denoiser, dtype: np.dtype, cfg: OCTDiffusionCo
         raise ArgumentError(f"prior: {err}") from None
 
 
+class MirroredHalf(Denoiser):
+    """``base`` seeing every other batch item mirrored left-right (A-scan order reversed), mirrored back after.
+
+    A left eye's B-scan is a mirrored right eye's, so both orientations are B-scans the prior
+    knows. The samples of one B-scan are consecutive batch items, so an even sample count splits
+    them evenly between the orientations; their mean then also averages out the part of the
+    network's (and the tiling's) error that depends on the orientation, which more samples of
+    one orientation do not.
+
+    Args:
+        base: the denoiser of images ``(B, H, W)``; its ``schedule``, ``info``, ``net`` are passed through.
+    """
+
+    def __init__(self, base: Denoiser) -> None:
+        super().__init__()
+        self.base = base
+        self.complex_data = base.complex_data
+        self.schedule = getattr(base, "schedule", None)
+        self.info = getattr(base, "info", {})
+        self.net = getattr(base, "net", None)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        sigma = self._check(x, sigma)
+        odd = (torch.arange(x.shape[0], device=x.device) % 2 == 1).reshape((-1,) + (1,) * (x.ndim - 1))
+        c = None if cond is None else torch.where(odd[:, None], cond.flip(-1), cond)
+        out = self.base(torch.where(odd, x.flip(-1), x), sigma, c)
+        return torch.where(odd, out.flip(-1), out)
+
+
 def level_fraction(denoiser: Denoiser, sigma: float) -> float:
     """The fraction of the prior's schedule whose noise level is ``sigma`` (clamped to (0, 1])."""
     sched = denoiser.schedule
@@ -85,7 +115,7 @@ def denoise_batch(
     span = round(start * last) - round(end * last)  # timesteps between the two levels (0 when they coincide)
     settings = cfg.model_copy(update={"start": start, "end": end, "steps": min(cfg.steps, span + 1)})
     net = TiledDenoiser(denoiser, cfg.tile, cfg.overlap) if cfg.tile else denoiser
-    clean = NoisyDataDenoiser(net, repeat_items(sigmas, cfg.samples))
+    clean = NoisyDataDenoiser(MirroredHalf(net) if cfg.mirror else net, repeat_items(sigmas, cfg.samples))
     use_dc = cfg.dc == "cg" and cfg.dc_lam > 0
     if not use_dc:
         settings = settings.model_copy(update={"dc": "none"})
