@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_ct_real import DATA, SCANS, SIRT_ITERS, TV_ITERS, scan
+from bench_ct_real import DATA, SCANS, SIRT_ITERS, TV_ITERS, scan, tv_weight
 
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.diffusion.training import load_prior
@@ -59,10 +59,14 @@ def run(y, geom, denoiser, cfg: CTDiffusionConfig) -> tuple[np.ndarray, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prior", required=True)
-    ap.add_argument("--scans", default="0", help="comma-separated scan numbers of bench_ct_real.SCANS (0: 90°, 1: 120°, 2: 60 views)")
+    ap.add_argument(
+        "--scans", default="0", help="comma-separated scan numbers of bench_ct_real.SCANS (0: 90°, 1: 120°, 2: 60 views, 3: 60°)"
+    )
     ap.add_argument("--tune", action="store_true", help="score the settings grid on slice 8 and stop")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a CTDiffusionConfig setting (repeatable)")
-    ap.add_argument("--baselines", action="store_true", help="also FBP / SIRT / TV (λ 0.3) rows, with the body metrics")
+    ap.add_argument(
+        "--baselines", action="store_true", help="also FBP / SIRT / TV rows (TV weight chosen on slice 0 as bench_ct_real.py does)"
+    )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ct_diffusion.md"))
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -110,10 +114,11 @@ def main() -> None:
         arc, views = SCANS[name]
         geom, op, y = scan(target, arc, views, seed=1)
         if args.baselines:
+            lam = tv_weight(vol.hu[:1], name)
             for method, fn in (
                 ("FBP (ram-lak)", lambda: fbp(y, geom, "ram-lak", op)),
                 (f"SIRT ({SIRT_ITERS} it)", lambda: sirt(op, y, SIRT_ITERS)),
-                (f"TV (λ 0.3, {TV_ITERS} it)", lambda: tv_pdhg(op, y, 0.3, TV_ITERS)),
+                (f"TV (λ {lam:g}, {TV_ITERS} it)", lambda: tv_pdhg(op, y, lam, TV_ITERS)),
             ):
                 t0 = time.perf_counter()
                 hu = mu_to_hu(fn()).numpy()

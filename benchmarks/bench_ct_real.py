@@ -28,7 +28,12 @@ from medrecon.tasks.ct.fbp import fbp
 from medrecon.tasks.ct.iterative import sirt, tv_pdhg
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct" / "totalseg_abdomen_ct_dicom"
-SCANS = {"limited 90° (90 views)": (90.0, 90), "limited 120° (120 views)": (120.0, 120), "sparse 60 views (180°)": (None, 60)}
+SCANS = {
+    "limited 90° (90 views)": (90.0, 90),
+    "limited 120° (120 views)": (120.0, 120),
+    "sparse 60 views (180°)": (None, 60),
+    "limited 60° (60 views)": (60.0, 60),
+}
 EVAL_SLICES = [9, 10]
 SIRT_ITERS, TV_ITERS = 200, 500
 LAMS = (0.3, 1.0, 3.0)  # a first grid (3e-3 .. 0.3) peaked at 0.3 for 90° and 120°
@@ -42,10 +47,19 @@ def scan(hu: np.ndarray, arc, views, seed=0):
     return g, op, y
 
 
+def tv_weight(hu: np.ndarray, name: str, grid=LAMS) -> float:
+    """The TV weight of ``grid`` with the best PSNR on ``hu`` ``(1, H, W)`` (slice 0: not evaluated) for scan ``name``."""
+    arc, views = SCANS[name]
+    g, op, y = scan(hu, arc, views)
+    scores = {lam: hu_metrics(hu, mu_to_hu(tv_pdhg(op, y, lam, TV_ITERS)).numpy())["PSNR"] for lam in grid}
+    print(name, "TV weight scores (PSNR dB on slice 0):", {k: round(v, 2) for k, v in scores.items()}, flush=True)
+    return max(scores, key=scores.get)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lams", default=",".join(str(v) for v in LAMS), help="TV weight grid")
-    ap.add_argument("--scans", default="all", help="'all' or comma-separated scan numbers 0..2 (90°, 120°, 60 views)")
+    ap.add_argument("--scans", default="all", help="'all' or comma-separated scan numbers 0..3 (90°, 120°, 60 views, 60°)")
     ap.add_argument("--tune-only", action="store_true", help="only the weight scores on slice 0 (no table)")
     args = ap.parse_args()
     grid = tuple(float(v) for v in args.lams.split(","))
@@ -54,13 +68,7 @@ def main() -> None:
     torch.set_num_threads(2)
     vol = read_ct(DATA)
     # TV weight per scan type, on a slice not used for evaluation
-    lams = {}
-    for name in scans:
-        arc, views = SCANS[name]
-        g, op, y = scan(vol.hu[:1], arc, views)
-        scores = {lam: hu_metrics(vol.hu[:1], mu_to_hu(tv_pdhg(op, y, lam, TV_ITERS)).numpy())["PSNR"] for lam in grid}
-        lams[name] = max(scores, key=scores.get)
-        print(name, "TV weight scores (PSNR dB on slice 0):", {k: round(v, 2) for k, v in scores.items()}, "->", lams[name], flush=True)
+    lams = {name: tv_weight(vol.hu[:1], name, grid) for name in scans}
     if args.tune_only:
         return
     target = vol.hu[EVAL_SLICES]
