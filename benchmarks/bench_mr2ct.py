@@ -65,9 +65,9 @@ def load_pet_case() -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     return im.guide_hu, (im.activity / pet_scale(im.activity)[:, None, None]).astype(np.float32), (NPZ_PIXEL_MM, NPZ_PIXEL_MM)
 
 
-def slab_of(denoiser) -> tuple[int, int]:
+def slab_of(denoiser, modality: str = "MR") -> tuple[int, int]:
     """The held-out slice range the prior records."""
-    held = check_prior_for_sct(denoiser, "benchmark").get("holdout") or []
+    held = check_prior_for_sct(denoiser, "benchmark", modality).get("holdout") or []
     if not held:
         raise SystemExit("the prior records no held-out slab")
     return tuple(held[0]["slices"])
@@ -127,7 +127,7 @@ def main() -> None:
     torch.set_num_threads(2)
     ct, mr, pixel = load_pet_case() if args.pet else load_case()
     priors = {k: load_prior(v) for k, v in (("ddpm", args.ddpm), ("score", args.score), ("regression", args.regression)) if v}
-    slabs = {slab_of(d) for d in priors.values()}
+    slabs = {slab_of(d, "PET" if args.pet else "MR") for d in priors.values()}
     if len(slabs) != 1:
         raise SystemExit(f"the priors hold out different slabs: {slabs}")
     slab = slabs.pop()
