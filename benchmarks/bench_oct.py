@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medrecon.datasets.oct_images import read_oct, to_stored
+from medrecon.datasets.oct_images import read_oct
+from medrecon.datasets.oct_output import to_stored
 from medrecon.tasks.oct.baselines import denoise_bscan
 from medrecon.tasks.oct.config import OCT_METHODS, OCTDenoiseConfig
 from medrecon.tasks.oct.metrics import bscan_metrics, oct_metrics, oct_regions

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from bench_oct import DATA, RESULTS, TEST_CASES, load, markdown_table, run
 
-from medrecon.datasets.oct_images import read_oct, to_stored
+from medrecon.datasets.oct_images import read_oct
+from medrecon.datasets.oct_output import to_stored
 from medrecon.diffusion.training import load_prior
 from medrecon.tasks.oct.config import OCTDenoiseConfig, OCTDiffusionConfig
 from medrecon.tasks.oct.diffusion import denoise_bscans_diffusion

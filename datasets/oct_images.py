@@ -10,7 +10,7 @@ data type, which none of those libraries decides:
   along one voxel axis, below), or a DICOM Ophthalmic Tomography ``.dcm`` file (one B-scan per
   frame; :mod:`medrecon.datasets.oct_dicom`), or a vendor file (Heidelberg ``.e2e``, Topcon
   ``.fds`` / ``.fda``, Zeiss ``.img``, Bioptigen ``.oct``) through oct-converter
-  (:mod:`medrecon.datasets.oct_vendor`), whose result is written as ``.tif``, ``.nii.gz`` or ``.dcm``.
+  (:mod:`medrecon.datasets.oct_vendor`).
 - **Grey only.** A colour file whose colour channels are equal everywhere (a grey B-scan saved as
   RGB, or a grey palette) is read as grey and written back as grey, with a note; an alpha channel
   is ignored, with a note. Any other colour file is refused: a colour map or an annotation cannot
@@ -30,9 +30,8 @@ data type, which none of those libraries decides:
   along the lower, as medrecon's NIfTI writer stores ``(slices, rows, cols)``. A volume is written
   back with its own header and affine: in its stored type, or float32 when the header scaled the
   values (``scl_slope`` / ``scl_inter``).
-- **Written back** as the input was: TIFF (uncompressed, one page per B-scan), PNG (8 or 16 bit),
-  a new folder of the same file names, or NIfTI; integer types rounded and clipped to their range.
-  Every file is written atomically; a folder is written whole under a temporary name, then renamed.
+
+Results are written back in the input's format by :mod:`medrecon.datasets.oct_output`.
 """
 
 from __future__ import annotations
@@ -42,12 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_folder, atomic_output, check_output_path
 from ..errors import InputFileError
 from ..memory import check_allocation
 from .file_access import check_regular_file, load_nifti_volume
-from .oct_dicom import DICOM_SUFFIXES, read_oct_dicom, write_oct_dicom
-from .oct_vendor import VENDOR_SUFFIXES, VendorVolume, check_vendor_output, read_vendor_oct, vendor_nifti, write_vendor_dicom
+from .oct_dicom import DICOM_SUFFIXES, read_oct_dicom
+from .oct_vendor import VENDOR_SUFFIXES, VendorVolume, read_vendor_oct
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SUFFIXES = (".png",)
@@ -324,134 +322,3 @@ def read_oct(path: str | Path, bscan_axis: int | None = None) -> OCTImages:
 def stored_dtypes(images: OCTImages) -> set[np.dtype]:
     """The data types the B-scans are stored in (every file's; NIfTI: the header's)."""
     return {f.dtype for f in images.files} or {np.dtype(images.nifti[0].get_data_dtype())}
-
-
-def to_stored(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``values`` in ``dtype``: integers rounded and clipped to the type's range, floats cast."""
-    dtype = np.dtype(dtype)
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return np.asarray(values).astype(dtype)
-
-
-def check_oct_output(source: str | Path, out: str | Path) -> Path:
-    """Before any work: ``out`` has the input's format (a new or empty folder for a folder input).
-
-    Raises:
-        InputFileError: another format, a missing parent folder, or an existing non-empty folder.
-    """
-    kind, target = oct_kind(source), Path(out)
-    if kind == "folder":
-        if not target.is_dir() and target.name.lower().endswith(TIFF_SUFFIXES + PNG_SUFFIXES + NIFTI_SUFFIXES):
-            raise InputFileError(
-                target, "output", "a new or empty folder (the input is a folder of B-scans)", f"a file name {target.name!r}"
-            )
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            raise InputFileError(
-                target, "output", "a new or empty folder (the input is a folder of B-scans)", "an existing file or non-empty folder"
-            )
-        check_output_path(target.parent / (target.name + ".probe"))
-        return target
-    if target.is_dir():
-        raise InputFileError(target, "output", f"a {kind.upper() if kind != 'nifti' else 'NIfTI'} file like the input", "a folder")
-    try:
-        out_kind = oct_kind(target)
-    except InputFileError:
-        out_kind = None
-    if kind == "vendor" and out_kind not in ("tiff", "nifti", "dicom"):
-        raise InputFileError(target, "output", "a .tif / .nii.gz / .dcm file (a vendor format is not written)", repr(target.name))
-    if kind != "vendor" and out_kind != kind:
-        suffixes = {"tiff": TIFF_SUFFIXES, "png": PNG_SUFFIXES, "nifti": NIFTI_SUFFIXES, "dicom": DICOM_SUFFIXES}[kind]
-        raise InputFileError(target, "output", f"the input's format ({' / '.join(suffixes)})", repr(target.name))
-    return check_output_path(target)
-
-
-def oct_std_path(out: str | Path) -> Path:
-    """Where the std of a diffusion result goes: ``NAME_std.tif`` / ``.png`` / ``.nii.gz`` beside a file, ``FOLDER_std/`` beside a folder."""
-    target = Path(out)
-    name = target.name.rstrip("/")
-    for suffix in NIFTI_SUFFIXES[::-1] + TIFF_SUFFIXES + PNG_SUFFIXES + DICOM_SUFFIXES:  # .nii.gz before .nii
-        if name.lower().endswith(suffix):
-            return target.with_name(name[: -len(suffix)] + "_std" + name[-len(suffix) :])
-    return target.with_name(name + "_std")
-
-
-def _write_file(spec: OCTFile, values: np.ndarray, path: Path) -> None:
-    """``values`` ``(count, H, W)`` as ``spec`` describes, at ``path`` (a temporary name already)."""
-    data = to_stored(values, spec.dtype)
-    if spec.kind == "tiff":
-        import tifffile
-
-        tifffile.imwrite(path, data if spec.stacked else data[0], photometric="minisblack")
-    else:
-        from PIL import Image
-
-        Image.fromarray(data[0]).save(path, format="PNG")
-
-
-def write_oct(images: OCTImages, values: np.ndarray, out: str | Path) -> Path:
-    """Write ``values`` ``(N, H, W)`` (same shape as ``images.bscans``) in the input's format and types.
-
-    Call :func:`check_oct_output` before the work; this writes atomically (a folder whole).
-    """
-    values = np.asarray(values)
-    if values.shape != images.bscans.shape:
-        raise ValueError(f"values: expected shape {images.bscans.shape} like the input, got {values.shape}")
-    target = Path(out)
-    if images.layout == "vendor":
-        _write_vendor(images, values, target)
-    elif images.layout == "nifti":
-        _write_nifti(images.nifti, values, target)
-    elif images.files[0].kind == "dicom":
-        write_oct_dicom(images.source, to_stored(values, images.files[0].dtype), target)
-    elif images.layout == "file":
-        with atomic_output(target) as tmp:
-            _write_file(images.files[0], values, tmp)
-    else:
-        with atomic_folder(target) as tmp:
-            start = 0
-            for spec in images.files:
-                _write_file(spec, values[start : start + spec.count], tmp / spec.name)
-                start += spec.count
-    return target
-
-
-def _write_nifti(nifti: tuple, values: np.ndarray, target: Path) -> None:
-    img, axis, scaled = nifti
-    order = {2: (0, 1, 2), 1: (1, 0, 2), 0: (1, 2, 0)}[axis]  # inverse of the reader's transposes
-    volume = np.transpose(values, order)  # (k, j, i)
-    data = np.transpose(volume, (2, 1, 0)).reshape(img.shape)
-    dtype = np.float32 if scaled else np.dtype(img.get_data_dtype())
-    header = img.header.copy()
-    header.set_data_dtype(dtype)
-    if scaled:
-        header.set_slope_inter(1.0, 0.0)
-    out = img.__class__(to_stored(data, dtype), img.affine, header)
-    with atomic_output(target) as tmp:
-        out.to_filename(str(tmp))
-
-
-def check_oct_writable(images: OCTImages, out: str | Path) -> None:
-    """Before the work: a vendor input can be written as ``out`` (NIfTI needs its spacing, DICOM integers).
-
-    Raises:
-        InputFileError: naming the input and what it lacks.
-    """
-    if images.vendor is not None:
-        check_vendor_output(images.vendor, oct_kind(out), images.source)
-
-
-def _write_vendor(images: OCTImages, values: np.ndarray, target: Path) -> None:
-    """A vendor input's result as ``.tif`` (a stack in the read type), ``.nii.gz`` or DICOM OPT."""
-    check_oct_writable(images, target)
-    kind, dtype = oct_kind(target), images.files[0].dtype
-    if kind == "dicom":
-        write_vendor_dicom(images.vendor, values, target)
-        return
-    with atomic_output(target) as tmp:
-        if kind == "tiff":
-            _write_file(OCTFile(target.name, "tiff", dtype, len(values), True), values, tmp)
-        else:
-            img = vendor_nifti(images.vendor, to_stored(values, dtype))
-            img.to_filename(str(tmp))

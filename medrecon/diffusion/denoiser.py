@@ -137,6 +137,18 @@ class Denoiser(torch.nn.Module):
         return sigma.expand(x.shape[0]) if sigma.numel() == 1 else sigma
 
 
+class WrappedDenoiser(Denoiser):
+    """A denoiser built on another, ``base``, whose ``complex_data``, ``schedule``, ``info`` and ``net`` it passes through."""
+
+    def __init__(self, base: Denoiser) -> None:
+        super().__init__()
+        self.base = base
+        self.complex_data = base.complex_data
+        self.schedule = getattr(base, "schedule", None)
+        self.info = getattr(base, "info", {})
+        self.net = getattr(base, "net", None)
+
+
 PREDICTIONS = ("epsilon", "v")
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import torch
 
-from .denoiser import Denoiser
+from .denoiser import Denoiser, WrappedDenoiser
 
 MIN_RATIO = 0.1
 
 
-class NoisyDataDenoiser(Denoiser):
+class NoisyDataDenoiser(WrappedDenoiser):
     """``D_x(v, τ, cond)`` from a prior ``base`` of noisy images with per-item noise σ_d (module docstring).
 
     Args:
@@ -34,12 +34,7 @@ class NoisyDataDenoiser(Denoiser):
     """
 
     def __init__(self, base: Denoiser, sigma_data: torch.Tensor | float) -> None:
-        super().__init__()
-        self.base = base
-        self.complex_data = base.complex_data
-        self.schedule = getattr(base, "schedule", None)
-        self.info = getattr(base, "info", {})
-        self.net = getattr(base, "net", None)
+        super().__init__(base)
         self.sigma_data = torch.as_tensor(sigma_data, dtype=torch.float32).reshape(-1)
         if not bool(torch.all(self.sigma_data > 0)):
             raise ValueError("sigma_data: expected > 0")

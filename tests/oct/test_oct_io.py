@@ -9,7 +9,8 @@ import tifffile
 from oct_synthetic import clean_retina, speckled
 from PIL import Image
 
-from medrecon.datasets.oct_images import check_oct_output, read_oct, to_stored, write_oct
+from medrecon.datasets.oct_images import read_oct
+from medrecon.datasets.oct_output import check_oct_output, to_stored, write_oct
 from medrecon.errors import InputFileError
 
 

@@ -66,7 +66,8 @@ def _denoise_one(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...atomic import check_not_an_input
-    from ...datasets.oct_images import check_oct_output, check_oct_writable, read_oct, write_oct
+    from ...datasets.oct_images import read_oct
+    from ...datasets.oct_output import check_oct_output, check_oct_writable, write_oct
     from ..outputs import check_result
     from .baselines import denoise_bscans
 
@@ -92,7 +93,8 @@ def _denoise_one(args: argparse.Namespace) -> int:
 
 def _denoise_diffusion(args: argparse.Namespace) -> int:
     from ...atomic import check_not_an_input
-    from ...datasets.oct_images import check_oct_output, check_oct_writable, oct_std_path, read_oct, stored_dtypes, write_oct
+    from ...datasets.oct_images import read_oct, stored_dtypes
+    from ...datasets.oct_output import check_oct_output, check_oct_writable, oct_std_path, write_oct
     from ...diffusion.training import load_prior
     from ...runtime import resolve_prior, select_device
     from ..outputs import check_result

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ...datasets.oct_training import OCT_NORMALISATION, from_prior_scale, to_prior_scale
-from ...diffusion.denoiser import Denoiser
+from ...diffusion.denoiser import Denoiser, WrappedDenoiser
 from ...diffusion.noisy_data import NoisyDataDenoiser
 from ...diffusion.posterior import make_sampler, repeat_items, sample_posterior
 from ...diffusion.tiling import TiledDenoiser
@@ -69,7 +69,7 @@ def check_prior_for_oct(denoiser: Denoiser, dtype: np.dtype, cfg: OCTDiffusionCo
         raise ArgumentError(f"prior: {err}") from None
 
 
-class MirroredHalf(Denoiser):
+class MirroredHalf(WrappedDenoiser):
     """``base`` seeing every other batch item mirrored left-right (A-scan order reversed), mirrored back after.
 
     A left eye's B-scan is a mirrored right eye's, so both orientations are B-scans the prior
@@ -81,14 +81,6 @@ class MirroredHalf(Denoiser):
     Args:
         base: the denoiser of images ``(B, H, W)``; its ``schedule``, ``info``, ``net`` are passed through.
     """
-
-    def __init__(self, base: Denoiser) -> None:
-        super().__init__()
-        self.base = base
-        self.complex_data = base.complex_data
-        self.schedule = getattr(base, "schedule", None)
-        self.info = getattr(base, "info", {})
-        self.net = getattr(base, "net", None)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         sigma = self._check(x, sigma)
