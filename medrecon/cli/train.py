@@ -98,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
     data_v, prior_v, train_v, output = _sections(args)
     data = build_settings(DataConfig, file_values=data_v, file=args.config, section="data")
     arch = build_settings(PriorArchConfig, file_values=prior_v, file=args.config, section="prior")
-    cfg = build_settings(TrainConfig, file_values=train_v, file=args.config, section="train")
+    # A translation prior (intensity: sct) draws the image from the condition at high noise, where an
+    # ε-network's x̂₀ fails (docs/results/mr2ct.md): its DDPM predicts v unless the YAML says otherwise.
+    translation_ddpm = data.intensity == "sct" and train_v.get("objective", "ddpm") == "ddpm"
+    recommended = {"prediction": "v"} if translation_ddpm else None
+    cfg = build_settings(TrainConfig, recommended=recommended, file_values=train_v, file=args.config, section="train")
     if cfg.objective == "regression" and data.condition is None:
         raise InputFileError(
             args.config,

@@ -68,7 +68,8 @@ class TrainConfig(Settings):
         num_train_timesteps: VP steps (ddpm objective).
         prediction: what a ``ddpm`` network predicts: ``epsilon`` (the noise, Ho et al. 2020) or
             ``v`` (``√ᾱ ε − √(1−ᾱ) x₀``, Salimans & Ho 2022: its x̂₀ stays accurate at high noise,
-            where a translation prior must draw the image from the condition alone).
+            where a translation prior must draw the image from the condition alone; ``medrecon train``
+            makes ``v`` the default for ``intensity: sct``).
         cond_dropout: fraction of a conditional prior's training items whose condition is zeroed,
             so that the same network also serves as the unconditional prior (condition all zero;
             Ho & Salimans 2022) and the two can be compared on identical scans.

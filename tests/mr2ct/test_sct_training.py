@@ -83,6 +83,10 @@ def test_train_records_the_slab_and_refuses_bad_pairs(tmp_path, subject, capsys)
     assert info["holdout"] == [{"path": "subject1", "axis": "S", "slices": [3, 4]}]
     assert info["prior"]["cond_channels"] == 3 and info["modality"] == "CT" and info["normalisation"] == "HU / 1000"
     assert info["condition"]["neighbours"] == 1 and info["pixel_mm"] == [2.0, 2.0] and info["axcodes"] == ["R", "A", "S"]
+    assert info["prediction"] == "v"  # a translation DDPM predicts v unless told otherwise
+    eps = ["--set", "train.prediction=epsilon", "--output", str(tmp_path / "eps")]
+    assert main(["train", "--config", str(sct_config(tmp_path, data)), "--quiet", *eps]) == 0
+    assert "prediction" not in json.loads((tmp_path / "eps" / "prior.json").read_text())  # ε, as asked
     capsys.readouterr()
     bad = write_nifti(head(6)[1], tmp_path / "mr6.nii.gz")
     data = f"data:\n  paths: [{subject / 'ct.nii.gz'}]\n  intensity: sct\n  condition:\n    paths: [{bad}]\n"
