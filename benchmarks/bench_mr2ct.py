@@ -176,7 +176,7 @@ def main() -> None:
                 continue
             steps = args.steps // 2 if sampler in ("ve_pc", "ve_ode") else args.steps
             evals = {"ve_pc": 2 * steps, "ve_ode": 2 * steps - 1}.get(sampler, steps)
-            name = "conditional DDPM (v)" if kind == "ddpm" else "conditional score SDE"
+            name = f"conditional DDPM ({'ε' if d.prediction == 'epsilon' else 'v'})" if kind == "ddpm" else "conditional score SDE"
             setting = f"{evals} evaluations, {d.info['training_steps']} training steps"
             runs.append(
                 (

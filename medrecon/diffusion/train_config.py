@@ -1,7 +1,7 @@
-"""YAML sections of ``medrecon train`` besides the optimiser settings (:class:`~medrecon.diffusion.training.TrainConfig`).
+"""The YAML sections of ``medrecon train``.
 
 A training YAML has the sections ``data`` (:class:`DataConfig`), ``prior`` (optional,
-:class:`PriorArchConfig`), ``train`` and ``output`` (the prior's folder).
+:class:`PriorArchConfig`), ``train`` (:class:`TrainConfig`) and ``output`` (the prior's folder).
 """
 
 from __future__ import annotations
@@ -161,3 +161,52 @@ class PriorArchConfig(Settings):
             norm_num_groups=self.norm_num_groups,
             spatial_dims=self.spatial_dims,
         )
+
+
+class TrainConfig(Settings):
+    """Training settings (YAML section ``train``).
+
+    Attributes:
+        objective: ``ddpm`` (ε-prediction, VP), ``score`` (VE denoising score matching) or
+            ``regression`` (the image from the condition under an L1 loss; conditional priors only).
+        steps: optimiser steps in total (a resumed run continues up to this number).
+        batch_size: images per step.
+        crop: side of the random square training patches (``0``: whole images).
+        lr: AdamW learning rate; weight_decay: AdamW weight decay.
+        ema_decay: EMA factor per step (after a warm-up of ``(1 + n) / (10 + n)``).
+        grad_clip: max global gradient norm.
+        seed: seed of the data / noise RNG.
+        checkpoint_every: steps between checkpoints.
+        sigma_min / sigma_max: VE noise range (score objective).
+        num_train_timesteps: VP steps (ddpm objective).
+        prediction: what a ``ddpm`` network predicts: ``epsilon`` (the noise, Ho et al. 2020) or
+            ``v`` (``√ᾱ ε − √(1−ᾱ) x₀``, Salimans & Ho 2022: its x̂₀ stays accurate at high noise,
+            where a translation prior must draw the image from the condition alone; ``medrecon train``
+            makes ``v`` the default for ``intensity: sct``).
+        cond_dropout: fraction of a conditional prior's training items whose condition is zeroed,
+            so that the same network also serves as the unconditional prior (condition all zero;
+            Ho & Salimans 2022) and the two can be compared on identical scans.
+    """
+
+    objective: Literal["ddpm", "score", "regression"] = "ddpm"
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    crop: int = Field(64, ge=0)
+    lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)
+    seed: int = 0
+    checkpoint_every: int = Field(500, ge=1)
+    sigma_min: float = Field(0.01, gt=0)
+    sigma_max: float = Field(20.0, gt=0)
+    num_train_timesteps: int = Field(1000, ge=2)
+    prediction: Literal["epsilon", "v"] = "epsilon"
+
+    @model_validator(mode="after")
+    def _prediction_of_ddpm(self) -> TrainConfig:
+        if self.prediction != "epsilon" and self.objective != "ddpm":
+            raise ValueError(f"prediction {self.prediction!r}: only for objective 'ddpm', got objective {self.objective!r}")
+        return self
+
+    cond_dropout: float = Field(0.0, ge=0, lt=1)

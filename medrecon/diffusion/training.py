@@ -32,71 +32,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
-
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 
 from ..atomic import atomic_output
-from ..config import Settings
 from ..errors import InputFileError
 from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, write_loss_curve
 from .denoiser import PREDICTIONS, Denoiser, EpsilonDenoiser, Regressor, ScoreDenoiser, UNetPrior, noise_embedding, to_channels
 from .pairs import Simulator, TrainingPairs
 from .schedule import VESchedule, VPSchedule
+from .train_config import TrainConfig
 
 OBJECTIVES = ("ddpm", "score", "regression")
 NORMALISATION = "per-image 99th percentile of magnitude = 1"
-
-
-class TrainConfig(Settings):
-    """Training settings (YAML section ``train``).
-
-    Attributes:
-        objective: ``ddpm`` (ε-prediction, VP), ``score`` (VE denoising score matching) or
-            ``regression`` (the image from the condition under an L1 loss; conditional priors only).
-        steps: optimiser steps in total (a resumed run continues up to this number).
-        batch_size: images per step.
-        crop: side of the random square training patches (``0``: whole images).
-        lr: AdamW learning rate; weight_decay: AdamW weight decay.
-        ema_decay: EMA factor per step (after a warm-up of ``(1 + n) / (10 + n)``).
-        grad_clip: max global gradient norm.
-        seed: seed of the data / noise RNG.
-        checkpoint_every: steps between checkpoints.
-        sigma_min / sigma_max: VE noise range (score objective).
-        num_train_timesteps: VP steps (ddpm objective).
-        prediction: what a ``ddpm`` network predicts: ``epsilon`` (the noise, Ho et al. 2020) or
-            ``v`` (``√ᾱ ε − √(1−ᾱ) x₀``, Salimans & Ho 2022: its x̂₀ stays accurate at high noise,
-            where a translation prior must draw the image from the condition alone; ``medrecon train``
-            makes ``v`` the default for ``intensity: sct``).
-        cond_dropout: fraction of a conditional prior's training items whose condition is zeroed,
-            so that the same network also serves as the unconditional prior (condition all zero;
-            Ho & Salimans 2022) and the two can be compared on identical scans.
-    """
-
-    objective: Literal["ddpm", "score", "regression"] = "ddpm"
-    steps: int = Field(1000, ge=1)
-    batch_size: int = Field(8, ge=1)
-    crop: int = Field(64, ge=0)
-    lr: float = Field(2e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    ema_decay: float = Field(0.999, gt=0, lt=1)
-    grad_clip: float = Field(1.0, gt=0)
-    seed: int = 0
-    checkpoint_every: int = Field(500, ge=1)
-    sigma_min: float = Field(0.01, gt=0)
-    sigma_max: float = Field(20.0, gt=0)
-    num_train_timesteps: int = Field(1000, ge=2)
-    prediction: Literal["epsilon", "v"] = "epsilon"
-
-    @model_validator(mode="after")
-    def _prediction_of_ddpm(self) -> TrainConfig:
-        if self.prediction != "epsilon" and self.objective != "ddpm":
-            raise ValueError(f"prediction {self.prediction!r}: only for objective 'ddpm', got objective {self.objective!r}")
-        return self
-
-    cond_dropout: float = Field(0.0, ge=0, lt=1)
 
 
 def normalise_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -227,6 +175,9 @@ def train_prior(
         warm = meta.get("warm_start", {})
         if meta["prior"] != prior.config:
             raise InputFileError(out / "checkpoint.json", "prior", f"the same network arguments {prior.config}", f"{meta['prior']}")
+        for k in ("objective", "prediction"):  # what the network's output means must not change on a resume
+            if k in meta.get("config", {}) and meta["config"][k] != getattr(cfg, k):
+                raise InputFileError(out / "checkpoint.json", f"config.{k}", repr(getattr(cfg, k)), repr(meta["config"][k]))
         prior.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
         ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
         restore_optimizer(opt, {k: v.to(device) for k, v in t.items() if k.startswith("opt.")}, meta["optimizer"])
@@ -246,8 +197,9 @@ def train_prior(
             raise InputFileError(
                 Path(init_from) / "prior.json", "prior", f"the network of this config {prior.config}", f"{src.info['prior']}"
             )
-        if src.info["objective"] != cfg.objective:
-            raise InputFileError(Path(init_from) / "prior.json", "objective", repr(cfg.objective), repr(src.info["objective"]))
+        for k, have in (("objective", src.info["objective"]), ("prediction", getattr(src, "prediction", "epsilon"))):
+            if have != getattr(cfg, k):
+                raise InputFileError(Path(init_from) / "prior.json", k, repr(getattr(cfg, k)), repr(have))
         with torch.no_grad():
             for mod in (prior, ema):
                 mod.load_state_dict(src.net.state_dict())

@@ -175,6 +175,8 @@ def test_time_budget_stops_early_with_a_resumable_prior(tmp_path):
     assert res["steps"] == 1
     assert json.loads((tmp_path / "prior.json").read_text())["training_steps"] == 1
     assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 1
+    with pytest.raises(InputFileError, match=r"checkpoint.json: config.prediction: expected 'v'"):  # ε weights read as v
+        train_prior(imgs, TrainConfig(**{**cfg.__dict__, "steps": 4, "prediction": "v"}), tmp_path, TINY)
     res = train_prior(imgs, TrainConfig(**{**cfg.__dict__, "steps": 4}), tmp_path, TINY)
     assert res["steps"] == 4 and len((tmp_path / "loss.csv").read_text().splitlines()) == 5
 
@@ -196,3 +198,6 @@ def test_warm_start_from_a_prior_continues_the_step_count(tmp_path):
     assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-3) for k in wa)  # lr ~ 0: the weights carried over
     with pytest.raises(InputFileError, match="prior.json.*prior"):
         train_prior(imgs, cont, tmp_path / "c", {**TINY, "num_res_blocks": 2}, init_from=tmp_path / "a")
+    with pytest.raises(InputFileError, match="prior.json: prediction: expected 'v'"):
+        train_prior(imgs, TrainConfig(**{**cont.__dict__, "prediction": "v"}), tmp_path / "c", TINY, init_from=tmp_path / "a")
+    assert not (tmp_path / "c").exists()
