@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+
 import numpy as np
 import torch
 
