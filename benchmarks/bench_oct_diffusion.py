@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ TUNE_GRID = (
     + [dict(mirror=True, start_level=s) for s in (4.0, 5.0, 6.0)]
     + [dict(mirror=True, samples=16)]
 )
+QUICK_GRID = [dict(steps=1, start_level=s, end_level=min(s, 1.2)) for s in (3.0, 4.0, 5.0, 6.0)]  # --quick: the chain's level only
 TUNE_CROP = (slice(100, 356), slice(200, 712))  # a 256 x 512 region of case 01 holding the retina (saves CPU)
 FRAMES = ["case01_test"] + [f"case01_neighbor{i}" for i in range(1, 5)]
 
@@ -69,10 +71,10 @@ def frame_score(out: np.ndarray, fr: np.ndarray, k: int) -> float:
     return psnr(out, np.delete(fr, k, axis=0).mean(axis=0))
 
 
-def tune(denoiser) -> dict:
+def tune(denoiser, grid: list[dict], out: Path) -> dict:
     fr = frames()[(slice(None), *TUNE_CROP)]
     rows = []
-    for kw in TUNE_GRID:
+    for kw in grid:
         cfg = OCTDiffusionConfig(**kw)
         scores = [frame_score(diffusion(fr[[k]], denoiser, cfg)[0][0], fr, k) for k in (0, 1)]
         rows.append({**kw, "psnr_vs_other_frames": round(float(np.mean(scores)), 3)})
@@ -89,12 +91,12 @@ def tune(denoiser) -> dict:
         "best": best,
         "bm3d_same_criterion": round(float(np.mean(bm3d)), 3),
     }
-    (RESULTS / "oct_diffusion_tuning.json").write_text(json.dumps(result, indent=2) + "\n")
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print("best", best, "BM3D", result["bm3d_same_criterion"])
     return result
 
 
-def table(denoiser, sample_counts: list[int]) -> str:
+def table(denoiser, sample_counts: list[int], out: Path) -> str:
     counts = {f"diffusion, {'1 sample' if n == 1 else f'mean of {n}'}": n for n in sample_counts}
     names = ["noisy input", "BM3D (σ_psd = 3 σ̂)", *counts]
     rows: dict[str, list[dict]] = {n: [] for n in names}
@@ -118,7 +120,7 @@ def table(denoiser, sample_counts: list[int]) -> str:
         "(oct_diffusion_tuning.json). Results rounded to uint8 as written; s / B-scan on 2 shared CPU cores."
     )
     text = markdown_table(intro, rows)
-    (RESULTS / "oct_diffusion.md").write_text(text)
+    out.write_text(text)
     print(text)
     return text
 
@@ -164,17 +166,19 @@ def main() -> None:
     p.add_argument("--tune", action="store_true", help="reference-free grid on case 01's frames")
     p.add_argument("--volume", action="store_true", help="en-face stripes of a 5-frame volume, coupled vs independent")
     p.add_argument("--samples", default="1,4,8", help="table: the sample counts of the diffusion rows")
+    p.add_argument("--quick", action="store_true", help="--tune: the chain's start level only (4 rows)")
+    p.add_argument("--out", default=None, help="result file (default results/oct_diffusion_tuning.json, results/oct_diffusion.md)")
     args = p.parse_args()
     torch.set_num_threads(2)
     if not DATA.exists():
         raise SystemExit(f"no OCT data at {DATA}")
     denoiser = load_prior(args.prior)
     if args.tune:
-        tune(denoiser)
+        tune(denoiser, QUICK_GRID if args.quick else list(TUNE_GRID), Path(args.out or RESULTS / "oct_diffusion_tuning.json"))
     elif args.volume:
         volume(denoiser)
     else:
-        table(denoiser, [int(n) for n in args.samples.split(",")])
+        table(denoiser, [int(n) for n in args.samples.split(",")], Path(args.out or RESULTS / "oct_diffusion.md"))
 
 
 if __name__ == "__main__":
