@@ -96,7 +96,7 @@ def tune(denoiser, grid: list[dict], out: Path) -> dict:
     return result
 
 
-def table(denoiser, sample_counts: list[int], out: Path) -> str:
+def table(denoiser, sample_counts: list[int], path: Path) -> str:
     counts = {f"diffusion, {'1 sample' if n == 1 else f'mean of {n}'}": n for n in sample_counts}
     names = ["noisy input", "BM3D (σ_psd = 3 σ̂)", *counts]
     rows: dict[str, list[dict]] = {n: [] for n in names}
@@ -120,7 +120,7 @@ def table(denoiser, sample_counts: list[int], out: Path) -> str:
         "(oct_diffusion_tuning.json). Results rounded to uint8 as written; s / B-scan on 2 shared CPU cores."
     )
     text = markdown_table(intro, rows)
-    out.write_text(text)
+    path.write_text(text)
     print(text)
     return text
 
