@@ -71,7 +71,7 @@ def frame_score(out: np.ndarray, fr: np.ndarray, k: int) -> float:
     return psnr(out, np.delete(fr, k, axis=0).mean(axis=0))
 
 
-def tune(denoiser, grid: list[dict], out: Path) -> dict:
+def tune(denoiser, grid: list[dict], path: Path) -> dict:
     fr = frames()[(slice(None), *TUNE_CROP)]
     rows = []
     for kw in grid:
@@ -91,7 +91,7 @@ def tune(denoiser, grid: list[dict], out: Path) -> dict:
         "best": best,
         "bm3d_same_criterion": round(float(np.mean(bm3d)), 3),
     }
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    path.write_text(json.dumps(result, indent=2) + "\n")
     print("best", best, "BM3D", result["bm3d_same_criterion"])
     return result
 

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     arch = build_settings(PriorArchConfig, file_values=prior_v, file=args.config, section="prior")
     # A translation prior (intensity: sct) draws the image from the condition at high noise, where an
     # ε-network's x̂₀ fails (docs/results/mr2ct.md): its DDPM predicts v unless the YAML says otherwise.
-    translation_ddpm = data.intensity == "sct" and train_v.get("objective", "ddpm") == "ddpm"
+    translation_ddpm = data.intensity == "sct" and train_v.get("objective", TrainConfig.model_fields["objective"].default) == "ddpm"
     recommended = {"prediction": "v"} if translation_ddpm else None
     cfg = build_settings(TrainConfig, recommended=recommended, file_values=train_v, file=args.config, section="train")
     if cfg.objective == "regression" and data.condition is None:

@@ -167,7 +167,7 @@ class TrainConfig(Settings):
     """Training settings (YAML section ``train``).
 
     Attributes:
-        objective: ``ddpm`` (ε-prediction, VP), ``score`` (VE denoising score matching) or
+        objective: ``ddpm`` (VP; ε or v per ``prediction``), ``score`` (VE denoising score matching) or
             ``regression`` (the image from the condition under an L1 loss; conditional priors only).
         steps: optimiser steps in total (a resumed run continues up to this number).
         batch_size: images per step.

@@ -1,4 +1,4 @@
-"""Training of diffusion priors (DDPM ε-prediction or VE denoising score matching), resumable.
+"""Training of diffusion priors (DDPM ε- or v-prediction, or VE denoising score matching), resumable.
 
 The same machinery trains the supervised baseline of a conditional prior, ``objective:
 regression``: the same network, its image channels zero and its timestep 0, predicts the image
