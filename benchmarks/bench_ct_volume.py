@@ -1,6 +1,6 @@
 """Slice-to-slice consistency of diffusion CT volumes: slices sampled independently vs coupled along z.
 
-Run:  python benchmarks/bench_ct_volume.py --prior priors/ct_lact_dolce [--set steps=10 ...]
+Run:  python benchmarks/bench_ct_volume.py --prior medrecon/priors/ct [--couplings 0,0.01] [--set steps=10 ...]
 Writes benchmarks/results/ct_volume.md and ct_volume_reformat.png.
 
 Data: the 20-slice abdominal series ``ct/totalseg_abdomen_ct_dicom`` (3 mm slices; slices 8-11 are
@@ -33,7 +33,7 @@ from medrecon.tasks.ct.diffusion import check_prior_for_ct, initial_estimate_hu,
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prior", required=True)
-    ap.add_argument("--coupling", type=float, default=1e-2, help="z_coupling of the coupled run")
+    ap.add_argument("--couplings", default="0,0.01", help="comma-separated z_coupling weights, one run each (0: independent slices)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a CTDiffusionConfig setting (repeatable)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ct_volume.md"))
     args = ap.parse_args()
@@ -45,9 +45,10 @@ def main() -> None:
     results = {}
     first = CTDiffusionConfig(**base)
     t0 = time.perf_counter()
-    init = initial_estimate_hu(y, geom, first) if first.start < 1 else None  # the same warm start for both runs
+    init = initial_estimate_hu(y, geom, first) if first.start < 1 else None  # the same warm start for every run
     init_s = (time.perf_counter() - t0) / target.shape[0]
-    for label, weight in (("independent slices", 0.0), (f"coupled along z ({args.coupling:g})", args.coupling)):
+    for weight in [float(w) for w in args.couplings.split(",")]:
+        label = "independent slices" if weight == 0 else f"coupled along z ({weight:g})"
         cfg = CTDiffusionConfig(**{**base, "z_coupling": weight, "batch_slices": target.shape[0]})
         check_prior_for_ct(denoiser, geom, cfg, "benchmark")
         t0 = time.perf_counter()

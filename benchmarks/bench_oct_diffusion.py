@@ -96,7 +96,13 @@ def tune(denoiser, grid: list[dict], path: Path) -> dict:
     return result
 
 
-def table(denoiser, sample_counts: list[int], path: Path) -> str:
+def band_note(info: dict) -> str:
+    """`` on timesteps lo-hi`` for a prior trained on a band of timesteps (TrainConfig.timestep_range), else ``""``."""
+    band = (info.get("train_config") or {}).get("timestep_range")
+    return f" on timesteps {band[0]}-{band[1]}" if band else ""
+
+
+def table(denoiser, sample_counts: list[int], path: Path, settings: dict | None = None) -> str:
     counts = {f"diffusion, {'1 sample' if n == 1 else f'mean of {n}'}": n for n in sample_counts}
     names = ["noisy input", "BM3D (σ_psd = 3 σ̂)", *counts]
     rows: dict[str, list[dict]] = {n: [] for n in names}
@@ -106,15 +112,15 @@ def table(denoiser, sample_counts: list[int], path: Path) -> str:
         out, seconds = run(noisy, OCTDenoiseConfig())
         rows[names[1]].append({**oct_metrics(avg, out), "s": seconds})
         for name, n in counts.items():
-            out, sec = diffusion(noisy[None], denoiser, OCTDiffusionConfig(samples=n))
+            out, sec = diffusion(noisy[None], denoiser, OCTDiffusionConfig(**{**(settings or {}), "samples": n}))
             rows[name].append({**oct_metrics(avg, out[0]), "s": sec})
         print(f"case {case:02d}: " + "  ".join(f"{n}: {rows[n][-1]['PSNR']:.2f}/{rows[n][-1]['SSIM']:.3f}" for n in names), flush=True)
-    cfg = OCTDiffusionConfig()
+    cfg = OCTDiffusionConfig(**(settings or {}))
     info = denoiser.info
 
     intro = (
         f"Duke SD-OCT test cases {TEST_CASES[0]:02d}–{TEST_CASES[-1]:02d} against the registered average (research use). "
-        f"Prior: {info.get('training_steps')} CPU steps on the noisy frames of cases 01–04 and case 01's four neighbours "
+        f"Prior: {info.get('training_steps')} CPU steps{band_note(info)} on the noisy frames of cases 01–04 and case 01's four neighbours "
         f"({info.get('data', '')[:40]}…); settings of OCTDiffusionConfig (chain from {cfg.start_level:g} σ̂, {cfg.steps} "
         f"step(s), likelihood λ {cfg.dc_lam:g}, {cfg.tile}-pixel tiles overlapping {cfg.overlap:g}), chosen without a clean reference "
         "(oct_diffusion_tuning.json). Results rounded to uint8 as written; s / B-scan on 2 shared CPU cores."
@@ -167,6 +173,7 @@ def main() -> None:
     p.add_argument("--volume", action="store_true", help="en-face stripes of a 5-frame volume, coupled vs independent")
     p.add_argument("--samples", default="1,4,8", help="table: the sample counts of the diffusion rows")
     p.add_argument("--quick", action="store_true", help="--tune: the chain's start level only (4 rows)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="table: an OCTDiffusionConfig setting (repeatable)")
     p.add_argument("--out", default=None, help="result file (default results/oct_diffusion_tuning.json, results/oct_diffusion.md)")
     args = p.parse_args()
     torch.set_num_threads(2)
@@ -178,7 +185,8 @@ def main() -> None:
     elif args.volume:
         volume(denoiser)
     else:
-        table(denoiser, [int(n) for n in args.samples.split(",")], Path(args.out or RESULTS / "oct_diffusion.md"))
+        settings = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+        table(denoiser, [int(n) for n in args.samples.split(",")], Path(args.out or RESULTS / "oct_diffusion.md"), settings)
 
 
 if __name__ == "__main__":

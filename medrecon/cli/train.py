@@ -89,10 +89,12 @@ def run(args: argparse.Namespace) -> int:
     from ..datasets.pet_training import PET_NORMALISATION, load_pet_training_slices
     from ..datasets.sct_training import load_sct_training_blocks, load_sct_training_pairs
     from ..datasets.training_images import load_training_images, load_training_pairs, load_training_volumes
+    from ..diffusion.schedule import VPSchedule
     from ..diffusion.train_config import DataConfig, PriorArchConfig
     from ..diffusion.training import NORMALISATION, TrainConfig, normalise_images, train_prior
     from ..physics.ct.transmission import HU_NORMALISATION
     from ..runtime import resolve_prior, select_device
+    from ..tasks.oct.noise import estimate_noise_sigmas, training_timestep_range
     from ..tasks.registry import pair_simulator
 
     data_v, prior_v, train_v, output = _sections(args)
@@ -173,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
         for note in bscans.notes:
             print(f"medrecon: note: {note}", file=sys.stderr)
         images, normalisation, info = torch.from_numpy(bscans.images), OCT_NORMALISATION, bscans.info
+        if cfg.objective == "ddpm" and "timestep_range" not in train_v:  # the band denoising uses (YAML / --set win)
+            band = training_timestep_range(estimate_noise_sigmas(bscans.images), VPSchedule(cfg.num_train_timesteps))
+            cfg = TrainConfig(**{**cfg.model_dump(), "timestep_range": band})
+            print(f"medrecon: note: training on timesteps {band[0]}-{band[1]}, the noise levels OCT denoising uses", file=sys.stderr)
         what = f"{len(images)} noisy OCT B-scans ({data.transform or 'linear'} intensities)"
     else:
         if data.intensity == "hu":

@@ -25,6 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..errors import ArgumentError
 from .schedule import VESchedule, VPSchedule
 
 
@@ -153,15 +154,29 @@ PREDICTIONS = ("epsilon", "v")
 
 
 class EpsilonDenoiser(Denoiser):
-    """DDPM network (ε- or v-prediction, ``prediction``) as a VE denoiser (see module docstring)."""
+    """DDPM network (ε- or v-prediction, ``prediction``) as a VE denoiser (see module docstring).
 
-    def __init__(self, net: UNetPrior, schedule: VPSchedule = VPSchedule(), prediction: str = "epsilon") -> None:
+    ``timestep_range (lo, hi)``: the network was trained on those timesteps only
+    (``TrainConfig.timestep_range``); a call at a noise level outside them raises
+    :class:`~medrecon.errors.ArgumentError` instead of returning what the network never learnt.
+    """
+
+    def __init__(
+        self,
+        net: UNetPrior,
+        schedule: VPSchedule = VPSchedule(),
+        prediction: str = "epsilon",
+        timestep_range: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction: expected one of {PREDICTIONS}, got {prediction!r}")
+        if timestep_range is not None and not 0 <= timestep_range[0] < timestep_range[1] < schedule.num_train_timesteps:
+            raise ValueError(f"timestep_range: expected 0 <= lo < hi < {schedule.num_train_timesteps}, got {list(timestep_range)}")
         self.net = net
         self.schedule = schedule
         self.prediction = prediction
+        self.timestep_range = None if timestep_range is None else (int(timestep_range[0]), int(timestep_range[1]))
         self.complex_data = net.image_channels == 2
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -169,10 +184,23 @@ class EpsilonDenoiser(Denoiser):
         s = sigma.to(x.real.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
         x_t = x / torch.sqrt(1 + s**2)
         t = self.schedule.timestep_of_sigma(sigma).float()
+        if self.timestep_range is not None:
+            check_trained_timesteps(t, self.timestep_range, self.schedule)
         out = from_channels(self.net(to_channels(x_t), t, cond), self.complex_data)
         if self.prediction == "v":  # √ᾱ = 1/√(1+σ²), √(1−ᾱ) = σ/√(1+σ²)
             return (x_t - s * out) / torch.sqrt(1 + s**2)
         return x - s * out
+
+
+def check_trained_timesteps(t: torch.Tensor, band: tuple[int, int], schedule: VPSchedule) -> None:
+    """Raise :class:`~medrecon.errors.ArgumentError` when a timestep of ``t`` lies outside the trained ``band`` (±0.5)."""
+    lo, hi = band
+    if bool(torch.any((t < lo - 0.5) | (t > hi + 0.5))):
+        sig = schedule.sigmas()
+        raise ArgumentError(
+            f"noise level: this prior was trained on timesteps {lo}-{hi} only (sigma {float(sig[lo]):.3g}-{float(sig[hi]):.3g} on its "
+            f"scale), got timesteps {float(t.min()):.0f}-{float(t.max()):.0f}"
+        )
 
 
 def noise_embedding(sigma: torch.Tensor, schedule: VESchedule) -> torch.Tensor:

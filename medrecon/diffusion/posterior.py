@@ -35,7 +35,7 @@ from ..errors import ArgumentError
 from ..physics.gradient import SliceDifference
 from ..physics.linop import LinearOperator, RepeatItems
 from .consistency import DataConsistency, GradientGuidance, HardProjection, ProximalCG, SliceCoupling, SupportRestricted
-from .denoiser import Denoiser
+from .denoiser import Denoiser, check_trained_timesteps
 from .sampling import DDIMSampler, DDPMSampler, ProbabilityFlowSampler, Sampler, VEPCSampler, sample
 from .schedule import VESchedule
 
@@ -217,6 +217,12 @@ def sample_posterior(
     """
     n, s_count = settings.samples, shape[0]
     sampler = make_sampler(denoiser, settings)
+    band = (getattr(denoiser, "info", {}).get("train_config") or {}).get("timestep_range")
+    if band is not None and hasattr(sampler, "pairs"):  # a VP chain: the timesteps it visits
+        try:
+            check_trained_timesteps(torch.tensor([float(t) for t, _ in sampler.pairs]), tuple(band), denoiser.schedule)
+        except ArgumentError as err:
+            raise ArgumentError(f"start / end ({settings.start:.3g} / {settings.end:.3g}): {err}") from None
     if settings.start < 1 and x_start is None:
         raise ArgumentError(f"start {settings.start}: a warm start needs an initial estimate (x_start); use start 1 to sample from noise")
     op = None if operator is None else RepeatItems(operator, n)

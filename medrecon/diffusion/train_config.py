@@ -179,6 +179,10 @@ class TrainConfig(Settings):
         checkpoint_every: steps between checkpoints.
         sigma_min / sigma_max: VE noise range (score objective).
         num_train_timesteps: VP steps (ddpm objective).
+        timestep_range: ``ddpm`` only: train on the timesteps ``lo … hi`` (inclusive) alone instead of
+            all ``0 … T − 1``; for a prior used at a known band of noise levels only (OCT denoising
+            calls the network at a few times the speckle σ). Recorded in ``prior.json``; samplers
+            refuse chains that leave the band.
         prediction: what a ``ddpm`` network predicts: ``epsilon`` (the noise, Ho et al. 2020) or
             ``v`` (``√ᾱ ε − √(1−ᾱ) x₀``, Salimans & Ho 2022: its x̂₀ stays accurate at high noise,
             where a translation prior must draw the image from the condition alone; ``medrecon train``
@@ -202,11 +206,20 @@ class TrainConfig(Settings):
     sigma_max: float = Field(20.0, gt=0)
     num_train_timesteps: int = Field(1000, ge=2)
     prediction: Literal["epsilon", "v"] = "epsilon"
+    timestep_range: tuple[int, int] | None = None
 
     @model_validator(mode="after")
     def _prediction_of_ddpm(self) -> TrainConfig:
         if self.prediction != "epsilon" and self.objective != "ddpm":
             raise ValueError(f"prediction {self.prediction!r}: only for objective 'ddpm', got objective {self.objective!r}")
+        if self.timestep_range is not None:
+            lo, hi = self.timestep_range
+            if self.objective != "ddpm":
+                raise ValueError(f"timestep_range: only for objective 'ddpm', got objective {self.objective!r}")
+            if not 0 <= lo < hi < self.num_train_timesteps:
+                raise ValueError(
+                    f"timestep_range: expected 0 <= lo < hi < num_train_timesteps ({self.num_train_timesteps}), got {[lo, hi]}"
+                )
         return self
 
     cond_dropout: float = Field(0.0, ge=0, lt=1)

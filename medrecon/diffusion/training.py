@@ -77,7 +77,8 @@ def _loss(
         return torch.mean(torch.abs(out.float() - c0))
     if cfg.objective == "ddpm":
         sched = VPSchedule(cfg.num_train_timesteps)
-        t = torch.randint(0, cfg.num_train_timesteps, (n,), generator=g)
+        lo, hi = cfg.timestep_range or (0, cfg.num_train_timesteps - 1)
+        t = torch.randint(lo, hi + 1, (n,), generator=g)
         ab = sched.alphas_cumprod()[t].to(dev).reshape((-1,) + (1,) * (c0.ndim - 1))
         inp = torch.sqrt(ab) * c0 + torch.sqrt(1 - ab) * noise
         out = prior(inp, t.to(dev).float(), cond)
@@ -392,7 +393,11 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> Denoiser
         prediction = info.get("prediction", "epsilon")
         if prediction not in PREDICTIONS:
             raise InputFileError(wj, "prediction", f"one of {PREDICTIONS}", repr(prediction))
-        d: Denoiser = EpsilonDenoiser(net, schedule, prediction)
+        band = (info.get("train_config") or {}).get("timestep_range")
+        try:
+            d: Denoiser = EpsilonDenoiser(net, schedule, prediction, None if band is None else tuple(band))
+        except (TypeError, ValueError) as err:
+            raise InputFileError(wj, "train_config.timestep_range", "two timesteps 0 <= lo < hi < T", f"{band!r} ({err})") from None
     else:
         d = ScoreDenoiser(net, schedule)
     d.info = info  # training provenance: data, steps, crop, image_shape

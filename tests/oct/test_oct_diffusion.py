@@ -17,6 +17,7 @@ from medrecon.diffusion.noisy_data import NoisyDataDenoiser
 from medrecon.diffusion.schedule import VPSchedule
 from medrecon.diffusion.train_config import DataConfig
 from medrecon.tasks.oct.config import OCTDiffusionConfig
+from medrecon.tasks.oct.noise import estimate_noise_sigmas, training_timestep_range
 
 
 class GaussianNoisyPrior(Denoiser):
@@ -97,6 +98,10 @@ def test_prior_records_the_transform(trained):
     assert info["modality"] == "OCT"
     assert info["oct"]["transform"] == "log" and info["oct"]["full_scale"] == 255.0 and info["oct"]["stored_dtype"] == "uint8"
     assert "3 noisy OCT B-scans" in info["data"]
+    # trained on the timesteps of the noise levels denoising uses: 0.5 to 8 times the B-scans' σ̂
+    bscans = load_oct_training_bscans([str(prior.parent / "train")], "log").images
+    band = training_timestep_range(estimate_noise_sigmas(bscans), VPSchedule(1000))
+    assert info["train_config"]["timestep_range"] == list(band) and 0 < band[0] < band[1] < 999
 
 
 def test_denoise_with_prior_writes_mean_and_std(trained, tmp_path, capsys):
@@ -127,6 +132,12 @@ def test_denoise_with_prior_bad_input(trained, tmp_path, capsys):
     assert_refused(["denoise", "oct", str(test), "--method", "diffusion", "--out", out], capsys, "needs --prior", tmp_path)
     assert_refused(
         ["denoise", "oct", str(test), "--prior", str(prior), "--set", "end_level=0.5", "--out", out], capsys, "end_level", tmp_path
+    )
+    assert_refused(  # far above the band of noise levels the prior was trained on
+        ["denoise", "oct", str(test), "--prior", str(prior), "--set", "start_level=40", "--out", out],
+        capsys,
+        "start_level / end_level: noise level: this prior was trained on timesteps",
+        tmp_path,
     )
     other = tmp_path / "other_prior"
     other.mkdir()

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from ...datasets.oct_training import OCT_NORMALISATION, from_prior_scale, to_prior_scale
-from ...diffusion.denoiser import Denoiser, WrappedDenoiser
-from ...diffusion.noisy_data import NoisyDataDenoiser
+from ...diffusion.denoiser import Denoiser, WrappedDenoiser, check_trained_timesteps
+from ...diffusion.noisy_data import MIN_RATIO, NoisyDataDenoiser
 from ...diffusion.posterior import make_sampler, repeat_items, sample_posterior
 from ...diffusion.tiling import TiledDenoiser
 from ...errors import ArgumentError, InputFileError
@@ -97,6 +97,22 @@ def level_fraction(denoiser: Denoiser, sigma: float) -> float:
     return min(max(t / (sched.num_train_timesteps - 1), 1e-6), 1.0)
 
 
+def check_levels_trained(denoiser: Denoiser, sigmas: torch.Tensor, top: float, bottom: float | None) -> None:
+    """Refuse, before any network evaluation, a chain from level ``top`` down to ``bottom`` (``None``: one step)
+    whose network calls — at ``√(τ² − σ̂²)`` for each B-scan's σ̂ ``sigmas (S,)`` — leave the band of
+    timesteps a prior was trained on (``TrainConfig.timestep_range``; :class:`NoisyDataDenoiser`)."""
+    band = getattr(denoiser, "timestep_range", None)
+    if band is None:
+        return
+    taus = torch.tensor([top] + ([] if bottom is None else [bottom]), dtype=torch.float64)[:, None]
+    sd = sigmas.double()[None]
+    base = torch.sqrt(torch.maximum(taus**2 - sd**2, (MIN_RATIO * sd) ** 2)).reshape(-1)
+    try:
+        check_trained_timesteps(denoiser.schedule.timestep_of_sigma(base), band, denoiser.schedule)
+    except ArgumentError as err:
+        raise ArgumentError(f"start_level / end_level: {err}") from None
+
+
 def denoise_batch(
     y: torch.Tensor, sigmas: torch.Tensor, denoiser: Denoiser, cfg: OCTDiffusionConfig, generator: torch.Generator
 ) -> torch.Tensor:
@@ -106,6 +122,7 @@ def denoise_batch(
     last = denoiser.schedule.num_train_timesteps - 1
     span = round(start * last) - round(end * last)  # timesteps between the two levels (0 when they coincide)
     settings = cfg.model_copy(update={"start": start, "end": end, "steps": min(cfg.steps, span + 1)})
+    check_levels_trained(denoiser, sigmas, cfg.start_level * ref, cfg.end_level * ref if settings.steps > 1 else None)
     net = TiledDenoiser(denoiser, cfg.tile, cfg.overlap) if cfg.tile else denoiser
     clean = NoisyDataDenoiser(MirroredHalf(net) if cfg.mirror else net, repeat_items(sigmas, cfg.samples))
     use_dc = cfg.dc == "cg" and cfg.dc_lam > 0

@@ -17,6 +17,9 @@ Gaussian noise.
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from ...diffusion.schedule import VPSchedule
 
 MAD_TO_SIGMA = 0.6744897501960817  # median(|N(0, 1)|) = Φ⁻¹(0.75): the MAD of a Gaussian in units of its σ
 
@@ -38,3 +41,21 @@ def estimate_noise_sigmas(bscans: np.ndarray) -> np.ndarray:
     if stack.ndim != 3:
         raise ValueError(f"bscans: expected (N, H, W), got shape {stack.shape}")
     return np.array([estimate_noise_sigma(b) for b in stack])
+
+
+TRAINED_LEVELS = (0.5, 8.0)  # network noise levels a DDPM OCT prior trains on, in units of its B-scans' σ̂
+
+
+def training_timestep_range(sigmas: np.ndarray, schedule: VPSchedule) -> tuple[int, int]:
+    """The timesteps ``(lo, hi)`` a DDPM OCT prior trains on (``TrainConfig.timestep_range``).
+
+    Denoising calls the network at ``√(τ² − σ̂²)`` for chain levels ``τ`` of a few σ̂ (one step at
+    6 σ̂ by default, chains down to ``end_level`` 1.2 σ̂, i.e. 0.66 σ̂ at the network;
+    :mod:`medrecon.tasks.oct.diffusion`), never near the clean end or at pure noise, so training
+    spends its steps on network levels from ``TRAINED_LEVELS[0]`` × the smallest to
+    ``TRAINED_LEVELS[1]`` × the largest σ̂ of the training B-scans ``sigmas (N,)`` (prior's scale).
+    Measured in docs/results/oct.md.
+    """
+    levels = torch.tensor([TRAINED_LEVELS[0] * float(np.min(sigmas)), TRAINED_LEVELS[1] * float(np.max(sigmas))], dtype=torch.float64)
+    lo, hi = (round(float(t)) for t in schedule.timestep_of_sigma(levels))
+    return lo, max(hi, lo + 1)
