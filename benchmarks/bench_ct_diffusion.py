@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from bench_ct_real import DATA, SCANS, SIRT_ITERS, TV_ITERS, scan, tv_weight
 
+from medrecon.config import parse_set_options
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.diffusion.training import load_prior
 from medrecon.evaluation.ct_metrics import body_mask, hu_metrics
@@ -72,7 +73,7 @@ def main() -> None:
     torch.manual_seed(0)
     denoiser = load_prior(args.prior)
     steps_trained = denoiser.info.get("training_steps")
-    base = {k: json.loads(v) if v[:1] in "0123456789-[{" else v for k, v in (s.split("=", 1) for s in args.set)}
+    base = parse_set_options(args.set)
     vol = read_ct(DATA)
     names = [list(SCANS)[int(i)] for i in args.scans.split(",")]
     if args.tune:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from bench_ct_real import DATA, scan
 
+from medrecon.config import parse_set_options
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.diffusion.training import load_prior
 from medrecon.evaluation.ct_metrics import body_mask, hu_metrics, z_flicker
@@ -38,7 +39,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ct_volume.md"))
     args = ap.parse_args()
     denoiser = load_prior(args.prior)
-    base = {k: json.loads(v) if v[:1] in "0123456789-[{" else v for k, v in (s.split("=", 1) for s in args.set)}
+    base = parse_set_options(args.set)
     target = read_ct(DATA).hu
     body = body_mask(target)
     geom, _, y = scan(target, 90.0, 90, seed=1)

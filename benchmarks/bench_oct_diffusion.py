@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from bench_oct import DATA, RESULTS, TEST_CASES, load, markdown_table, run
 
+from medrecon.config import parse_set_options
 from medrecon.datasets.oct_images import read_oct
 from medrecon.datasets.oct_output import to_stored
 from medrecon.diffusion.training import load_prior
@@ -185,8 +186,9 @@ def main() -> None:
     elif args.volume:
         volume(denoiser)
     else:
-        settings = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-        table(denoiser, [int(n) for n in args.samples.split(",")], Path(args.out or RESULTS / "oct_diffusion.md"), settings)
+        table(
+            denoiser, [int(n) for n in args.samples.split(",")], Path(args.out or RESULTS / "oct_diffusion.md"), parse_set_options(args.set)
+        )
 
 
 if __name__ == "__main__":

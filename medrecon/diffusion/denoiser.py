@@ -171,7 +171,9 @@ class EpsilonDenoiser(Denoiser):
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction: expected one of {PREDICTIONS}, got {prediction!r}")
-        if timestep_range is not None and not 0 <= timestep_range[0] < timestep_range[1] < schedule.num_train_timesteps:
+        if timestep_range is not None and not (
+            len(timestep_range) == 2 and 0 <= timestep_range[0] < timestep_range[1] < schedule.num_train_timesteps
+        ):
             raise ValueError(f"timestep_range: expected 0 <= lo < hi < {schedule.num_train_timesteps}, got {list(timestep_range)}")
         self.net = net
         self.schedule = schedule

@@ -73,7 +73,8 @@ def test_a_band_that_does_not_fit_the_schedule_is_a_bad_prior_file(tmp_path):
     imgs = torch.rand(8, 16, 16)
     train_prior(imgs, TrainConfig(objective="ddpm", steps=1, batch_size=2, crop=12, timestep_range=(100, 300)), tmp_path, TINY)
     info = json.loads((tmp_path / "prior.json").read_text())
-    info["train_config"]["timestep_range"] = [300, 5000]
-    (tmp_path / "prior.json").write_text(json.dumps(info))
-    with pytest.raises(InputFileError, match=r"prior.json: train_config.timestep_range: expected two timesteps"):
-        load_prior(tmp_path)
+    for bad in ([300, 5000], [100, 200, 300], "ab"):
+        info["train_config"]["timestep_range"] = bad
+        (tmp_path / "prior.json").write_text(json.dumps(info))
+        with pytest.raises(InputFileError, match=r"prior.json: train_config.timestep_range: expected two timesteps"):
+            load_prior(tmp_path)
