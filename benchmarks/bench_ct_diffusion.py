@@ -2,6 +2,8 @@
 
 Run:  python benchmarks/bench_ct_diffusion.py --prior priors/ct_lact_dolce --baselines   (table, slices 9-10)
       python benchmarks/bench_ct_diffusion.py --prior priors/ct_lact_dolce --tune     (settings grid, slice 8)
+      python benchmarks/bench_ct_diffusion.py --prior medrecon/priors/ct --tune --scans 1 --grid '[{"start": 0.2}]'
+
 Writes benchmarks/results/ct_diffusion.md (or --out).
 
 Data: ``ct/totalseg_abdomen_ct_dicom`` (Apache-2.0), the same scans as ``bench_ct_real.py`` (same
@@ -41,13 +43,13 @@ GRID = [  # settings scored on slice 8 by --tune (each on top of the defaults an
     {"init": "sirt", "start": 0.2, "dc_lam": 1e-3},
     {"init": "fbp", "start": 0.5},
 ]
-_INITIAL: dict = {}  # the warm start's estimate per (init, iterations): computed once, timed once
+_INITIAL: dict = {}  # the warm start's estimate per (init, iterations, TV weight): computed once, timed once
 
 
 def run(y, geom, denoiser, cfg: CTDiffusionConfig) -> tuple[np.ndarray, float]:
     """Mean HU ``(S, H, W)`` and seconds per slice (the warm start's estimate included)."""
     check_prior_for_ct(denoiser, geom, cfg, "benchmark")
-    key = (cfg.init, cfg.init_iterations)
+    key = (cfg.init, cfg.init_iterations, cfg.tv_lam if cfg.init == "tv" else None)
     if cfg.start < 1 and key not in _INITIAL:
         t0 = time.perf_counter()
         _INITIAL[key] = (initial_estimate_hu(y, geom, cfg), time.perf_counter() - t0)
@@ -61,9 +63,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prior", required=True)
     ap.add_argument(
-        "--scans", default="0", help="comma-separated scan numbers of bench_ct_real.SCANS (0: 90°, 1: 120°, 2: 60 views, 3: 60°)"
+        "--scans",
+        default="0",
+        help="comma-separated scan numbers of bench_ct_real.SCANS (0: 90°, 1: 120°, 2: 60 views, 3: 60°, 4: 90° fan)",
     )
     ap.add_argument("--tune", action="store_true", help="score the settings grid on slice 8 and stop")
+    ap.add_argument("--grid", help="with --tune: a JSON list of settings to score instead of GRID, e.g. '[{\"start\": 0.2}]'")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a CTDiffusionConfig setting (repeatable)")
     ap.add_argument(
         "--baselines", action="store_true", help="also FBP / SIRT / TV rows (TV weight chosen on slice 0 as bench_ct_real.py does)"
@@ -73,6 +78,7 @@ def main() -> None:
     torch.manual_seed(0)
     denoiser = load_prior(args.prior)
     steps_trained = denoiser.info.get("training_steps")
+    prior_beam = denoiser.info.get("condition", {}).get("options", {}).get("beam", "parallel")
     base = parse_set_options(args.set)
     vol = read_ct(DATA)
     names = [list(SCANS)[int(i)] for i in args.scans.split(",")]
@@ -80,10 +86,10 @@ def main() -> None:
         target = vol.hu[[TUNE_SLICE]]
         body = body_mask(target)
         for name in names:
-            arc, views = SCANS[name]
-            geom, _, y = scan(target, arc, views, seed=1)
+            arc, views, beam = SCANS[name]
+            geom, _, y = scan(target, arc, views, seed=1, beam=beam)
             _INITIAL.clear()
-            for setting in GRID:
+            for setting in json.loads(args.grid) if args.grid else GRID:
                 mean, dt = run(y, geom, denoiser, CTDiffusionConfig(**{**base, **setting}))
                 m, b = hu_metrics(target, mean), hu_metrics(target, mean, mask=body)
                 print(
@@ -112,8 +118,8 @@ def main() -> None:
         print(lines[-1], flush=True)
 
     for name in names:
-        arc, views = SCANS[name]
-        geom, op, y = scan(target, arc, views, seed=1)
+        arc, views, beam = SCANS[name]
+        geom, op, y = scan(target, arc, views, seed=1, beam=beam)
         if args.baselines:
             lam = tv_weight(vol.hu[:1], name)
             for method, fn in (
@@ -125,6 +131,9 @@ def main() -> None:
                 hu = mu_to_hu(fn()).numpy()
                 row(name, method, hu, "–", (time.perf_counter() - t0) / len(EVAL_SLICES))
         for variant, cond in (("unconditional", "none"), ("conditional (DOLCE)", "fbp")):
+            if cond == "fbp" and beam != prior_beam:
+                lines.append(f"| {name} | diffusion, {variant}: refused, the prior's condition is {prior_beam}-beam FBP |" + " – |" * 8)
+                continue
             cfg = CTDiffusionConfig(**{**base, "condition": cond})
             mean, dt = run(y, geom, denoiser, cfg)
             row(name, f"diffusion, {variant}", mean, str(cfg.steps), dt)

@@ -1,4 +1,4 @@
-"""FBP, SIRT and TV on real CT slices with simulated limited-angle and sparse-view parallel-beam scans.
+"""FBP, SIRT and TV on real CT slices with simulated limited-angle and sparse-view scans (parallel beam, one fan-beam scan).
 
 Run:  python benchmarks/bench_ct_real.py   (needs ../shared/data/ct; ~40 min on 2 CPU cores)
       python benchmarks/bench_ct_real.py --tune-only --scans 2 --lams 0.1,0.2,0.3   (weight scores only)
@@ -26,21 +26,27 @@ from medrecon.physics.ct import CTGeometry, CTProjector
 from medrecon.physics.ct.transmission import hu_to_mu, log_transform, mu_to_hu, simulate_counts
 from medrecon.tasks.ct.fbp import fbp
 from medrecon.tasks.ct.iterative import sirt, tv_pdhg
+from medrecon.tasks.ct.pairs import scan_geometry
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct" / "totalseg_abdomen_ct_dicom"
-SCANS = {
-    "limited 90° (90 views)": (90.0, 90),
-    "limited 120° (120 views)": (120.0, 120),
-    "sparse 60 views (180°)": (None, 60),
-    "limited 60° (60 views)": (60.0, 60),
+SCANS = {  # name: (arc in degrees, None: 180°; views; beam)
+    "limited 90° (90 views)": (90.0, 90, "parallel"),
+    "limited 120° (120 views)": (120.0, 120, "parallel"),
+    "sparse 60 views (180°)": (None, 60, "parallel"),
+    "limited 60° (60 views)": (60.0, 60, "parallel"),
+    "limited 90° fan beam (90 views)": (90.0, 90, "fan"),
 }
 EVAL_SLICES = [9, 10]
 SIRT_ITERS, TV_ITERS = 200, 500
 LAMS = (0.3, 1.0, 3.0)  # a first grid (3e-3 .. 0.3) peaked at 0.3 for 90° and 120°
 
 
-def scan(hu: np.ndarray, arc, views, seed=0):
-    g = CTGeometry.create("parallel", hu.shape[-2:], (0.9765625, 0.9765625), views, arc_deg=arc)
+def scan(hu: np.ndarray, arc, views, seed=0, beam="parallel"):
+    """Geometry, projector and noisy line integrals of ``hu`` ``(S, H, W)``; fan beam with CTScanSpec's distances."""
+    if beam == "fan":
+        g = scan_geometry("fan", hu.shape[-2:], 0.9765625, views, arc)
+    else:
+        g = CTGeometry.create("parallel", hu.shape[-2:], (0.9765625, 0.9765625), views, arc_deg=arc)
     op = CTProjector(g)
     mu = torch.clamp(hu_to_mu(torch.from_numpy(hu)), min=0)
     y = log_transform(simulate_counts(op(mu), 1e5, torch.Generator().manual_seed(seed)), 1e5)
@@ -49,8 +55,8 @@ def scan(hu: np.ndarray, arc, views, seed=0):
 
 def tv_weight(hu: np.ndarray, name: str, grid=LAMS) -> float:
     """The TV weight of ``grid`` with the best PSNR on ``hu`` ``(1, H, W)`` (slice 0: not evaluated) for scan ``name``."""
-    arc, views = SCANS[name]
-    g, op, y = scan(hu, arc, views)
+    arc, views, beam = SCANS[name]
+    g, op, y = scan(hu, arc, views, beam=beam)
     scores = {lam: hu_metrics(hu, mu_to_hu(tv_pdhg(op, y, lam, TV_ITERS)).numpy())["PSNR"] for lam in grid}
     print(name, "TV weight scores (PSNR dB on slice 0):", {k: round(v, 2) for k, v in scores.items()}, flush=True)
     return max(scores, key=scores.get)
@@ -59,7 +65,7 @@ def tv_weight(hu: np.ndarray, name: str, grid=LAMS) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lams", default=",".join(str(v) for v in LAMS), help="TV weight grid")
-    ap.add_argument("--scans", default="all", help="'all' or comma-separated scan numbers 0..3 (90°, 120°, 60 views, 60°)")
+    ap.add_argument("--scans", default="all", help="'all' or comma-separated scan numbers 0..4 (90°, 120°, 60 views, 60°, 90° fan)")
     ap.add_argument("--tune-only", action="store_true", help="only the weight scores on slice 0 (no table)")
     args = ap.parse_args()
     grid = tuple(float(v) for v in args.lams.split(","))
@@ -80,8 +86,8 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for name in scans:
-        arc, views = SCANS[name]
-        g, op, y = scan(target, arc, views, seed=1)
+        arc, views, beam = SCANS[name]
+        g, op, y = scan(target, arc, views, seed=1, beam=beam)
         for method, fn in (
             ("FBP (ram-lak)", lambda: fbp(y, g, "ram-lak", op)),
             ("FBP (hann)", lambda: fbp(y, g, "hann", op)),

@@ -143,7 +143,7 @@ def test_dc_weight_rule_is_geometry_free():
 
 def test_z_coupling_reduces_slice_to_slice_flicker():
     x, geom, p = _scan()
-    base = CTDiffusionConfig(steps=4, samples=1, start=1.0, dc_iters=3, batch_slices=3, condition="none")
+    base = CTDiffusionConfig(steps=4, samples=1, start=1.0, dc_iters=3, batch_slices=3, condition="none", z_coupling=0.0)
     free, _ = reconstruct_slices(p, geom, ShrinkCT(), base, torch.Generator().manual_seed(0))
     tied, _ = reconstruct_slices(p, geom, ShrinkCT(), base.model_copy(update={"z_coupling": 1.0}), torch.Generator().manual_seed(0))
     flicker = lambda v: float((v[1:] - v[:-1]).abs().mean())  # noqa: E731
