@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument(
         "--baselines", action="store_true", help="also FBP / SIRT / TV rows (TV weight chosen on slice 0 as bench_ct_real.py does)"
     )
+    ap.add_argument("--variants", default="unconditional,conditional", help="diffusion rows: unconditional and/or conditional")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ct_diffusion.md"))
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -131,6 +132,8 @@ def main() -> None:
                 hu = mu_to_hu(fn()).numpy()
                 row(name, method, hu, "–", (time.perf_counter() - t0) / len(EVAL_SLICES))
         for variant, cond in (("unconditional", "none"), ("conditional (DOLCE)", "fbp")):
+            if variant.split()[0] not in args.variants.split(","):
+                continue
             if cond == "fbp" and beam != prior_beam:
                 lines.append(f"| {name} | diffusion, {variant}: refused, the prior's condition is {prior_beam}-beam FBP |" + " – |" * 8)
                 continue
