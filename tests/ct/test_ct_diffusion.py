@@ -222,5 +222,7 @@ def test_shipped_ct_prior():
     assert abs(d.info["pixel_mm"] - 0.9765625) < 1e-6 and d.info["condition"]["simulate"] == "ct_limited_angle_fbp"
     rec = recommended_settings(d.info, 100.0)
     assert CTDiffusionConfig(**rec).init == "sirt" and recommended_settings({}, 90.0) == {}
+    wide, narrow = CTDiffusionConfig(**recommended_settings(d.info, 120.0)), CTDiffusionConfig(**recommended_settings(d.info, 60.0))
+    assert (wide.init, wide.tv_lam, wide.start) == ("tv", 1.0, 0.2) and (narrow.init, narrow.tv_lam, narrow.start) == ("tv", 0.3, 0.4)
     out = d(torch.zeros(1, 64, 64), torch.tensor([10.0]), torch.zeros(1, 1, 64, 64))
     assert out.shape == (1, 64, 64) and torch.isfinite(out).all()
