@@ -94,7 +94,9 @@ class CTDiffusionConfig(PosteriorSettings):
     :class:`~medrecon.diffusion.posterior.PosteriorSettings`. The defaults (DDS, 20 steps from the
     SIRT image diffused to 0.4 of the schedule, the mean of 4 samples, λ 0) are the best of the
     settings measured on a held-out slice at 90° (docs/results/ct_diffusion.md; 4 samples beat one
-    by 0.4 dB at 4× the time: ``samples=1`` for speed). CT-specific:
+    by 0.4 dB at 4× the time: ``samples=1`` for speed). A prior's ``prior.json`` may recommend
+    settings per arc (:func:`recommended_settings`; the shipped CT prior: a TV warm start at 60°
+    and 120°). CT-specific:
 
     Attributes:
         dc_lam: the proximal weight as a fraction of ``||W^½A||²`` (the largest eigenvalue of the
