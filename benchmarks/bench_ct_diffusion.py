@@ -103,7 +103,7 @@ def main() -> None:
     body = body_mask(target)
     lines = [
         f"Prior `{args.prior}` ({steps_trained} training steps); real abdominal CT slices {EVAL_SLICES} (held out), 512², 0.98 mm; "
-        "the scans of bench_ct_real.py (parallel beam, 1e5 photons/bin, noise seed 1); HU window [-1000, 1000], whole image and "
+        "the scans of bench_ct_real.py (parallel beam unless the scan says fan, 1e5 photons/bin, noise seed 1); HU window [-1000, 1000], whole image and "
         "over the body (largest region above -500 HU, holes filled); 2 CPU cores; "
         f"diffusion settings {json.dumps(base) if base else 'CTDiffusionConfig defaults'}.\n",
         "| scan | method | PSNR dB | SSIM | MAE HU | body PSNR | body SSIM | body MAE | NFE | s / slice |",
