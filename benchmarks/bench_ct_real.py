@@ -22,7 +22,7 @@ import torch
 
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.evaluation.ct_metrics import hu_metrics
-from medrecon.physics.ct import CTGeometry, CTProjector
+from medrecon.physics.ct import CTProjector
 from medrecon.physics.ct.transmission import hu_to_mu, log_transform, mu_to_hu, simulate_counts
 from medrecon.tasks.ct.fbp import fbp
 from medrecon.tasks.ct.iterative import sirt, tv_pdhg
@@ -43,10 +43,7 @@ LAMS = (0.3, 1.0, 3.0)  # a first grid (3e-3 .. 0.3) peaked at 0.3 for 90° and 
 
 def scan(hu: np.ndarray, arc, views, seed=0, beam="parallel"):
     """Geometry, projector and noisy line integrals of ``hu`` ``(S, H, W)``; fan beam with CTScanSpec's distances."""
-    if beam == "fan":
-        g = scan_geometry("fan", hu.shape[-2:], 0.9765625, views, arc)
-    else:
-        g = CTGeometry.create("parallel", hu.shape[-2:], (0.9765625, 0.9765625), views, arc_deg=arc)
+    g = scan_geometry(beam, hu.shape[-2:], 0.9765625, views, arc)
     op = CTProjector(g)
     mu = torch.clamp(hu_to_mu(torch.from_numpy(hu)), min=0)
     y = log_transform(simulate_counts(op(mu), 1e5, torch.Generator().manual_seed(seed)), 1e5)

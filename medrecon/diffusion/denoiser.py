@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ..errors import ArgumentError
 from .schedule import VESchedule, VPSchedule
+from .train_config import timestep_band
 
 
 def to_channels(x: torch.Tensor) -> torch.Tensor:
@@ -171,14 +172,10 @@ class EpsilonDenoiser(Denoiser):
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction: expected one of {PREDICTIONS}, got {prediction!r}")
-        if timestep_range is not None and not (
-            len(timestep_range) == 2 and 0 <= timestep_range[0] < timestep_range[1] < schedule.num_train_timesteps
-        ):
-            raise ValueError(f"timestep_range: expected 0 <= lo < hi < {schedule.num_train_timesteps}, got {list(timestep_range)}")
+        self.timestep_range = None if timestep_range is None else timestep_band(timestep_range, schedule.num_train_timesteps)
         self.net = net
         self.schedule = schedule
         self.prediction = prediction
-        self.timestep_range = None if timestep_range is None else (int(timestep_range[0]), int(timestep_range[1]))
         self.complex_data = net.image_channels == 2
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

@@ -213,13 +213,25 @@ class TrainConfig(Settings):
         if self.prediction != "epsilon" and self.objective != "ddpm":
             raise ValueError(f"prediction {self.prediction!r}: only for objective 'ddpm', got objective {self.objective!r}")
         if self.timestep_range is not None:
-            lo, hi = self.timestep_range
             if self.objective != "ddpm":
                 raise ValueError(f"timestep_range: only for objective 'ddpm', got objective {self.objective!r}")
-            if not 0 <= lo < hi < self.num_train_timesteps:
-                raise ValueError(
-                    f"timestep_range: expected 0 <= lo < hi < num_train_timesteps ({self.num_train_timesteps}), got {[lo, hi]}"
-                )
+            timestep_band(self.timestep_range, self.num_train_timesteps)
         return self
 
     cond_dropout: float = Field(0.0, ge=0, lt=1)
+
+
+def timestep_band(band, num_train_timesteps: int) -> tuple[int, int]:
+    """``band`` as ``(lo, hi)`` ints, checked to be two timesteps ``0 <= lo < hi < num_train_timesteps``.
+
+    The one rule for ``TrainConfig.timestep_range`` and the band a loaded prior records.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if not (isinstance(band, (list, tuple)) and len(band) == 2 and all(isinstance(v, int) for v in band)):
+        raise ValueError(f"timestep_range: expected two integer timesteps, got {band!r}")
+    lo, hi = int(band[0]), int(band[1])
+    if not 0 <= lo < hi < num_train_timesteps:
+        raise ValueError(f"timestep_range: expected 0 <= lo < hi < num_train_timesteps ({num_train_timesteps}), got {[lo, hi]}")
+    return lo, hi

@@ -395,8 +395,8 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> Denoiser
             raise InputFileError(wj, "prediction", f"one of {PREDICTIONS}", repr(prediction))
         band = (info.get("train_config") or {}).get("timestep_range")
         try:
-            d: Denoiser = EpsilonDenoiser(net, schedule, prediction, None if band is None else tuple(band))
-        except (TypeError, ValueError) as err:
+            d: Denoiser = EpsilonDenoiser(net, schedule, prediction, band)
+        except ValueError as err:
             raise InputFileError(wj, "train_config.timestep_range", "two timesteps 0 <= lo < hi < T", f"{band!r} ({err})") from None
     else:
         d = ScoreDenoiser(net, schedule)
