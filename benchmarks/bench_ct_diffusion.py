@@ -55,7 +55,7 @@ def run(y, geom, denoiser, cfg: CTDiffusionConfig) -> tuple[np.ndarray, float]:
         _INITIAL[key] = (initial_estimate_hu(y, geom, cfg), time.perf_counter() - t0)
     init, init_s = _INITIAL.get(key, (None, 0.0)) if cfg.start < 1 else (None, 0.0)
     t0 = time.perf_counter()
-    mean, _ = reconstruct_slices(y, geom, denoiser, cfg, torch.Generator().manual_seed(cfg.seed), initial_hu=init)
+    mean = reconstruct_slices(y, geom, denoiser, cfg, torch.Generator().manual_seed(cfg.seed), initial_hu=init).mean
     return mean.numpy(), (time.perf_counter() - t0 + init_s) / y.shape[0]
 
 

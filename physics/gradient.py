@@ -50,23 +50,36 @@ class SliceDifference(LinearOperator):
     (:class:`~medrecon.physics.linop.RepeatItems` order); the output ``((S − 1)·n, H, W)`` is
     ``x[s + 1, j] − x[s, j]``: each version is coupled only to the same version of its neighbours
     (the z-derivative of every posterior sample's volume).
+
+    With ``anchored`` the output ``(S·n, H, W)`` starts with the first slice itself, ``x[0, j]``:
+    the difference to a slice ``−1`` held fixed outside the stack (the caller puts that slice in
+    the penalty's target, ``||R x − r||²``), so that a volume sampled in consecutive batches is
+    coupled across the batch boundaries too.
     """
 
-    def __init__(self, n: int = 1) -> None:
+    def __init__(self, n: int = 1, anchored: bool = False) -> None:
         super().__init__()
         if n < 1:
             raise ValueError(f"n: expected >= 1, got {n}")
-        self.n = n
+        self.n, self.anchored = n, anchored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] % self.n:
             raise ValueError(f"x: expected a batch that is a multiple of {self.n}, got {x.shape[0]}")
         xs = x.reshape(x.shape[0] // self.n, self.n, *x.shape[1:])
-        return (xs[1:] - xs[:-1]).reshape(-1, *x.shape[1:])
+        d = xs[1:] - xs[:-1]
+        if self.anchored:
+            d = torch.cat((xs[:1], d))
+        return d.reshape(-1, *x.shape[1:])
 
     def adjoint(self, d: torch.Tensor) -> torch.Tensor:
         ds = d.reshape(d.shape[0] // self.n, self.n, *d.shape[1:])
+        lead = ds[:1] if self.anchored else None
+        if self.anchored:
+            ds = ds[1:]
         out = torch.zeros((ds.shape[0] + 1, *ds.shape[1:]), dtype=d.dtype, device=d.device)
         out[:-1] -= ds
         out[1:] += ds
+        if lead is not None:
+            out[:1] += lead
         return out.reshape(-1, *d.shape[1:])

@@ -57,9 +57,10 @@ class ProximalCG(DataConsistency):
 
     Solves ``(AᴴA + λI + β RᴴR) x = Aᴴy + λ x̂₀`` approximately with ``iters`` iterations of the
     shared complex-correct CG from ``x̂₀`` (``λ = 0``: DDS's Krylov-subspace step). The optional
-    quadratic penalty ``β ||R x||²`` couples items, e.g. ``R`` the slice-to-slice difference of a
+    quadratic penalty ``β ||R x − r||²`` couples items, e.g. ``R`` the slice-to-slice difference of a
     volume's slices sampled together (a quadratic stand-in for DiffusionMBIR's TV along z, which
-    keeps the step a linear solve).
+    keeps the step a linear solve) and ``r`` the fixed neighbour of the first slice
+    (``coupling_target``, ``None``: zero); the right-hand side gains ``β Rᴴ r``.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class ProximalCG(DataConsistency):
         lam: float = 0.0,
         coupling: LinearOperator | None = None,
         coupling_weight: float = 0.0,
+        coupling_target: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if iters < 1:
@@ -78,7 +80,10 @@ class ProximalCG(DataConsistency):
             raise ValueError(f"lam / coupling_weight: expected >= 0, got {lam} / {coupling_weight}")
         self.op, self.iters, self.lam = op, iters, lam
         self.coupling, self.beta = (coupling, coupling_weight) if coupling is not None and coupling_weight > 0 else (None, 0.0)
-        self.register_buffer("aty", op.adjoint(y))
+        aty = op.adjoint(y)
+        if self.coupling is not None and coupling_target is not None:
+            aty = aty + self.beta * self.coupling.adjoint(coupling_target)
+        self.register_buffer("aty", aty)
 
     def _normal(self, x: torch.Tensor) -> torch.Tensor:
         out = self.op.normal(x)
@@ -90,23 +95,26 @@ class ProximalCG(DataConsistency):
 
 
 class SliceCoupling(DataConsistency):
-    """Coupling of neighbouring items without measurements: ``argmin ||x − x̂₀||² + β ||R x||²``.
+    """Coupling of neighbouring items without measurements: ``argmin ||x − x̂₀||² + β ||R x − r||²``.
 
     For tasks with no forward operator (translation): the slices of a volume, sampled together,
     are pulled towards their neighbours at every step (``R`` the slice difference,
-    :class:`~medrecon.physics.gradient.SliceDifference`), a quadratic stand-in for DiffusionMBIR's
-    z-TV. ``(I + β RᴴR) x = x̂₀`` is solved by ``iters`` CG iterations from x̂₀ over the whole
+    :class:`~medrecon.physics.gradient.SliceDifference`; ``r`` the fixed neighbour of the first
+    slice, ``target``, or zero), a quadratic stand-in for DiffusionMBIR's z-TV.
+    ``(I + β RᴴR) x = x̂₀ + β Rᴴ r`` is solved by ``iters`` CG iterations from x̂₀ over the whole
     batch (its condition number is at most ``1 + 4β``).
     """
 
-    def __init__(self, coupling: LinearOperator, weight: float, iters: int = 10) -> None:
+    def __init__(self, coupling: LinearOperator, weight: float, iters: int = 10, target: torch.Tensor | None = None) -> None:
         super().__init__()
         if not weight > 0 or iters < 1:
             raise ValueError(f"weight / iters: expected > 0 / >= 1, got {weight} / {iters}")
         self.coupling, self.beta, self.iters = coupling, weight, iters
+        self.register_buffer("pull", None if target is None else weight * coupling.adjoint(target))
 
     def forward(self, x0: torch.Tensor, sigma: float) -> torch.Tensor:
-        return conjugate_gradient(lambda v: self.beta * self.coupling.normal(v), x0, x0=x0, iters=self.iters, damping=1.0, joint=True)
+        rhs = x0 if self.pull is None else x0 + self.pull
+        return conjugate_gradient(lambda v: self.beta * self.coupling.normal(v), rhs, x0=x0, iters=self.iters, damping=1.0, joint=True)
 
 
 class GradientGuidance(DataConsistency):

@@ -144,6 +144,7 @@ def make_consistency(
     y: torch.Tensor | None,
     likelihood: DataConsistency | None = None,
     item_coupling: float = 0.0,
+    coupling_target: torch.Tensor | None = None,
 ) -> DataConsistency | None:
     """The data consistency ``settings.dc`` names, for an operator and measurements already on the batch of ``S·N``.
 
@@ -151,9 +152,15 @@ def make_consistency(
     the CG step (:class:`~medrecon.physics.gradient.SliceDifference`), which then solves one
     system for the whole batch; with ``dc = "none"`` that penalty alone is the step
     (:class:`~medrecon.diffusion.consistency.SliceCoupling`, ``dc_iters`` CG iterations).
+    ``coupling_target`` ``(S·N, *image)``, zero but for its first ``N`` rows (each sample's item
+    before the first, held fixed), anchors the first item too: ``β ||x_0 − anchor||²``.
     """
+    coupling, target = None, None
+    if item_coupling > 0:
+        coupling = SliceDifference(settings.samples, anchored=coupling_target is not None)
+        target = coupling_target
     if settings.dc == "none":  # no measurements: items may still be coupled to their neighbours
-        return SliceCoupling(SliceDifference(settings.samples), item_coupling, settings.dc_iters) if item_coupling > 0 else None
+        return SliceCoupling(coupling, item_coupling, settings.dc_iters, target=target) if coupling is not None else None
     if settings.dc == "likelihood":
         if likelihood is None:
             raise ArgumentError("dc 'likelihood': this task supplies no likelihood step; use cg, grad, hard or none")
@@ -161,8 +168,15 @@ def make_consistency(
     if operator is None or y is None:
         raise ArgumentError(f"dc {settings.dc!r}: needs a forward operator and measurements; this task has none (use dc 'none')")
     if settings.dc == "cg":
-        coupling = SliceDifference(settings.samples) if item_coupling > 0 else None
-        return ProximalCG(operator, y, iters=settings.dc_iters, lam=settings.dc_lam, coupling=coupling, coupling_weight=item_coupling)
+        return ProximalCG(
+            operator,
+            y,
+            iters=settings.dc_iters,
+            lam=settings.dc_lam,
+            coupling=coupling,
+            coupling_weight=item_coupling,
+            coupling_target=target,
+        )
     if item_coupling > 0:
         raise ArgumentError(f"dc {settings.dc!r}: coupling neighbouring items needs the CG step (dc 'cg')")
     if settings.dc == "grad":
@@ -183,6 +197,7 @@ def sample_posterior(
     x_start: torch.Tensor | None = None,
     support: torch.Tensor | None = None,
     item_coupling: float = 0.0,
+    item_anchor: torch.Tensor | None = None,
     shared_noise: bool = False,
     device: str | torch.device = "cpu",
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
@@ -206,6 +221,10 @@ def sample_posterior(
         item_coupling: weight β of a penalty on differences between neighbouring items (the
             slices of a volume, in order) inside the CG step (or alone, with ``dc = "none"``); 0: items
             independent.
+        item_anchor: ``(N, *image)`` each sample's item just before item 0 (the last item of the
+            previous batch of the same volume, on the prior's scale), held fixed and coupled to
+            item 0 by the same weight: consecutive batches then join without a step. Only with
+            ``item_coupling > 0``.
         shared_noise: sample ``j`` of every item starts from the same noise draw (with a
             deterministic sampler, neighbouring slices of smoothly varying conditions then give
             smoothly varying results); only when sampling from noise (``start = 1``).
@@ -226,7 +245,12 @@ def sample_posterior(
     if settings.start < 1 and x_start is None:
         raise ArgumentError(f"start {settings.start}: a warm start needs an initial estimate (x_start); use start 1 to sample from noise")
     op = None if operator is None else RepeatItems(operator, n)
-    dc = make_consistency(settings, op, repeat_items(y, n), likelihood, item_coupling)
+    target = None
+    if item_anchor is not None and item_coupling > 0:
+        if tuple(item_anchor.shape) != (n, *shape[1:]):
+            raise ValueError(f"item_anchor: expected shape {(n, *shape[1:])} (one per sample), got {tuple(item_anchor.shape)}")
+        target = torch.cat((item_anchor, item_anchor.new_zeros(((s_count - 1) * n, *shape[1:])))).to(device)
+    dc = make_consistency(settings, op, repeat_items(y, n), likelihood, item_coupling, target)
     fill = repeat_items(x_start, n) if settings.start < 1 else None
     if dc is not None and support is not None:
         dc = SupportRestricted(dc, repeat_items(support, n), fill=fill)

@@ -61,3 +61,14 @@ def test_buffers_follow_module_state():
     m = MaskOperator(torch.ones(4, 4))
     assert "weights" in m.state_dict() and m.mask is m.weights  # a Diagonal with real weights
     assert m.to(torch.float64).mask.dtype == torch.float64
+
+
+@pytest.mark.parametrize("anchored", [False, True])
+def test_slice_difference_values_and_adjoint(anchored):
+    """Version j of slice s sits at row s·n + j; anchored adds the first slice itself (its difference to a fixed slice −1)."""
+    from medrecon.physics.gradient import SliceDifference
+
+    x = torch.arange(6.0).reshape(6, 1, 1) ** 2  # 3 slices × 2 versions: 0 1 | 4 9 | 16 25
+    d = SliceDifference(2, anchored=anchored)(x).flatten().tolist()
+    assert d == ([0.0, 1.0] if anchored else []) + [4.0, 8.0, 12.0, 16.0]
+    check_operator(SliceDifference(2, anchored=anchored), (6, 3, 4), dtype=torch.float64)

@@ -52,7 +52,7 @@ CASES = {
     "FiniteDifference2D": (lambda: FiniteDifference2D(), (2, 9, 7), torch.float64, None),
     "RepeatItems": (lambda: RepeatItems(_sense(), 3), (6, 12, 10), torch.complex64, None),
     "Diagonal": (lambda: Diagonal(torch.linspace(0.5, 2.0, 7)), (3, 7), torch.complex64, None),
-    "SliceDifference": (lambda: SliceDifference(2), (8, 5, 4), torch.float64, None),
+    "SliceDifference": (lambda: SliceDifference(2, anchored=True), (8, 5, 4), torch.float64, None),
     "_Adjoint": (lambda: _sense().H, (2, 3, 12, 10), torch.complex64, None),
     "_Composition": (
         lambda: MaskOperator(torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])) @ FourierOperator(),

@@ -12,7 +12,8 @@ CT priors see ``x = HU / 1000`` (air −1, water 0); the line integrals are ``p 
    (:func:`~medrecon.tasks.ct.pairs.condition_image`), or zero for the unconditional variant;
 4. the warm start (FBP / SIRT / TV on the same data) on the prior's scale;
 5. :func:`~medrecon.diffusion.posterior.sample_posterior` with proximal CG on the weighted normal
-   equations (and the slice-difference penalty across the batch) → mean and std in HU.
+   equations (and the slice-difference penalty across the batch, the previous batch's last slice
+   held fixed as the first slice's neighbour) → mean and std in HU.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 
 from ...datasets.sinogram_io import SinogramFile
 from ...diffusion.denoiser import Denoiser
-from ...diffusion.posterior import make_sampler, sample_posterior
+from ...diffusion.posterior import Posterior, make_sampler, sample_posterior
 from ...errors import ArgumentError
 from ...physics.ct import CTGeometry, CTProjector
 from ...physics.ct.transmission import HU_NORMALISATION, HU_PER_UNIT, MU_WATER_PER_MM
@@ -92,8 +93,9 @@ def reconstruct_slices(
     mu_water: float = MU_WATER_PER_MM,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     initial_hu: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and per-pixel std ``(S, H, W)`` in HU of ``S`` slices of one scan.
+    anchor_hu: torch.Tensor | None = None,
+) -> Posterior:
+    """Posterior mean, per-pixel std ``(S, H, W)`` and samples ``(S, N, H, W)`` in HU of ``S`` slices of one scan.
 
     Args:
         sino: ``(S, views, det)`` float32 line integrals (``−log(counts / I0)``).
@@ -101,6 +103,8 @@ def reconstruct_slices(
         mu_water: the attenuation of water the line integrals were computed with (1/mm).
         initial_hu: ``(S, H, W)`` the warm start's estimate in HU when already computed (e.g. the
             same SIRT image for several settings); ``None``: computed as ``cfg.init`` says.
+        anchor_hu: ``(N, H, W)`` each sample of the slice before the first (the previous batch of
+            the same volume), in HU: coupled to the first slice like neighbours within the batch.
     """
     op = CTProjector(geometry)
     s_count, shape = sino.shape[0], geometry.image_shape[-2:]
@@ -132,10 +136,44 @@ def reconstruct_slices(
         cond=cond,
         x_start=x_start,
         item_coupling=cfg.z_coupling * norm2 if cfg.dc == "cg" else 0.0,
+        item_anchor=None if anchor_hu is None else anchor_hu.to(sino.device) / HU_PER_UNIT,
         device=sino.device,
         callback=callback,
     )
-    return post.mean * HU_PER_UNIT, post.std * HU_PER_UNIT
+    return Posterior(mean=post.mean * HU_PER_UNIT, std=post.std * HU_PER_UNIT, samples=post.samples * HU_PER_UNIT)
+
+
+def reconstruct_volume(
+    sino: np.ndarray,
+    geometry: CTGeometry,
+    denoiser: Denoiser,
+    cfg: CTDiffusionConfig,
+    mu_water: float = MU_WATER_PER_MM,
+    device: str | torch.device = "cpu",
+    initial_hu: np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std ``(S, H, W)`` float32 in HU of the contiguous slices ``sino (S, views, det)`` of one volume.
+
+    ``cfg.batch_slices`` consecutive slices are sampled together and coupled along z; each batch's
+    first slice is coupled to the last slice of the batch before (its samples, held fixed), so the
+    batches join without a step. ``initial_hu``: the warm start's estimate ``(S, H, W)`` if already
+    computed; ``progress(done, total)`` after each batch.
+    """
+    g = torch.Generator().manual_seed(cfg.seed)
+    n = sino.shape[0]
+    means, stds, anchor = [], [], None
+    for start in range(0, n, cfg.batch_slices):
+        part = slice(start, start + cfg.batch_slices)
+        y = torch.from_numpy(np.ascontiguousarray(sino[part])).to(device)
+        init = None if initial_hu is None else torch.from_numpy(np.ascontiguousarray(initial_hu[part]))
+        post = reconstruct_slices(y, geometry, denoiser, cfg, g, mu_water, initial_hu=init, anchor_hu=anchor)
+        anchor = post.samples[-1]
+        means.append(post.mean.cpu().numpy().astype(np.float32))
+        stds.append(post.std.cpu().numpy().astype(np.float32))
+        if progress:
+            progress(min(start + cfg.batch_slices, n), n)
+    return np.concatenate(means), np.concatenate(stds)
 
 
 def initial_estimate_hu(
@@ -162,20 +200,10 @@ def reconstruct_sinogram_diffusion(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std volumes ``(S, rows, cols)`` float32 in HU of every slice of a sinogram file.
 
-    ``cfg.batch_slices`` consecutive slices are sampled together (and coupled along z).
+    ``cfg.batch_slices`` consecutive slices are sampled together (:func:`reconstruct_volume`).
     """
     check_prior_for_ct(denoiser, sf.geometry, cfg, str(sf.path))
     mu_w = float(sf.attrs.get("mu_water_per_mm", MU_WATER_PER_MM))
     if not (math.isfinite(mu_w) and mu_w > 0):
         raise ArgumentError(f"{sf.path}: mu_water_per_mm: expected a positive number, got {mu_w}")
-    g = torch.Generator().manual_seed(cfg.seed)
-    n = sf.sino.shape[0]
-    means, stds = [], []
-    for start in range(0, n, cfg.batch_slices):
-        y = torch.from_numpy(np.ascontiguousarray(sf.sino[start : start + cfg.batch_slices])).to(device)
-        mean, std = reconstruct_slices(y, sf.geometry, denoiser, cfg, g, mu_w)
-        means.append(mean.cpu().numpy().astype(np.float32))
-        stds.append(std.cpu().numpy().astype(np.float32))
-        if progress:
-            progress(min(start + cfg.batch_slices, n), n)
-    return np.concatenate(means), np.concatenate(stds)
+    return reconstruct_volume(sf.sino, sf.geometry, denoiser, cfg, mu_w, device=device, progress=progress)

@@ -90,12 +90,15 @@ def translate_slices(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Condition slices ``(S, Cc, H, W)`` on the prior's scale → CT mean and std ``(S, H, W)`` in HU.
 
-    ``progress(n)`` is called after each batch with the slices done in it.
+    Slices go through in batches of ``cfg.batch``, coupled along z within a batch and, with the
+    previous batch's last slice held fixed, across batches; ``progress(n)`` is called after each
+    batch with the slices done in it.
     """
     means, stds = [], []
     regression = isinstance(denoiser, Regressor)
     settings = posterior_settings(denoiser, cfg)
     g = torch.Generator().manual_seed(cfg.seed)
+    anchor = None  # the previous batch's last slice (its samples): the first slice's fixed neighbour
     for a in range(0, cond.shape[0], cfg.batch):
         c = cond[a : a + cfg.batch].to(device)
         shape = (c.shape[0], *c.shape[2:])
@@ -105,9 +108,17 @@ def translate_slices(
         else:
             gen = torch.Generator().manual_seed(cfg.seed) if cfg.shared_noise else g  # the same noise in every batch
             post = sample_posterior(
-                denoiser, settings, shape, gen, cond=c, item_coupling=cfg.coupling, shared_noise=cfg.shared_noise, device=device
+                denoiser,
+                settings,
+                shape,
+                gen,
+                cond=c,
+                item_coupling=cfg.coupling,
+                item_anchor=anchor,
+                shared_noise=cfg.shared_noise,
+                device=device,
             )
-            mean, std = post.mean, post.std if cfg.samples > 1 else None
+            mean, std, anchor = post.mean, post.std if cfg.samples > 1 else None, post.samples[-1]
         means.append((mean * HU_PER_UNIT).clamp(*HU_RANGE).cpu().numpy())
         if std is not None:
             stds.append((std * HU_PER_UNIT).cpu().numpy())

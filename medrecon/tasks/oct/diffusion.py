@@ -114,9 +114,18 @@ def check_levels_trained(denoiser: Denoiser, sigmas: torch.Tensor, top: float, b
 
 
 def denoise_batch(
-    y: torch.Tensor, sigmas: torch.Tensor, denoiser: Denoiser, cfg: OCTDiffusionConfig, generator: torch.Generator
+    y: torch.Tensor,
+    sigmas: torch.Tensor,
+    denoiser: Denoiser,
+    cfg: OCTDiffusionConfig,
+    generator: torch.Generator,
+    anchor: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Posterior samples ``(S, N, H, W)`` of ``S`` B-scans ``y (S, H, W)`` with σ̂ ``sigmas (S,)``, all on the prior's scale."""
+    """Posterior samples ``(S, N, H, W)`` of ``S`` B-scans ``y (S, H, W)`` with σ̂ ``sigmas (S,)``, all on the prior's scale.
+
+    ``anchor`` ``(N, H, W)``: the samples of the B-scan before the first (the previous batch),
+    coupled to the first like neighbours within the batch (with ``cfg.coupling``).
+    """
     ref = float(sigmas.median())
     start, end = level_fraction(denoiser, cfg.start_level * ref), level_fraction(denoiser, cfg.end_level * ref)
     last = denoiser.schedule.num_train_timesteps - 1
@@ -136,7 +145,8 @@ def denoise_batch(
         operator=Identity() if use_dc else None,
         y=y if use_dc else None,
         x_start=y,
-        item_coupling=cfg.coupling if use_dc and y.shape[0] > 1 else 0.0,
+        item_coupling=cfg.coupling if use_dc and (y.shape[0] > 1 or anchor is not None) else 0.0,
+        item_anchor=anchor,
         device=y.device,
     )
     return post.samples
@@ -152,7 +162,8 @@ def denoise_bscans_diffusion(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Denoise a stack ``(N, H, W)`` in stored units: mean and std ``(N, H, W)`` float32, σ̂ ``(N,)`` in stored units.
 
-    The stack goes through in batches of ``cfg.batch`` B-scans in order (neighbours together);
+    The stack goes through in batches of ``cfg.batch`` B-scans in order (neighbours together; with
+    ``cfg.coupling`` each batch's first B-scan is also coupled to the last of the batch before);
     ``progress(done, total)`` after each batch.
 
     Raises:
@@ -168,9 +179,11 @@ def denoise_bscans_diffusion(
             raise InputFileError(source, f"B-scan {n}", "speckle noise measurable from the image", f"an estimated noise σ of {s:.3g}")
     g = torch.Generator().manual_seed(cfg.seed)
     means, stds = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
+    anchor = None
     for a in range(0, len(x), cfg.batch):
         y = torch.from_numpy(x[a : a + cfg.batch]).to(device)
-        samples = denoise_batch(y, torch.from_numpy(sig[a : a + cfg.batch]).float(), denoiser, cfg, g)
+        samples = denoise_batch(y, torch.from_numpy(sig[a : a + cfg.batch]).float(), denoiser, cfg, g, anchor)
+        anchor = samples[-1]
         stored = from_prior_scale(samples.cpu().numpy(), transform, full)
         means[a : a + cfg.batch] = stored.mean(axis=1)
         stds[a : a + cfg.batch] = stored.std(axis=1, ddof=1) if cfg.samples > 1 else 0.0
