@@ -1,7 +1,7 @@
 """Slice-to-slice consistency of diffusion CT volumes: slices sampled independently vs coupled along z.
 
 Run:  python benchmarks/bench_ct_volume.py --prior medrecon/priors/ct [--couplings 0,0.01] [--batch-slices 4 --anchor both] [--set steps=10 ...]
-Writes benchmarks/results/ct_volume.md and ct_volume_reformat.png.
+Writes benchmarks/results/ct_volume.md (``--out``) and a sagittal reformat figure beside it (``*_reformat.png``).
 
 Data: the 20-slice abdominal series ``ct/totalseg_abdomen_ct_dicom`` (3 mm slices; slices 8-11 are
 held out of the CT prior's training, the others were seen in training), each slice scanned over a
@@ -102,7 +102,8 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)
-    _figure([("target", target)] + [(k, v[0]) for k, v in results.items()], Path(args.out).with_name("ct_volume_reformat.png"))
+    out = Path(args.out)
+    _figure([("target", target)] + [(k, v[0]) for k, v in results.items()], out.with_name(f"{out.stem}_reformat.png"))
 
 
 def _figure(panels: list[tuple[str, np.ndarray]], path: Path) -> None:

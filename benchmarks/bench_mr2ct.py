@@ -1,7 +1,7 @@
 """MR → synthetic CT on the template's held-out slab: bulk density, L1 regression, conditional DDPM and score-SDE samplers.
 
 Run:  python benchmarks/bench_mr2ct.py --ddpm priors/mr2ct_ddpm --score priors/mr2ct_score --regression priors/mr2ct_l1
-      [--samples 4] [--steps 50] [--volume]
+      [--samples 4] [--summaries mean,median] [--steps 50] [--volume]
       python benchmarks/bench_mr2ct.py --pet --ddpm priors/pet2ct_ddpm --regression priors/pet2ct_l1   (NAC-PET → CT)
 Writes benchmarks/results/mr2ct.md (pet2ct.md with --pet) from the rows in mr2ct.json (pet2ct.json),
 which every run updates (so the priors can be measured in separate runs), and mr2ct_reformat.png
@@ -43,7 +43,7 @@ from medrecon.evaluation.ct_metrics import body_mask, z_flicker
 from medrecon.evaluation.sct_metrics import sct_metrics
 from medrecon.tasks.mr2ct.bulk import bulk_density_ct
 from medrecon.tasks.mr2ct.config import TranslateConfig
-from medrecon.tasks.mr2ct.translate import check_prior_for_sct, translate_slices
+from medrecon.tasks.mr2ct.translate import check_prior_for_sct, sample_slices, summarise_samples
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mr2ct"
 PET_CASE = DATA.parent / "pet" / "pet_ct_train_part4.npz"
@@ -75,11 +75,18 @@ def slab_of(denoiser, modality: str = "MR") -> tuple[int, int]:
 
 def run(denoiser, mr: np.ndarray, slab: tuple[int, int], cfg: TranslateConfig) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Synthetic CT of the slab slices (their 2.5-D conditions from the whole MR), its std and seconds per slice."""
+    samples, dt = run_samples(denoiser, mr, slab, cfg)
+    hu, std = summarise_samples(samples, cfg.summary)
+    return hu.numpy(), None if std is None else std.numpy(), dt
+
+
+def run_samples(denoiser, mr: np.ndarray, slab: tuple[int, int], cfg: TranslateConfig) -> tuple[torch.Tensor, float]:
+    """CT samples ``(S, N, H, W)`` in HU of the slab slices and seconds per slice."""
     n = int(denoiser.info["condition"].get("neighbours", 0))
     cond = torch.from_numpy(stack_neighbours(mr.astype(np.float32), np.ones(mr.shape[0], bool), n))[slab[0] : slab[1] + 1]
     t0 = time.perf_counter()
-    hu, std = translate_slices(cond, denoiser, cfg)
-    return hu, std, (time.perf_counter() - t0) / cond.shape[0]
+    samples = torch.cat(list(sample_slices(cond, denoiser, cfg)))
+    return samples, (time.perf_counter() - t0) / cond.shape[0]
 
 
 def render(rows: dict, flicker: dict) -> str:
@@ -118,6 +125,7 @@ def main() -> None:
     ap.add_argument("--regression", default=None, help="L1 regression prior folder")
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--summaries", default="mean", help="comma-separated: mean, median — of the same samples, one row each")
     ap.add_argument("--samplers", default=None, help="comma-separated subset of ddim,ddpm,ve_pc,ve_em,ve_ode (default: all that fit)")
     ap.add_argument("--volume", action="store_true", help="also: independent / shared noise / coupled slices (z-flicker)")
     ap.add_argument("--pet", action="store_true", help="NAC-PET → CT on the held-out PET/CT pairs (priors from configs/pet2ct.yaml)")
@@ -180,15 +188,17 @@ def main() -> None:
             setting = f"{evals} evaluations, {d.info['training_steps']} training steps"
             runs.append(
                 (
-                    f"{name}, {sampler}, mean of {args.samples}",
+                    f"{name}, {sampler}, SUMMARY of {args.samples}",
                     d,
                     TranslateConfig(sampler=sampler, steps=steps, samples=args.samples),
                     setting,
                 )
             )
     for label, d, cfg, setting in runs:
-        hu, std, dt = run(d, mr, slab, cfg)
-        keep(label, hu, std, dt, setting)
+        samples, dt = run_samples(d, mr, slab, cfg)
+        for summary in args.summaries.split(",") if "SUMMARY" in label else ["mean"]:
+            hu, std = summarise_samples(samples, summary)
+            keep(label.replace("SUMMARY", summary), hu.numpy(), None if std is None else std.numpy(), dt, setting)
     if args.volume:
         saved["flicker"].update(volume_section(priors, mr, slab, target, body, args))
         store.write_text(json.dumps(saved, indent=1))

@@ -169,3 +169,20 @@ def test_3d_patch_prior_trains_on_blocks_outside_the_slab_and_translates_in_tile
     assert d.net.spatial_dims == 3 and d.info["condition"]["patch"] == 8
     out = translate_mr(read_mr(tmp_path / "mr.nii.gz"), d, TranslateConfig(steps=2, samples=2, tile=16))
     assert out.hu.shape == (20, 24, 24) and out.std.shape == (20, 24, 24) and np.all(np.isfinite(out.hu))
+
+
+def test_summary_of_samples_is_numpys_mean_or_median():
+    import torch
+
+    from medrecon.tasks.mr2ct.translate import summarise_samples
+
+    g = torch.Generator().manual_seed(0)
+    for n in (1, 2, 3, 4, 7):
+        s = 800 * torch.randn((2, n, 5, 6), generator=g)
+        s[0, :, 0, 0] = 5000.0  # above the CT range: clipped after summarising
+        mean, std = summarise_samples(s, "mean")
+        median, _ = summarise_samples(s, "median")
+        lo, hi = -1024.0, 3071.0
+        assert np.allclose(mean.numpy(), np.clip(s.numpy().mean(axis=1), lo, hi), atol=1e-3)
+        assert np.allclose(median.numpy(), np.clip(np.median(s.numpy(), axis=1), lo, hi), atol=1e-3)
+        assert (std is None) == (n == 1) and (std is None or np.allclose(std.numpy(), s.numpy().std(axis=1, ddof=1), atol=1e-2))

@@ -24,6 +24,8 @@ class TranslateConfig(Settings):
         steps: network evaluations per sample (``ve_pc``: predictor steps; ``ve_ode``: noise levels).
         eta: DDIM stochasticity.
         samples: posterior samples per slice; > 1 also gives the per-voxel std.
+        summary: what the synthetic CT is of the samples: their ``mean`` or their per-voxel
+            ``median`` (the estimate that minimises the expected absolute HU error).
         seed: seed of the sampler.
         batch: slices sampled together (with their samples, one batch through the network).
         coupling: weight β of ``β Σ ||x_{k+1} − x_k||²`` between neighbouring slices of a batch at
@@ -44,6 +46,7 @@ class TranslateConfig(Settings):
     steps: int = Field(50, ge=1, le=2000)
     eta: float = Field(0.0, ge=0, allow_inf_nan=False)
     samples: int = Field(1, ge=1, le=256)
+    summary: Literal["mean", "median"] = "mean"
     seed: int = 0
     batch: int = Field(32, ge=1, le=4096)
     coupling: float = Field(0.0, ge=0, le=1e4, allow_inf_nan=False)

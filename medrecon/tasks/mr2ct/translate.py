@@ -3,10 +3,10 @@
 There is no forward operator: the condition (the MR slices, 2.5-D: slice ``k`` and its
 neighbours) enters the network as input channels, and the posterior engine
 (:func:`~medrecon.diffusion.posterior.sample_posterior`, ``dc = "none"``) draws ``samples`` CT
-slices per MR slice; their mean is the synthetic CT and their std the per-voxel uncertainty. Two
-things keep a volume coherent across slices: the 2.5-D condition, and with ``shared_noise``
-every slice of one sample starting from the same noise (optionally ``coupling``, a quadratic
-penalty between neighbouring slices of a batch at every step).
+slices per MR slice; their mean (or per-voxel median) is the synthetic CT and their std the
+per-voxel uncertainty. Two things keep a volume coherent across slices: the 2.5-D condition, and
+with ``shared_noise`` every slice of one sample starting from the same noise (optionally
+``coupling``, a quadratic penalty between neighbouring slices at every step).
 
 A regression prior (``objective: regression``, the supervised L1 baseline) predicts each slice
 in one pass instead.
@@ -19,7 +19,7 @@ scale) resampled back onto the MR's grid.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,20 +81,15 @@ def posterior_settings(denoiser: Denoiser, cfg: TranslateConfig) -> PosteriorSet
     return settings
 
 
-def translate_slices(
-    cond: torch.Tensor,
-    denoiser: Denoiser,
-    cfg: TranslateConfig,
-    device: str | torch.device = "cpu",
-    progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Condition slices ``(S, Cc, H, W)`` on the prior's scale → CT mean and std ``(S, H, W)`` in HU.
+def sample_slices(
+    cond: torch.Tensor, denoiser: Denoiser, cfg: TranslateConfig, device: str | torch.device = "cpu"
+) -> Iterator[torch.Tensor]:
+    """Condition slices ``(S, Cc, H, W)`` on the prior's scale → CT samples ``(s, N, H, W)`` in HU, one batch at a time.
 
     Slices go through in batches of ``cfg.batch``, coupled along z within a batch and, with the
-    previous batch's last slice held fixed, across batches; ``progress(n)`` is called after each
-    batch with the slices done in it.
+    previous batch's last slice held fixed, across batches. A regression prior gives one
+    "sample" per slice.
     """
-    means, stds = [], []
     regression = isinstance(denoiser, Regressor)
     settings = posterior_settings(denoiser, cfg)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -104,26 +99,55 @@ def translate_slices(
         shape = (c.shape[0], *c.shape[2:])
         if regression:
             with torch.no_grad():
-                mean, std = denoiser(torch.zeros(shape, device=device), torch.zeros(shape[0]), c), None
-        else:
-            gen = torch.Generator().manual_seed(cfg.seed) if cfg.shared_noise else g  # the same noise in every batch
-            post = sample_posterior(
-                denoiser,
-                settings,
-                shape,
-                gen,
-                cond=c,
-                item_coupling=cfg.coupling,
-                item_anchor=anchor,
-                shared_noise=cfg.shared_noise,
-                device=device,
-            )
-            mean, std, anchor = post.mean, post.std if cfg.samples > 1 else None, post.samples[-1]
-        means.append((mean * HU_PER_UNIT).clamp(*HU_RANGE).cpu().numpy())
+                yield denoiser(torch.zeros(shape, device=device), torch.zeros(shape[0]), c)[:, None] * HU_PER_UNIT
+            continue
+        gen = torch.Generator().manual_seed(cfg.seed) if cfg.shared_noise else g  # the same noise in every batch
+        post = sample_posterior(
+            denoiser,
+            settings,
+            shape,
+            gen,
+            cond=c,
+            item_coupling=cfg.coupling,
+            item_anchor=anchor,
+            shared_noise=cfg.shared_noise,
+            device=device,
+        )
+        anchor = post.samples[-1]
+        yield post.samples * HU_PER_UNIT
+
+
+def summarise_samples(samples_hu: torch.Tensor, summary: str = "mean") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Samples ``(S, N, H, W)`` in HU → the synthetic CT (their mean, or their per-voxel median: the
+    middle value, the mean of the two middle values for even ``N``) clipped to the CT range, and
+    their std (``None`` for one sample)."""
+    n = samples_hu.shape[1]
+    if summary == "median" and n > 2:
+        ordered = samples_hu.sort(dim=1).values
+        centre = ordered[:, (n - 1) // 2 : n // 2 + 1].mean(dim=1)
+    else:
+        centre = samples_hu.mean(dim=1)
+    return centre.clamp(*HU_RANGE), (samples_hu.std(dim=1) if n > 1 else None)
+
+
+def translate_slices(
+    cond: torch.Tensor,
+    denoiser: Denoiser,
+    cfg: TranslateConfig,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Condition slices ``(S, Cc, H, W)`` on the prior's scale → CT ``(S, H, W)`` in HU (the samples'
+    ``cfg.summary``) and their std (``None`` for one sample), :func:`sample_slices` batch by batch;
+    ``progress(n)`` is called after each batch with the slices done in it."""
+    means, stds = [], []
+    for samples in sample_slices(cond, denoiser, cfg, device):
+        mean, std = summarise_samples(samples, cfg.summary)
+        means.append(mean.cpu().numpy())
         if std is not None:
-            stds.append((std * HU_PER_UNIT).cpu().numpy())
+            stds.append(std.cpu().numpy())
         if progress is not None:
-            progress(c.shape[0])
+            progress(samples.shape[0])
     return np.concatenate(means).astype(np.float32), (np.concatenate(stds).astype(np.float32) if stds else None)
 
 
@@ -139,14 +163,14 @@ def translate_block(
     cond = volume[None, None].to(device)
     if isinstance(denoiser, Regressor):
         with torch.no_grad():
-            mean, std = tiled(torch.zeros((1, *volume.shape), device=device), torch.zeros(1), cond)[0], None
+            samples = tiled(torch.zeros((1, *volume.shape), device=device), torch.zeros(1), cond)[:, None]
     else:
-        post = sample_posterior(
-            tiled, posterior_settings(denoiser, cfg), (1, *volume.shape), torch.Generator().manual_seed(cfg.seed), cond=cond, device=device
-        )
-        mean, std = post.mean[0], post.std[0] if cfg.samples > 1 else None
-    hu = (mean * HU_PER_UNIT).clamp(*HU_RANGE).cpu().numpy().astype(np.float32)
-    return hu, None if std is None else (std * HU_PER_UNIT).cpu().numpy().astype(np.float32)
+        settings = posterior_settings(denoiser, cfg)
+        samples = sample_posterior(
+            tiled, settings, (1, *volume.shape), torch.Generator().manual_seed(cfg.seed), cond=cond, device=device
+        ).samples
+    centre, spread = summarise_samples(samples * HU_PER_UNIT, cfg.summary)
+    return centre[0].cpu().numpy().astype(np.float32), None if spread is None else spread[0].cpu().numpy().astype(np.float32)
 
 
 def translate_mr(
