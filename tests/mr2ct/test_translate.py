@@ -105,6 +105,10 @@ def test_translate_cli_nifti_and_dicom_in_the_mr_study(trained, tmp_path, capsys
     assert h.SeriesInstanceUID != src.SeriesInstanceUID and h.RescaleIntercept == -1024 and h.RescaleType == "HU"
     assert h.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
     assert float(h.SliceThickness) == pytest.approx(3.0)
+    three = [str(a) for a in args[:-2]] + ["3", "--quiet"]  # 3 samples: their median is not their mean
+    for summary in ("mean", "median"):
+        assert main(three + ["--summary", summary, "--out", str(tmp_path / f"{summary}.nii.gz")]) == 0
+    assert not np.allclose(read_ct(tmp_path / "mean.nii.gz").hu, read_ct(tmp_path / "median.nii.gz").hu)
 
 
 def test_translate_refusals(trained, tmp_path, capsys):

@@ -13,7 +13,7 @@ from ..folder_run import add_out_format, image_spec, run_inputs
 from ..options import add_common_options, settings_from
 from ..registry import TaskCommand, register
 
-OPTIONS = {k: f"--{k}" for k in ("method", "sampler", "steps", "samples", "seed", "batch")}
+OPTIONS = {k: f"--{k}" for k in ("method", "sampler", "steps", "samples", "summary", "seed", "batch")}
 INPUTS = {
     "MR": "the MR: .nii / .nii.gz, a DICOM MR series folder or one DICOM MR file; or a folder of NIfTI files / series folders",
     "PET": "the non-attenuation-corrected PET: .nii / .nii.gz, a PET DICOM series folder, or a PET/CT slice-pair .npz; or a folder of them",
@@ -38,6 +38,9 @@ def _add_translate(p: argparse.ArgumentParser, modality: str) -> None:
     p.add_argument("--sampler", default=None, choices=SAMPLERS, help="default: the prior's recommendation (see docs/results/mr2ct.md)")
     p.add_argument("--steps", type=int, default=None, help="network evaluations per sample")
     p.add_argument("--samples", type=int, default=None, help="posterior samples per slice (> 1 also writes the std beside the output)")
+    p.add_argument(
+        "--summary", default=None, choices=("mean", "median"), help="the synthetic CT of the samples: their mean or per-voxel median"
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--batch", type=int, default=None, help="slices sampled together")
     p.add_argument("--out", required=True, help="a .nii / .nii.gz file, or a new folder for a CT DICOM series in the input's study")
