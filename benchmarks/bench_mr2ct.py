@@ -1,7 +1,7 @@
 """MR → synthetic CT on the template's held-out slab: bulk density, L1 regression, conditional DDPM and score-SDE samplers.
 
 Run:  python benchmarks/bench_mr2ct.py --ddpm priors/mr2ct_ddpm --score priors/mr2ct_score --regression priors/mr2ct_l1
-      [--samples 4] [--summaries mean,median] [--steps 50] [--volume]
+      [--samples 4] [--summaries mean,median] [--subsets 1,4] [--steps 50] [--volume]
       python benchmarks/bench_mr2ct.py --pet --ddpm priors/pet2ct_ddpm --regression priors/pet2ct_l1   (NAC-PET → CT)
 Writes benchmarks/results/mr2ct.md (pet2ct.md with --pet) from the rows in mr2ct.json (pet2ct.json),
 which every run updates (so the priors can be measured in separate runs), and mr2ct_reformat.png
@@ -126,6 +126,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--summaries", default="mean", help="comma-separated: mean, median — of the same samples, one row each")
+    ap.add_argument("--subsets", default="", help="comma-separated sample counts below --samples also scored, from the first k samples")
     ap.add_argument("--samplers", default=None, help="comma-separated subset of ddim,ddpm,ve_pc,ve_em,ve_ode (default: all that fit)")
     ap.add_argument("--volume", action="store_true", help="also: independent / shared noise / coupled slices (z-flicker)")
     ap.add_argument("--pet", action="store_true", help="NAC-PET → CT on the held-out PET/CT pairs (priors from configs/pet2ct.yaml)")
@@ -196,9 +197,14 @@ def main() -> None:
             )
     for label, d, cfg, setting in runs:
         samples, dt = run_samples(d, mr, slab, cfg)
-        for summary in args.summaries.split(",") if "SUMMARY" in label else ["mean"]:
-            hu, std = summarise_samples(samples, summary)
-            keep(label.replace("SUMMARY", summary), hu.numpy(), None if std is None else std.numpy(), dt, setting)
+        if "SUMMARY" not in label:
+            keep(label, *(None if v is None else v.numpy() for v in summarise_samples(samples)), dt, setting)
+            continue
+        for k in sorted({int(v) for v in args.subsets.split(",") if 0 < int(v) < cfg.samples} | {cfg.samples}):
+            for summary in [m for m in args.summaries.split(",") if k > 2 or m == "mean"]:  # the first k samples: k independent samples
+                hu, std = summarise_samples(samples[:, :k], summary)
+                name = label.replace("SUMMARY", summary).replace(f"of {cfg.samples}", f"of {k}")
+                keep(name, hu.numpy(), None if std is None else std.numpy(), dt * k / cfg.samples, setting)
     if args.volume:
         saved["flicker"].update(volume_section(priors, mr, slab, target, body, args))
         store.write_text(json.dumps(saved, indent=1))
