@@ -116,7 +116,8 @@ class CTDiffusionConfig(PosteriorSettings):
             (``batch_slices``, contiguous slices of one volume): reformats keep no slice-to-slice
             flicker. 0.01 was best of 0 / 0.003 / 0.01 / 0.03 on a 20-slice 3 mm series at 90°
             (flicker 65.9 → 21.7 HU, +0.6 dB; docs/results/ct_diffusion.md); 0: independent slices.
-        batch_slices: slices sampled together in one batch (and coupled along z).
+        batch_slices: slices sampled together in one batch (and coupled along z; each batch's
+            first slice is coupled to the last of the batch before, held fixed).
     """
 
     steps: int = Field(20, ge=1)
