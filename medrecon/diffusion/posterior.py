@@ -155,10 +155,8 @@ def make_consistency(
     ``coupling_target`` ``(S·N, *image)``, zero but for its first ``N`` rows (each sample's item
     before the first, held fixed), anchors the first item too: ``β ||x_0 − anchor||²``.
     """
-    coupling, target = None, None
-    if item_coupling > 0:
-        coupling = SliceDifference(settings.samples, anchored=coupling_target is not None)
-        target = coupling_target
+    coupling = SliceDifference(settings.samples, anchored=coupling_target is not None) if item_coupling > 0 else None
+    target = coupling_target if coupling is not None else None
     if settings.dc == "none":  # no measurements: items may still be coupled to their neighbours
         return SliceCoupling(coupling, item_coupling, settings.dc_iters, target=target) if coupling is not None else None
     if settings.dc == "likelihood":
