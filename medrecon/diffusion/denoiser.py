@@ -40,6 +40,11 @@ def from_channels(c: torch.Tensor, complex_data: bool) -> torch.Tensor:
     return torch.complex(c[:, 0], c[:, 1]) if complex_data else c[:, 0]
 
 
+def channels_last(spatial_dims: int) -> torch.memory_format:
+    """The channels-last memory format of a 2-D (NHWC) or 3-D (NDHWC) network's tensors."""
+    return torch.channels_last_3d if spatial_dims == 3 else torch.channels_last
+
+
 class UNetPrior(torch.nn.Module):
     """A MONAI ``DiffusionModelUNet`` (2-D or 3-D) plus the constructor arguments needed to rebuild it.
 
@@ -117,6 +122,8 @@ class UNetPrior(torch.nn.Module):
         if any(pads):
             widths = [w for p in reversed(pads) for w in (p // 2, p - p // 2)]  # F.pad: last dim first
             x = F.pad(x, widths, mode="reflect" if min(size) > max(pads) else "constant")
+        if x.device.type == "cpu":  # oneDNN's channels-last convolutions: 1.6x faster on this CPU (docs/results/README.md)
+            x = x.contiguous(memory_format=channels_last(sd))
         out = self.net(x, timesteps.to(x.dtype))
         return out[(..., *(slice(p // 2, p // 2 + n) for p, n in zip(pads, size)))]
 
