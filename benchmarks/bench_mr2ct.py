@@ -176,7 +176,8 @@ def main() -> None:
         runs.append(
             ("L1 regression", priors["regression"], TranslateConfig(), f"same U-Net, {priors['regression'].info['training_steps']} steps")
         )
-    for kind, samplers in (("ddpm", ("ddim", "ddpm")), ("score", ("ve_pc", "ve_em", "ve_ode"))):
+    # the VE samplers run on the DDPM prior too (over its noise levels): all five on one network
+    for kind, samplers in (("ddpm", ("ddim", "ddpm", "ve_pc", "ve_em", "ve_ode")), ("score", ("ve_pc", "ve_em", "ve_ode"))):
         if kind not in priors:
             continue
         d = priors[kind]
@@ -200,7 +201,7 @@ def main() -> None:
         if "SUMMARY" not in label:
             keep(label, *(None if v is None else v.numpy() for v in summarise_samples(samples)), dt, setting)
             continue
-        for k in sorted({int(v) for v in args.subsets.split(",") if 0 < int(v) < cfg.samples} | {cfg.samples}):
+        for k in sorted({int(v) for v in args.subsets.split(",") if v and 0 < int(v) < cfg.samples} | {cfg.samples}):
             for summary in [m for m in args.summaries.split(",") if k > 2 or m == "mean"]:  # the first k samples: k independent samples
                 hu, std = summarise_samples(samples[:, :k], summary)
                 name = label.replace("SUMMARY", summary).replace(f"of {cfg.samples}", f"of {k}")

@@ -122,7 +122,9 @@ class UNetPrior(torch.nn.Module):
         if any(pads):
             widths = [w for p in reversed(pads) for w in (p // 2, p - p // 2)]  # F.pad: last dim first
             x = F.pad(x, widths, mode="reflect" if min(size) > max(pads) else "constant")
-        if x.device.type == "cpu":  # oneDNN's channels-last convolutions: 1.6x faster on this CPU (docs/results/README.md)
+        # channels-last input on the CPU: with the channels-last weights train_prior keeps, oneDNN
+        # trains 1.2-1.3x faster (benchmarks/bench_cpu_layout.py); inference neither gains nor loses
+        if x.device.type == "cpu":
             x = x.contiguous(memory_format=channels_last(sd))
         out = self.net(x, timesteps.to(x.dtype))
         return out[(..., *(slice(p // 2, p // 2 + n) for p, n in zip(pads, size)))]

@@ -49,9 +49,10 @@ class PosteriorSettings(Settings):
 
     Attributes:
         sampler: ``dds`` (DDIM(η) with proximal CG, Chung et al. 2024), ``ddim``, ``ddpm``
-            (ancestral) on DDPM priors; on score priors ``ve_pc`` (VE predictor–corrector),
-            ``ve_em`` (Euler–Maruyama on the reverse VE SDE) or ``ve_ode`` (the deterministic
-            probability-flow ODE, Heun).
+            (ancestral) on DDPM priors; on score priors and on DDPM priors (over their noise
+            levels, :meth:`~medrecon.diffusion.schedule.VPSchedule.ve_span`) ``ve_pc`` (VE
+            predictor–corrector), ``ve_em`` (Euler–Maruyama on the reverse VE SDE) or ``ve_ode``
+            (the deterministic probability-flow ODE, Heun).
         steps: network evaluations per sample; for ``ve_pc`` predictor steps (each with one
             corrector: 2 evaluations), for ``ve_ode`` noise levels (``2·steps − 1`` evaluations).
         eta: DDIM stochasticity (``dds`` / ``ddim``).
@@ -114,23 +115,23 @@ def make_sampler(denoiser: Denoiser, settings: PosteriorSettings) -> Sampler:
     """The sampler ``settings`` name, on the prior's schedule.
 
     Raises:
-        ArgumentError: a sampler that does not fit the prior (``ve_pc`` needs a score prior, the
-            others a DDPM prior) or more steps than the (truncated) schedule has.
+        ArgumentError: a sampler that does not fit the prior (``dds`` / ``ddim`` / ``ddpm`` need
+            a DDPM prior), an early end for a VE sampler, or more steps than the (truncated)
+            schedule has.
     """
     ve = isinstance(getattr(denoiser, "schedule", None), VESchedule)
-    if settings.sampler in VE_SAMPLERS and not ve:
-        raise ArgumentError(f"sampler {settings.sampler!r} needs a score (VE) prior; this prior is a DDPM one: use dds / ddim / ddpm")
     if settings.sampler not in VE_SAMPLERS and ve:
         raise ArgumentError(f"sampler {settings.sampler!r} needs a DDPM prior; this prior is a score (VE) one: use ve_pc / ve_em / ve_ode")
-    if settings.end > 0 and ve:
-        raise ArgumentError(f"end {settings.end}: an early end of the chain needs a DDPM prior; this prior is a score (VE) one")
+    if settings.end > 0 and settings.sampler in VE_SAMPLERS:
+        raise ArgumentError(f"end {settings.end}: an early end of the chain needs a DDPM sampler (ddim / ddpm), got {settings.sampler!r}")
     if settings.sampler in ("dds", "ddim"):
         return DDIMSampler(denoiser.schedule, settings.steps, settings.eta, start=settings.start, end=settings.end)
     if settings.sampler == "ddpm":
         return DDPMSampler(denoiser.schedule, settings.steps, start=settings.start, end=settings.end)
+    schedule = denoiser.schedule if ve else denoiser.schedule.ve_span()
     if settings.sampler == "ve_ode":
-        return ProbabilityFlowSampler(denoiser.schedule, settings.steps, start=settings.start)
-    return VEPCSampler(denoiser.schedule, settings.steps, n_corrector=int(settings.sampler == "ve_pc"), start=settings.start)
+        return ProbabilityFlowSampler(schedule, settings.steps, start=settings.start)
+    return VEPCSampler(schedule, settings.steps, n_corrector=int(settings.sampler == "ve_pc"), start=settings.start)
 
 
 def repeat_items(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
@@ -235,9 +236,13 @@ def sample_posterior(
     n, s_count = settings.samples, shape[0]
     sampler = make_sampler(denoiser, settings)
     band = (getattr(denoiser, "info", {}).get("train_config") or {}).get("timestep_range")
-    if band is not None and hasattr(sampler, "pairs"):  # a VP chain: the timesteps it visits
+    if band is not None:  # a DDPM prior trained on part of its schedule: the timesteps the chain visits
+        if hasattr(sampler, "pairs"):
+            visited = torch.tensor([float(t) for t, _ in sampler.pairs])
+        else:
+            visited = denoiser.schedule.timestep_of_sigma(torch.tensor(sampler.sigmas))
         try:
-            check_trained_timesteps(torch.tensor([float(t) for t, _ in sampler.pairs]), tuple(band), denoiser.schedule)
+            check_trained_timesteps(visited, tuple(band), denoiser.schedule)
         except ArgumentError as err:
             raise ArgumentError(f"start / end ({settings.start:.3g} / {settings.end:.3g}): {err}") from None
     if settings.start < 1 and x_start is None:

@@ -55,6 +55,16 @@ class VPSchedule:
         frac = torch.clamp((ls - lo) / (hi - lo), 0.0, 1.0)
         return (idx - 1).double() + frac
 
+    def ve_span(self) -> VESchedule:
+        """The VE schedule over this schedule's noise levels ``σ_0 … σ_{T−1}`` (a DDPM prior's VE samplers).
+
+        The VP state is the VE state scaled by ``√ᾱ_t`` (Karras et al. 2022, Table 1), so both
+        have the same marginals up to that scale: Euler–Maruyama, predictor–corrector and the
+        probability-flow ODE of the VE SDE sample a DDPM prior on this range.
+        """
+        sig = self.sigmas()
+        return VESchedule(float(sig[0]), float(sig[-1]))
+
     def max_steps(self, start: float = 1.0) -> int:
         """Most steps a chain starting at ``start`` (fraction of ``T − 1``) can take: ``t₀ + 1``."""
         if not 0 < start <= 1:

@@ -121,7 +121,6 @@ def test_diffusion_bad_input(tmp_path, trained, capsys):
     full = write_fastmri(tmp_path / "full.h5", multicoil_volume(slices=1, coils=4, h=48, w=48), recon_size=(40, 40))
     out = str(tmp_path / "r.nii.gz")
     cases = [
-        (["--sampler", "ve_pc"], "needs a score (VE) prior"),
         (["--steps", "0"], "--steps: expected >= 1, got 0"),
         (["--sampler", "dds", "--dc", "hard"], "dds"),
         (["--dc", "hard", "--sampler", "ddim"], "exact only for single-coil"),

@@ -74,12 +74,27 @@ def test_engine_refuses_what_does_not_fit():
         sample_posterior(ShrinkPrior(), PosteriorSettings(steps=2), (2, 12, 10), g)
     with pytest.raises(ArgumentError, match="warm start needs an initial estimate"):
         sample_posterior(ShrinkPrior(), PosteriorSettings(steps=2, start=0.5), (2, 12, 10), g, operator=op, y=y)
-    with pytest.raises(ArgumentError, match="needs a score"):
-        sample_posterior(ShrinkPrior(), PosteriorSettings(sampler="ve_pc", dc="none"), (2, 12, 10), g)
+    with pytest.raises(ArgumentError, match="early end of the chain needs a DDPM sampler"):
+        sample_posterior(ShrinkPrior(), PosteriorSettings(sampler="ve_pc", dc="none", end=0.1), (2, 12, 10), g)
     with pytest.raises(ArgumentError, match="needs a DDPM prior"):
         sample_posterior(ShrinkPrior(schedule=VESchedule()), PosteriorSettings(sampler="ddim", dc="none"), (2, 12, 10), g)
     with pytest.raises(ArgumentError, match="supplies no likelihood"):
         sample_posterior(ShrinkPrior(), PosteriorSettings(sampler="ddim", dc="likelihood"), (2, 12, 10), g)
+
+
+def test_ve_samplers_run_on_a_ddpm_prior_inside_its_trained_band():
+    """ve_* samplers on a DDPM prior span its noise levels; a prior trained on part of its schedule refuses them."""
+    from medrecon.diffusion.posterior import make_sampler
+
+    settings = PosteriorSettings(sampler="ve_ode", steps=6, dc="none", samples=2)
+    sampler = make_sampler(ShrinkPrior(complex_data=False), settings)
+    assert sampler.sigmas[0] == pytest.approx(float(VPSchedule().sigmas()[-1]))
+    post = sample_posterior(ShrinkPrior(complex_data=False), settings, (2, 12, 10), torch.Generator().manual_seed(0))
+    assert post.samples.shape == (2, 2, 12, 10) and torch.isfinite(post.mean).all()
+    banded = ShrinkPrior(complex_data=False)
+    banded.info = {"train_config": {"timestep_range": [12, 240]}}
+    with pytest.raises(ArgumentError, match="trained on timesteps 12-240 only"):
+        sample_posterior(banded, settings, (2, 12, 10), torch.Generator().manual_seed(0))
 
 
 def test_one_sample_keeps_operator_data_and_condition():

@@ -104,8 +104,11 @@ def test_ddim_step_identical_to_monai(eta):
         (VEPCSampler(VESchedule(0.01, 20.0), 200, n_corrector=1), 0.06),
         (VEPCSampler(VESchedule(0.01, 20.0), 200, n_corrector=0), 0.06),
         (ProbabilityFlowSampler(VESchedule(0.01, 20.0), 100), 0.05),
+        (VEPCSampler(VPSchedule().ve_span(), 200, n_corrector=1), 0.06),
+        (VEPCSampler(VPSchedule().ve_span(), 200, n_corrector=0), 0.06),
+        (ProbabilityFlowSampler(VPSchedule().ve_span(), 100), 0.05),
     ],
-    ids=["ddpm1000", "ddim200-eta1", "ddim200-eta0", "ve-pc200", "ve-em200", "ve-ode100"],
+    ids=["ddpm1000", "ddim200-eta1", "ddim200-eta0", "ve-pc200", "ve-em200", "ve-ode100", "ve-pc200-vp", "ve-em200-vp", "ve-ode100-vp"],
 )
 def test_samplers_reproduce_a_gaussian_prior(sampler, tol):
     """With the exact denoiser of N(0, 0.5²), samples must have that spread (few-step samplers
@@ -115,6 +118,15 @@ def test_samplers_reproduce_a_gaussian_prior(sampler, tol):
     assert abs(float(x.std()) - 0.5) / 0.5 < tol
     assert abs(float(x.mean())) < 0.05
     assert prior.calls == len(sampler.steps())
+
+
+def test_ve_span_covers_the_ddpm_noise_levels():
+    """A DDPM prior's VE samplers run from its noisiest level σ_{T−1} (≈ 157) down to σ_0 (≈ 0.01)."""
+    vp = VPSchedule()
+    span = vp.ve_span()
+    sig = vp.sigmas()
+    assert span.sigma_max == pytest.approx(float(sig[-1])) and span.sigma_min == pytest.approx(float(sig[0]))
+    assert 150 < span.sigma_max < 160 and 0.009 < span.sigma_min < 0.011
 
 
 def test_probability_flow_ode_follows_the_closed_form():

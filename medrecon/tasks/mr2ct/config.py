@@ -18,9 +18,9 @@ class TranslateConfig(Settings):
         method: ``diffusion`` (a conditional prior; a regression prior, ``objective: regression``,
             predicts in one pass) or ``bulk`` (bulk-density classes from MR thresholds,
             :mod:`medrecon.tasks.mr2ct.bulk`; no prior).
-        sampler: ``ddim`` / ``ddpm`` for DDPM priors, ``ve_pc`` / ``ve_em`` / ``ve_ode`` for score
-            priors (:class:`~medrecon.diffusion.posterior.PosteriorSettings`); ``None``: the
-            prior's recommendation, else ``ddim`` or ``ve_ode``.
+        sampler: ``ddim`` / ``ddpm`` (DDPM priors), ``ve_pc`` / ``ve_em`` / ``ve_ode`` (score
+            priors and DDPM priors; :class:`~medrecon.diffusion.posterior.PosteriorSettings`);
+            ``None``: the prior's recommendation, else ``ddim`` or ``ve_ode``.
         steps: network evaluations per sample (``ve_pc``: predictor steps; ``ve_ode``: noise levels).
         eta: DDIM stochasticity.
         samples: posterior samples per slice; > 1 also gives the per-voxel std.
