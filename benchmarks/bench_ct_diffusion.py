@@ -3,6 +3,7 @@
 Run:  python benchmarks/bench_ct_diffusion.py --prior priors/ct_lact_dolce --baselines   (table, slices 9-10)
       python benchmarks/bench_ct_diffusion.py --prior priors/ct_lact_dolce --tune     (settings grid, slice 8)
       python benchmarks/bench_ct_diffusion.py --prior medrecon/priors/ct --tune --scans 1 --grid '[{"start": 0.2}]'
+      python benchmarks/bench_ct_diffusion.py --prior medrecon/priors/ct --recommended --scans 5   (as `reconstruct ct --prior` runs)
 
 Writes benchmarks/results/ct_diffusion.md (or --out).
 
@@ -30,7 +31,7 @@ from medrecon.datasets.ct_volume import read_ct
 from medrecon.diffusion.training import load_prior
 from medrecon.evaluation.ct_metrics import body_mask, hu_metrics
 from medrecon.physics.ct.transmission import mu_to_hu
-from medrecon.tasks.ct.config import CTDiffusionConfig
+from medrecon.tasks.ct.config import CTDiffusionConfig, recommended_settings
 from medrecon.tasks.ct.diffusion import check_prior_for_ct, initial_estimate_hu, reconstruct_slices
 from medrecon.tasks.ct.fbp import fbp
 from medrecon.tasks.ct.iterative import sirt, tv_pdhg
@@ -65,10 +66,15 @@ def main() -> None:
     ap.add_argument(
         "--scans",
         default="0",
-        help="comma-separated scan numbers of bench_ct_real.SCANS (0: 90°, 1: 120°, 2: 60 views, 3: 60°, 4: 90° fan)",
+        help="comma-separated scan numbers of bench_ct_real.SCANS (0: 90°, 1: 120°, 2: 60 views, 3: 60°, 4: 90° fan, 5: 360°)",
     )
     ap.add_argument("--tune", action="store_true", help="score the settings grid on slice 8 and stop")
     ap.add_argument("--grid", help="with --tune: a JSON list of settings to score instead of GRID, e.g. '[{\"start\": 0.2}]'")
+    ap.add_argument(
+        "--recommended",
+        action="store_true",
+        help="start from the prior's recommended settings for each scan's arc (what `reconstruct ct --prior` uses); --set overrides",
+    )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a CTDiffusionConfig setting (repeatable)")
     ap.add_argument(
         "--baselines", action="store_true", help="also FBP / SIRT / TV rows (TV weight chosen on slice 0 as bench_ct_real.py does)"
@@ -81,6 +87,11 @@ def main() -> None:
     steps_trained = denoiser.info.get("training_steps")
     prior_beam = denoiser.info.get("condition", {}).get("options", {}).get("beam", "parallel")
     base = parse_set_options(args.set)
+
+    def settings(arc: float | None) -> dict:
+        """The diffusion settings of a scan over ``arc`` degrees (None: 180): --set over the prior's recommendation."""
+        return {**(recommended_settings(denoiser.info, arc or 180.0) if args.recommended else {}), **base}
+
     vol = read_ct(DATA)
     names = [list(SCANS)[int(i)] for i in args.scans.split(",")]
     if args.tune:
@@ -91,7 +102,7 @@ def main() -> None:
             geom, _, y = scan(target, arc, views, seed=1, beam=beam)
             _INITIAL.clear()
             for setting in json.loads(args.grid) if args.grid else GRID:
-                mean, dt = run(y, geom, denoiser, CTDiffusionConfig(**{**base, **setting}))
+                mean, dt = run(y, geom, denoiser, CTDiffusionConfig(**{**settings(arc), **setting}))
                 m, b = hu_metrics(target, mean), hu_metrics(target, mean, mask=body)
                 print(
                     f"{name} {setting}: {m['PSNR']:.2f} dB, SSIM {m['SSIM']:.3f}, MAE {m['MAE_HU']:.1f} | body {b['PSNR']:.2f} dB, "
@@ -101,11 +112,12 @@ def main() -> None:
         return
     target = vol.hu[EVAL_SLICES]
     body = body_mask(target)
+    origin = "the prior's recommendation for each scan's arc" if args.recommended else "CTDiffusionConfig defaults"
     lines = [
         f"Prior `{args.prior}` ({steps_trained} training steps); real abdominal CT slices {EVAL_SLICES} (held out), 512², 0.98 mm; "
         "the scans of bench_ct_real.py (parallel beam unless the scan says fan, 1e5 photons/bin, noise seed 1); HU window [-1000, 1000], whole image and "
         "over the body (largest region above -500 HU, holes filled); 2 CPU cores; "
-        f"diffusion settings {json.dumps(base) if base else 'CTDiffusionConfig defaults'}.\n",
+        f"diffusion settings: {origin}{', then ' + json.dumps(base) if base else ''}.\n",
         "| scan | method | PSNR dB | SSIM | MAE HU | body PSNR | body SSIM | body MAE | NFE | s / slice |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -137,7 +149,7 @@ def main() -> None:
             if cond == "fbp" and beam != prior_beam:
                 lines.append(f"| {name} | diffusion, {variant}: refused, the prior's condition is {prior_beam}-beam FBP |" + " – |" * 8)
                 continue
-            cfg = CTDiffusionConfig(**{**base, "condition": cond})
+            cfg = CTDiffusionConfig(**{**settings(arc), "condition": cond})
             mean, dt = run(y, geom, denoiser, cfg)
             row(name, f"diffusion, {variant}", mean, str(cfg.steps), dt)
     text = "\n".join(lines) + "\n"

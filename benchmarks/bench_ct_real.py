@@ -35,6 +35,7 @@ SCANS = {  # name: (arc in degrees, None: 180°; views; beam)
     "sparse 60 views (180°)": (None, 60, "parallel"),
     "limited 60° (60 views)": (60.0, 60, "parallel"),
     "limited 90° fan beam (90 views)": (90.0, 90, "fan"),
+    "full 360° (180 views)": (360.0, 180, "parallel"),
 }
 EVAL_SLICES = [9, 10]
 SIRT_ITERS, TV_ITERS = 200, 500
@@ -62,7 +63,7 @@ def tv_weight(hu: np.ndarray, name: str, grid=LAMS) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lams", default=",".join(str(v) for v in LAMS), help="TV weight grid")
-    ap.add_argument("--scans", default="all", help="'all' or comma-separated scan numbers 0..4 (90°, 120°, 60 views, 60°, 90° fan)")
+    ap.add_argument("--scans", default="all", help="'all' or comma-separated scan numbers 0..5 (90°, 120°, 60 views, 60°, 90° fan, 360°)")
     ap.add_argument("--tune-only", action="store_true", help="only the weight scores on slice 0 (no table)")
     args = ap.parse_args()
     grid = tuple(float(v) for v in args.lams.split(","))
