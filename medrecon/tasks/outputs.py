@@ -37,6 +37,7 @@ def check_volume_output(out: str | Path, inputs: Sequence[tuple[str, str | None]
         if out.exists() and any(out.iterdir()):
             raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing non-empty folder")
         check_output_path(out.parent / "probe")
+        check_std_output(out, as_dicom)  # a std series may follow the run: its folder is checked now, not after the work
     elif not out.name.lower().endswith((".nii", ".nii.gz")):
         raise InputFileError(out, "output", "a .nii / .nii.gz file or a folder (DICOM series)", repr(out.name))
     else:
@@ -54,10 +55,12 @@ def std_path(out: Path, as_dicom: bool) -> Path:
 
 
 def check_std_output(out: Path, as_dicom: bool) -> Path:
-    """The std's path, refused when it exists already (a file, or a non-empty folder)."""
+    """The std's path, under the mean's rule: a NIfTI file is replaced as the mean is; a series folder must be new or empty."""
     path = std_path(out, as_dicom)
-    if path.exists() and (not as_dicom or not path.is_dir() or any(path.iterdir())):
-        raise InputFileError(path, "std output", "a new path for the std beside the mean", "an existing file or non-empty folder")
+    if as_dicom and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise InputFileError(path, "std output", "a new or empty folder for the std series", "an existing file or non-empty folder")
+    if not as_dicom and path.is_dir():
+        raise InputFileError(path, "std output", "a file name for the std beside the mean", "an existing folder")
     return path
 
 

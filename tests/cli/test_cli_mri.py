@@ -230,3 +230,21 @@ def test_check_result_refuses_non_finite_and_all_zero():
     for bad, words in ((np.zeros((2, 3, 3)), "all zero"), (np.full((2, 3, 3), np.nan), "NaN or Inf in 18 of 18")):
         with pytest.raises(InputFileError, match=words):
             check_result(bad, "in.h5")
+
+
+def test_std_beside_the_mean_follows_the_means_rule_and_is_checked_before_any_work(tmp_path):
+    """A NIfTI std is replaced as its mean is; a leftover non-empty std series folder is refused up front, not after sampling."""
+    from medrecon.errors import InputFileError
+    from medrecon.tasks.outputs import check_std_output, check_volume_output
+
+    (tmp_path / "dm_std.nii.gz").write_text("an earlier run's std")
+    out, as_dicom = check_volume_output(tmp_path / "dm.nii.gz", [("the input", str(tmp_path / "in.h5"))])
+    assert not as_dicom and check_std_output(out, as_dicom) == tmp_path / "dm_std.nii.gz"
+    (tmp_path / "x_std.nii.gz").mkdir()
+    with pytest.raises(InputFileError, match="std output"):
+        check_std_output(tmp_path / "x.nii.gz", False)
+    (tmp_path / "series_std").mkdir()
+    check_volume_output(str(tmp_path / "series") + "/", [])  # an empty std folder is fine
+    (tmp_path / "series_std" / "IM0001.dcm").write_text("old")
+    with pytest.raises(InputFileError, match="series_std.*std output"):
+        check_volume_output(str(tmp_path / "series") + "/", [])
