@@ -37,11 +37,11 @@ def check_volume_output(out: str | Path, inputs: Sequence[tuple[str, str | None]
         if out.exists() and any(out.iterdir()):
             raise InputFileError(out, "output folder", "a new or empty folder for the DICOM series", "an existing non-empty folder")
         check_output_path(out.parent / "probe")
-        check_std_output(out, as_dicom)  # a std series may follow the run: its folder is checked now, not after the work
     elif not out.name.lower().endswith((".nii", ".nii.gz")):
         raise InputFileError(out, "output", "a .nii / .nii.gz file or a folder (DICOM series)", repr(out.name))
     else:
         check_output_path(out)
+    check_std_output(out, as_dicom)  # a std may follow the run: its path is checked now, not after the work
     return out, as_dicom
 
 

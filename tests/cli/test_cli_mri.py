@@ -242,7 +242,7 @@ def test_std_beside_the_mean_follows_the_means_rule_and_is_checked_before_any_wo
     assert not as_dicom and check_std_output(out, as_dicom) == tmp_path / "dm_std.nii.gz"
     (tmp_path / "x_std.nii.gz").mkdir()
     with pytest.raises(InputFileError, match="std output"):
-        check_std_output(tmp_path / "x.nii.gz", False)
+        check_volume_output(tmp_path / "x.nii.gz", [])  # before any work, not when the std is written
     (tmp_path / "series_std").mkdir()
     check_volume_output(str(tmp_path / "series") + "/", [])  # an empty std folder is fine
     (tmp_path / "series_std" / "IM0001.dcm").write_text("old")
