@@ -222,10 +222,15 @@ def run_inputs(
         for entry in mine:
             target = out / spec.out_name(entry.name)
             _remove_orphan_std(target, outputs)
-            status, seconds, error = _one_entry(args, one, entry, target, paired, input_attr, spec.out_is_folder, done_before)
+
+            def record(status: str, seconds: float, error: str | None, **extra) -> None:
+                log.write(
+                    event="entry", input=entry.name, output=target.name, status=status, seconds=round(seconds, 3), error=error, **extra
+                )
+
+            status, _, _ = _one_entry(args, one, entry, target, paired, input_attr, spec.out_is_folder, done_before, record)
             bug |= status == "bug"
             counts["failed" if status in ("failed", "bug") else status] += 1
-            log.write(event="entry", input=entry.name, output=target.name, status=status, seconds=round(seconds, 3), error=error)
             bar.update(1)
     summary = {k: v for k, v in counts.items()}
     log.write(event="end", seconds=round(time.perf_counter() - start, 3), **summary)
@@ -249,22 +254,37 @@ def _one_entry(
     input_attr: str,
     out_is_folder: bool = False,
     done_before: set[str] | frozenset = frozenset(),
+    record: Callable[..., None] | None = None,
 ) -> tuple[str, float, str | None]:
     """Process one entry: ``(status, seconds, error)``, status done / skipped / elsewhere / existing / failed / bug.
 
-    An existing output is ``skipped`` when a run log of the folder records it as written, else
-    ``existing`` (a file medrecon did not write there: never overwritten, reported).
+    ``record(status, seconds, error, **extra)`` logs the outcome once; a written output is logged
+    while its claim is still held, so a run killed at any moment leaves either a claim or a log
+    record beside every output it wrote. An existing output is ``skipped`` when a run log of the
+    folder records it as written or a dead run's claim sits beside it (that run wrote it and was
+    killed before logging it: it is logged now), else ``existing`` (a file medrecon did not write
+    there: never overwritten, reported).
     """
+    record = record or (lambda *_, **__: None)
     if target.exists():
-        drop_stale_claim(target)  # a run killed between writing the output and dropping its claim
         if target.name in done_before:
+            drop_stale_claim(target)
+            record("skipped", 0.0, None)
             return "skipped", 0.0, None
-        return "existing", 0.0, f"{target} exists and no run log of {target.parent} records writing it"
+        if drop_stale_claim(target):
+            record("done", 0.0, None, recovered="written by a run killed before it logged it")
+            return "skipped", 0.0, None
+        error = f"{target} exists and no run log of {target.parent} records writing it"
+        record("existing", 0.0, error)
+        return "existing", 0.0, error
     start = time.perf_counter()
     with claim(target) as mine:
         if not mine:
-            return "elsewhere", 0.0, f"claimed by {claim_holder(target)} (remove {target.parent}/.{target.name}.claim if that run is dead)"
+            error = f"claimed by {claim_holder(target)} (remove {target.parent}/.{target.name}.claim if that run is dead)"
+            record("elsewhere", 0.0, error)
+            return "elsewhere", 0.0, error
         if target.exists():
+            record("skipped", 0.0, None)
             return "skipped", 0.0, None
         ns = copy.copy(args)
         setattr(ns, input_attr, str(entry))
@@ -272,14 +292,15 @@ def _one_entry(
         try:
             for option, folder in paired.items():
                 setattr(ns, option.lstrip("-").replace("-", "_"), str(paired_entry(folder, entry, option)))
-            status = one(ns)
+            result = ("done" if one(ns) == 0 else "failed"), time.perf_counter() - start, None
         except MedreconError as err:
             print(f"medrecon: error: {err}", file=sys.stderr)
-            return "failed", time.perf_counter() - start, str(err)
+            result = "failed", time.perf_counter() - start, str(err)
         except Exception as err:  # a bug: keep going with the other volumes, keep the traceback in the log
             print(f"medrecon: internal error on {entry}: {type(err).__name__}: {err} (traceback in the run log)", file=sys.stderr)
-            return "bug", time.perf_counter() - start, traceback.format_exc()
-    return ("done" if status == 0 else "failed"), time.perf_counter() - start, None
+            result = "bug", time.perf_counter() - start, traceback.format_exc()
+        record(*result)  # before the claim is dropped
+    return result
 
 
 def _remove_orphan_std(target: Path, outputs: set[str]) -> None:

@@ -102,12 +102,14 @@ def claim_holder(out: Path) -> str | None:
         return None
 
 
-def drop_stale_claim(out: Path) -> None:
-    """Remove ``out``'s claim when the process that made it (on this host) has ended."""
+def drop_stale_claim(out: Path) -> bool:
+    """Remove ``out``'s claim when the process that made it (on this host) has ended; True when one was removed."""
     path = _claim_path(out)
     with contextlib.suppress(FileNotFoundError):
         if not _process_alive(path.read_text(), path):
             _take_over(path)
+            return True
+    return False
 
 
 def _versions() -> dict[str, str]:

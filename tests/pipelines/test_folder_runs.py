@@ -142,6 +142,15 @@ def test_claims_keep_two_runs_off_one_output_and_stale_claims_are_taken_over(tmp
     assert not (tmp_path / ".v.h5.claim").exists()
     assert _one_entry(*entry)[0] == "existing"  # a file no run log records: never overwritten
     assert target.read_text() == "finished"
+    (tmp_path / ".v.h5.claim").write_text(f"{host}-{dead}")  # killed after writing, before logging: the claim proves it ours
+    records = []
+    assert _one_entry(*entry, record=lambda *r, **kw: records.append((r, kw)))[0] == "skipped"
+    assert records[0][0][0] == "done" and "recovered" in records[0][1]  # logged now, so later runs skip it too
+    assert not (tmp_path / ".v.h5.claim").exists() and target.read_text() == "finished"
+    claimed = []
+    ran = (argparse.Namespace(), lambda a: claimed.append((tmp_path / ".w.h5.claim").exists()) or 0, tmp_path / "in.h5")
+    _one_entry(*ran, tmp_path / "w.h5", {}, "input", record=lambda *r, **kw: claimed.append((tmp_path / ".w.h5.claim").exists()))
+    assert claimed == [True, True]  # the outcome is logged while the claim is still held
 
 
 def _cli(*argv: str, **kw) -> subprocess.Popen:
