@@ -228,7 +228,7 @@ def run_inputs(
                     event="entry", input=entry.name, output=target.name, status=status, seconds=round(seconds, 3), error=error, **extra
                 )
 
-            status, _, _ = _one_entry(args, one, entry, target, paired, input_attr, spec.out_is_folder, done_before, record)
+            status = _one_entry(args, one, entry, target, paired, input_attr, spec.out_is_folder, done_before, record)
             bug |= status == "bug"
             counts["failed" if status in ("failed", "bug") else status] += 1
             bar.update(1)
@@ -255,8 +255,8 @@ def _one_entry(
     out_is_folder: bool = False,
     done_before: set[str] | frozenset = frozenset(),
     record: Callable[..., None] | None = None,
-) -> tuple[str, float, str | None]:
-    """Process one entry: ``(status, seconds, error)``, status done / skipped / elsewhere / existing / failed / bug.
+) -> str:
+    """Process one entry; its status: done / skipped / elsewhere / existing / failed / bug.
 
     ``record(status, seconds, error, **extra)`` logs the outcome once; a written output is logged
     while its claim is still held, so a run killed at any moment leaves either a claim or a log
@@ -270,37 +270,36 @@ def _one_entry(
         if target.name in done_before:
             drop_stale_claim(target)
             record("skipped", 0.0, None)
-            return "skipped", 0.0, None
+            return "skipped"
         if drop_stale_claim(target):
             record("done", 0.0, None, recovered="written by a run killed before it logged it")
-            return "skipped", 0.0, None
-        error = f"{target} exists and no run log of {target.parent} records writing it"
-        record("existing", 0.0, error)
-        return "existing", 0.0, error
+            return "skipped"
+        record("existing", 0.0, f"{target} exists and no run log of {target.parent} records writing it")
+        return "existing"
     start = time.perf_counter()
     with claim(target) as mine:
         if not mine:
-            error = f"claimed by {claim_holder(target)} (remove {target.parent}/.{target.name}.claim if that run is dead)"
-            record("elsewhere", 0.0, error)
-            return "elsewhere", 0.0, error
+            record("elsewhere", 0.0, f"claimed by {claim_holder(target)} (remove {target.parent}/.{target.name}.claim if that run is dead)")
+            return "elsewhere"
         if target.exists():
             record("skipped", 0.0, None)
-            return "skipped", 0.0, None
+            return "skipped"
         ns = copy.copy(args)
         setattr(ns, input_attr, str(entry))
         ns.out = str(target) + (os.sep if out_is_folder else "")  # a DICOM series folder, whatever dots its name has
+        error = None
         try:
             for option, folder in paired.items():
                 setattr(ns, option.lstrip("-").replace("-", "_"), str(paired_entry(folder, entry, option)))
-            result = ("done" if one(ns) == 0 else "failed"), time.perf_counter() - start, None
+            status = "done" if one(ns) == 0 else "failed"
         except MedreconError as err:
             print(f"medrecon: error: {err}", file=sys.stderr)
-            result = "failed", time.perf_counter() - start, str(err)
+            status, error = "failed", str(err)
         except Exception as err:  # a bug: keep going with the other volumes, keep the traceback in the log
             print(f"medrecon: internal error on {entry}: {type(err).__name__}: {err} (traceback in the run log)", file=sys.stderr)
-            result = "bug", time.perf_counter() - start, traceback.format_exc()
-        record(*result)  # before the claim is dropped
-    return result
+            status, error = "bug", traceback.format_exc()
+        record(status, time.perf_counter() - start, error)  # before the claim is dropped
+    return status
 
 
 def _remove_orphan_std(target: Path, outputs: set[str]) -> None:

@@ -138,13 +138,13 @@ def test_claims_keep_two_runs_off_one_output_and_stale_claims_are_taken_over(tmp
     target.write_text("finished")  # killed after its output was written, before the claim was dropped
     (tmp_path / ".v.h5.claim").write_text(f"{host}-{dead}")
     entry = (argparse.Namespace(), lambda a: 0, tmp_path / "in.h5", target, {}, "input")
-    assert _one_entry(*entry, done_before={"v.h5"})[0] == "skipped"
+    assert _one_entry(*entry, done_before={"v.h5"}) == "skipped"
     assert not (tmp_path / ".v.h5.claim").exists()
-    assert _one_entry(*entry)[0] == "existing"  # a file no run log records: never overwritten
+    assert _one_entry(*entry) == "existing"  # a file no run log records: never overwritten
     assert target.read_text() == "finished"
     (tmp_path / ".v.h5.claim").write_text(f"{host}-{dead}")  # killed after writing, before logging: the claim proves it ours
     records = []
-    assert _one_entry(*entry, record=lambda *r, **kw: records.append((r, kw)))[0] == "skipped"
+    assert _one_entry(*entry, record=lambda *r, **kw: records.append((r, kw))) == "skipped"
     assert records[0][0][0] == "done" and "recovered" in records[0][1]  # logged now, so later runs skip it too
     assert not (tmp_path / ".v.h5.claim").exists() and target.read_text() == "finished"
     claimed = []
