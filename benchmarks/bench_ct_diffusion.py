@@ -4,6 +4,7 @@ Run:  python benchmarks/bench_ct_diffusion.py --prior priors/ct_lact_dolce --bas
       python benchmarks/bench_ct_diffusion.py --prior priors/ct_lact_dolce --tune     (settings grid, slice 8)
       python benchmarks/bench_ct_diffusion.py --prior medrecon/priors/ct --tune --scans 1 --grid '[{"start": 0.2}]'
       python benchmarks/bench_ct_diffusion.py --prior medrecon/priors/ct --recommended --scans 5   (as `reconstruct ct --prior` runs)
+      ... --baselines --error-split results/ct_error_regions.png   (where each method's whole-image error lies)
 
 Writes benchmarks/results/ct_diffusion.md (or --out).
 
@@ -44,6 +45,7 @@ GRID = [  # settings scored on slice 8 by --tune (each on top of the defaults an
     {"init": "sirt", "start": 0.2, "dc_lam": 1e-3},
     {"init": "fbp", "start": 0.5},
 ]
+SPLIT_BAND_PX = 15  # --error-split: the band just outside the body (its outline in the missing wedge)
 _INITIAL: dict = {}  # the warm start's estimate per (init, iterations, TV weight): computed once, timed once
 
 
@@ -58,6 +60,59 @@ def run(y, geom, denoiser, cfg: CTDiffusionConfig) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
     mean = reconstruct_slices(y, geom, denoiser, cfg, torch.Generator().manual_seed(cfg.seed), initial_hu=init).mean
     return mean.numpy(), (time.perf_counter() - t0 + init_s) / y.shape[0]
+
+
+def error_regions(target: np.ndarray, body: np.ndarray) -> dict[str, np.ndarray]:
+    """Disjoint regions of ``target`` ``(S, H, W)`` HU that split the whole-image squared error: the body,
+    a band of SPLIT_BAND_PX pixels just outside it, objects outside it (table, above -900 HU), the air."""
+    from scipy import ndimage
+
+    grown = np.stack([ndimage.binary_dilation(b, iterations=SPLIT_BAND_PX) for b in body])
+    rest = ~grown
+    return {
+        "body": body,
+        f"{SPLIT_BAND_PX} px outside the body": grown & ~body,
+        "table and objects outside": rest & (target > -900),
+        "air": rest & (target <= -900),
+    }
+
+
+def error_split_lines(target: np.ndarray, body: np.ndarray, recons: dict[str, np.ndarray], figure: Path) -> list[str]:
+    """A table of where each reconstruction's whole-image squared error (window [-1000, 1000]) lies, and a
+    figure of slice 0: the target and each reconstruction's error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    regions = error_regions(target, body)
+    t = np.clip(target, -1000, 1000)
+    fractions = " / ".join(f"{100 * m.mean():.0f} %" for m in regions.values())
+    lines = [
+        f"\nWhere the whole-image squared error lies ({' / '.join(regions)}: {fractions} of the pixels): "
+        "RMSE HU in each region, and its share of the whole-image squared error.\n",
+        "| method | " + " | ".join(regions) + " |",
+        "|---|" + "---|" * len(regions),
+    ]
+    for method, hu in recons.items():
+        se = (np.clip(hu, -1000, 1000) - t) ** 2
+        cells = [f"{np.sqrt(se[m].mean()):.0f} HU, {100 * se[m].sum() / se.sum():.0f} %" for m in regions.values()]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    fig, ax = plt.subplots(1, 1 + len(recons), figsize=(4 * (1 + len(recons)), 4.3))
+    ax[0].imshow(t[0], cmap="gray", vmin=-1000, vmax=1000)
+    ax[0].set_title("target")
+    for a, (method, hu) in zip(ax[1:], recons.items()):
+        a.imshow(np.clip(hu[0], -1000, 1000) - t[0], cmap="bwr", vmin=-500, vmax=500)
+        a.set_title(f"{method}: error (±500 HU)", fontsize=9)
+    for a in ax:
+        a.axis("off")
+    fig.tight_layout()
+    fig.savefig(figure, dpi=70)
+    plt.close(fig)
+    from PIL import Image
+
+    Image.open(figure).convert("RGB").quantize(colors=128).save(figure, optimize=True)  # a third of the bytes
+    return lines + [f"\nFigure (slice {EVAL_SLICES[0]}): `{figure.name}`.\n"]
 
 
 def main() -> None:
@@ -81,6 +136,7 @@ def main() -> None:
     )
     ap.add_argument("--variants", default="unconditional,conditional", help="diffusion rows: unconditional and/or conditional")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ct_diffusion.md"))
+    ap.add_argument("--error-split", metavar="FIGURE.png", help="also split each method's squared error by region (first scan)")
     args = ap.parse_args()
     torch.manual_seed(0)
     denoiser = load_prior(args.prior)
@@ -122,7 +178,11 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
+    recons: dict[str, np.ndarray] = {}  # the first scan's reconstructions, for --error-split
+
     def row(name: str, method: str, hu: np.ndarray, nfe: str, dt: float) -> None:
+        if name == names[0]:
+            recons[method] = hu
         m, b = hu_metrics(target, hu), hu_metrics(target, hu, mask=body)
         lines.append(
             f"| {name} | {method} | {m['PSNR']:.2f} | {m['SSIM']:.3f} | {m['MAE_HU']:.1f} | {b['PSNR']:.2f} | {b['SSIM']:.3f} | "
@@ -152,6 +212,8 @@ def main() -> None:
             cfg = CTDiffusionConfig(**{**settings(arc), "condition": cond})
             mean, dt = run(y, geom, denoiser, cfg)
             row(name, f"diffusion, {variant}", mean, str(cfg.steps), dt)
+    if args.error_split:
+        lines += error_split_lines(target, body, recons, Path(args.error_split))
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)
