@@ -30,7 +30,7 @@ from bench_ct_real import DATA, SCANS, SIRT_ITERS, TV_ITERS, scan, tv_weight
 from medrecon.config import parse_set_options
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.diffusion.training import load_prior
-from medrecon.evaluation.ct_metrics import body_mask, hu_metrics
+from medrecon.evaluation.ct_metrics import DEFAULT_WINDOW, body_mask, hu_metrics
 from medrecon.physics.ct.transmission import mu_to_hu
 from medrecon.tasks.ct.config import CTDiffusionConfig, recommended_settings
 from medrecon.tasks.ct.diffusion import check_prior_for_ct, initial_estimate_hu, reconstruct_slices
@@ -78,7 +78,7 @@ def error_regions(target: np.ndarray, body: np.ndarray) -> dict[str, np.ndarray]
 
 
 def error_split_lines(target: np.ndarray, body: np.ndarray, recons: dict[str, np.ndarray], figure: Path) -> list[str]:
-    """A table of where each reconstruction's whole-image squared error (window [-1000, 1000]) lies, and a
+    """A table of where each reconstruction's whole-image squared error (in hu_metrics' window) lies, and a
     figure of slice 0: the target and each reconstruction's error."""
     import matplotlib
 
@@ -86,7 +86,8 @@ def error_split_lines(target: np.ndarray, body: np.ndarray, recons: dict[str, np
     import matplotlib.pyplot as plt
 
     regions = error_regions(target, body)
-    t = np.clip(target, -1000, 1000)
+    lo, hi = DEFAULT_WINDOW
+    t = np.clip(target, lo, hi)
     fractions = " / ".join(f"{100 * m.mean():.0f} %" for m in regions.values())
     lines = [
         f"\nWhere the whole-image squared error lies ({' / '.join(regions)}: {fractions} of the pixels): "
@@ -95,14 +96,14 @@ def error_split_lines(target: np.ndarray, body: np.ndarray, recons: dict[str, np
         "|---|" + "---|" * len(regions),
     ]
     for method, hu in recons.items():
-        se = (np.clip(hu, -1000, 1000) - t) ** 2
+        se = (np.clip(hu, lo, hi) - t) ** 2
         cells = [f"{np.sqrt(se[m].mean()):.0f} HU, {100 * se[m].sum() / se.sum():.0f} %" for m in regions.values()]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     fig, ax = plt.subplots(1, 1 + len(recons), figsize=(4 * (1 + len(recons)), 4.3))
-    ax[0].imshow(t[0], cmap="gray", vmin=-1000, vmax=1000)
+    ax[0].imshow(t[0], cmap="gray", vmin=lo, vmax=hi)
     ax[0].set_title("target")
     for a, (method, hu) in zip(ax[1:], recons.items()):
-        a.imshow(np.clip(hu[0], -1000, 1000) - t[0], cmap="bwr", vmin=-500, vmax=500)
+        a.imshow(np.clip(hu[0], lo, hi) - t[0], cmap="bwr", vmin=-500, vmax=500)
         a.set_title(f"{method}: error (±500 HU)", fontsize=9)
     for a in ax:
         a.axis("off")
