@@ -46,7 +46,7 @@ GRID = [  # settings scored on slice 8 by --tune (each on top of the defaults an
     {"init": "fbp", "start": 0.5},
 ]
 SPLIT_BAND_PX = 15  # --error-split: the band just outside the body (its outline in the missing wedge)
-_INITIAL: dict = {}  # the warm start's estimate per (init, iterations, TV weight): computed once, timed once
+_INITIAL: dict = {}  # one scan's warm-start estimates per (init, iterations, TV weight): computed once, timed once
 
 
 def run(y, geom, denoiser, cfg: CTDiffusionConfig) -> tuple[np.ndarray, float]:
@@ -194,6 +194,7 @@ def main() -> None:
     for name in names:
         arc, views, beam = SCANS[name]
         geom, op, y = scan(target, arc, views, seed=1, beam=beam)
+        _INITIAL.clear()  # the warm start belongs to this scan's data (its key does not name the scan)
         if args.baselines:
             lam = tv_weight(vol.hu[:1], name)
             for method, fn in (
