@@ -182,7 +182,7 @@ def main() -> None:
     recons: dict[str, np.ndarray] = {}  # the first scan's reconstructions, for --error-split
 
     def row(name: str, method: str, hu: np.ndarray, nfe: str, dt: float) -> None:
-        if name == names[0]:
+        if args.error_split and name == names[0]:
             recons[method] = hu
         m, b = hu_metrics(target, hu), hu_metrics(target, hu, mask=body)
         lines.append(
