@@ -118,6 +118,9 @@ class CTDiffusionConfig(PosteriorSettings):
             (flicker 65.9 → 21.7 HU, +0.6 dB; docs/results/ct_diffusion.md); 0: independent slices.
         batch_slices: slices sampled together in one batch (and coupled along z; each batch's
             first slice is coupled to the last of the batch before, held fixed).
+        tile: the network sees each slice in overlapping ``tile × tile`` windows (a quarter
+            overlap, Gaussian blending; :class:`~medrecon.diffusion.tiling.TiledDenoiser`), the
+            context of a prior trained on patches; 0: whole slices.
     """
 
     steps: int = Field(20, ge=1)
@@ -131,11 +134,14 @@ class CTDiffusionConfig(PosteriorSettings):
     tv_lam: float = Field(0.3, ge=0)
     z_coupling: float = Field(0.01, ge=0)
     batch_slices: int = Field(4, ge=1)
+    tile: int = Field(0, ge=0, le=4096)
 
     @model_validator(mode="after")
     def _no_likelihood(self) -> CTDiffusionConfig:
         if self.dc in ("likelihood", "hard"):
             raise ValueError(f"dc {self.dc!r}: CT uses cg (proximal, Poisson-weighted), grad or none")
+        if 0 < self.tile < 8:
+            raise ValueError(f"tile: expected 0 (whole slices) or at least 8 pixels, got {self.tile}")
         return self
 
     @property
