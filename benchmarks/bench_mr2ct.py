@@ -124,6 +124,7 @@ def main() -> None:
     ap.add_argument("--score", default=None, help="conditional score (VE) prior folder")
     ap.add_argument("--regression", default=None, help="L1 regression prior folder")
     ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--tile", type=int, default=None, help="the network sees tile x tile windows of each slice (default: whole)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--summaries", default="mean", help="comma-separated: mean, median — of the same samples, one row each")
     ap.add_argument("--subsets", default="", help="comma-separated sample counts below --samples also scored, from the first k samples")
@@ -174,7 +175,7 @@ def main() -> None:
     runs = []
     if "regression" in priors:
         runs.append(
-            ("L1 regression", priors["regression"], TranslateConfig(), f"same U-Net, {priors['regression'].info['training_steps']} steps")
+            ("L1 regression", priors["regression"], TranslateConfig(tile=args.tile), f"same U-Net, {priors['regression'].info['training_steps']} steps")
         )
     # the VE samplers run on the DDPM prior too (over its noise levels): all five on one network
     for kind, samplers in (("ddpm", ("ddim", "ddpm", "ve_pc", "ve_em", "ve_ode")), ("score", ("ve_pc", "ve_em", "ve_ode"))):
@@ -192,11 +193,12 @@ def main() -> None:
                 (
                     f"{name}, {sampler}, SUMMARY of {args.samples}",
                     d,
-                    TranslateConfig(sampler=sampler, steps=steps, samples=args.samples),
+                    TranslateConfig(sampler=sampler, steps=steps, samples=args.samples, tile=args.tile),
                     setting,
                 )
             )
     for label, d, cfg, setting in runs:
+        setting += f", network on {cfg.tile}² windows" if cfg.tile else ""
         samples, dt = run_samples(d, mr, slab, cfg)
         if "SUMMARY" not in label:
             keep(label, *(None if v is None else v.numpy() for v in summarise_samples(samples)), dt, setting)

@@ -32,7 +32,8 @@ class TranslateConfig(Settings):
             every step (0: none).
         shared_noise: every slice of sample ``j`` starts from the same noise (smooth reformats
             with deterministic samplers).
-        tile: 3-D priors: the network sees the volume in overlapping ``tile³`` windows.
+        tile: the network sees each slice in overlapping ``tile²`` windows (2-D priors) or the
+            volume in ``tile³`` windows (3-D priors); ``None``: whole slices, 64³ windows.
         contrast_tolerance: largest distance between the input MR's contrast fingerprint and the
             prior's (:func:`~medrecon.datasets.mr_volume.fingerprint_distance`) accepted without a warning.
         head_threshold / bone_threshold / bone_depth_mm / soft_tissue_hu / bone_hu: ``bulk`` only
@@ -51,7 +52,7 @@ class TranslateConfig(Settings):
     batch: int = Field(32, ge=1, le=4096)
     coupling: float = Field(0.0, ge=0, le=1e4, allow_inf_nan=False)
     shared_noise: bool = True
-    tile: int = Field(64, ge=8, le=1024)
+    tile: int | None = Field(None, ge=8, le=1024)
     contrast_tolerance: float = Field(0.08, gt=0, allow_inf_nan=False)
     head_threshold: float = Field(0.05, gt=0, lt=1, allow_inf_nan=False)
     bone_threshold: float = Field(0.15, gt=0, lt=1, allow_inf_nan=False)

@@ -92,6 +92,7 @@ def sample_slices(
     """
     regression = isinstance(denoiser, Regressor)
     settings = posterior_settings(denoiser, cfg)
+    net = denoiser if cfg.tile is None else TiledDenoiser(denoiser, cfg.tile, overlap=0.25)
     g = torch.Generator().manual_seed(cfg.seed)
     anchor = None  # the previous batch's last slice (its samples): the first slice's fixed neighbour
     for a in range(0, cond.shape[0], cfg.batch):
@@ -99,11 +100,11 @@ def sample_slices(
         shape = (c.shape[0], *c.shape[2:])
         if regression:
             with torch.no_grad():
-                yield denoiser(torch.zeros(shape, device=device), torch.zeros(shape[0]), c)[:, None] * HU_PER_UNIT
+                yield net(torch.zeros(shape, device=device), torch.zeros(shape[0]), c)[:, None] * HU_PER_UNIT
             continue
         gen = torch.Generator().manual_seed(cfg.seed) if cfg.shared_noise else g  # the same noise in every batch
         post = sample_posterior(
-            denoiser,
+            net,
             settings,
             shape,
             gen,
@@ -159,7 +160,7 @@ def translate_block(
     The whole volume is one item; the network sees it in overlapping ``tile³`` windows
     (:class:`~medrecon.diffusion.tiling.TiledDenoiser`), so memory is bounded by the tile.
     """
-    tiled = TiledDenoiser(denoiser, tile=cfg.tile, overlap=0.25, max_batch=4)
+    tiled = TiledDenoiser(denoiser, tile=cfg.tile or 64, overlap=0.25, max_batch=4)
     cond = volume[None, None].to(device)
     if isinstance(denoiser, Regressor):
         with torch.no_grad():
