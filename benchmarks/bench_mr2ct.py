@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--score", default=None, help="conditional score (VE) prior folder")
     ap.add_argument("--regression", default=None, help="L1 regression prior folder")
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--tile", type=int, default=None, help="the network sees tile x tile windows of each slice (default: whole)")
+    ap.add_argument("--tile", type=int, default=TranslateConfig().tile, help="the network sees tile x tile windows of each slice (0: whole)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--summaries", default="mean", help="comma-separated: mean, median — of the same samples, one row each")
     ap.add_argument("--subsets", default="", help="comma-separated sample counts below --samples also scored, from the first k samples")
@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--pet", action="store_true", help="NAC-PET → CT on the held-out PET/CT pairs (priors from configs/pet2ct.yaml)")
     ap.add_argument("--out", default=None, help="markdown table (default results/mr2ct.md, results/pet2ct.md with --pet)")
     args = ap.parse_args()
+    args.tile = args.tile or None
     args.out = args.out or str(RESULTS / ("pet2ct.md" if args.pet else "mr2ct.md"))
     torch.set_num_threads(2)
     ct, mr, pixel = load_pet_case() if args.pet else load_case()

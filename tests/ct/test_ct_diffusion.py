@@ -269,8 +269,9 @@ def test_shipped_ct_prior():
     wide, narrow = CTDiffusionConfig(**recommended_settings(d.info, 120.0)), CTDiffusionConfig(**recommended_settings(d.info, 60.0))
     assert (wide.init, wide.tv_lam, wide.start) == ("tv", 1.0, 0.2) and (narrow.init, narrow.tv_lam, narrow.start) == ("tv", 0.3, 0.4)
     sparse = CTDiffusionConfig(**recommended_settings(d.info, 180.0))
-    assert (sparse.init, sparse.tv_lam, sparse.start, sparse.condition) == ("tv", 0.3, 0.2, "none")  # 180° is outside the training arcs
-    assert {wide.condition, narrow.condition, CTDiffusionConfig(**rec).condition} == {"fbp"}
+    assert (sparse.init, sparse.tv_lam, sparse.start) == ("tv", 0.3, 0.2)
+    assert {wide.condition, narrow.condition, sparse.condition, CTDiffusionConfig(**rec).condition} == {"fbp"}
+    assert d.info["condition"]["options"]["arc_max_deg"] >= 180  # the 180° entry is inside the training arcs
     assert recommended_settings(d.info, 360.0) == recommended_settings(d.info, 180.0)  # full scans: the sparse-view entry
     out = d(torch.zeros(1, 64, 64), torch.tensor([10.0]), torch.zeros(1, 1, 64, 64))
     assert out.shape == (1, 64, 64) and torch.isfinite(out).all()

@@ -33,7 +33,9 @@ class TranslateConfig(Settings):
         shared_noise: every slice of sample ``j`` starts from the same noise (smooth reformats
             with deterministic samplers).
         tile: the network sees each slice in overlapping ``tile²`` windows (2-D priors) or the
-            volume in ``tile³`` windows (3-D priors); ``None``: whole slices, 64³ windows.
+            volume in ``tile³`` windows (3-D priors); ``None``: whole slices (3-D: 64³ windows).
+            64, the shipped prior's training patch, beat whole 128² slices for both the DDPM and
+            the L1 regression on the held-out slab (docs/results/mr2ct.md).
         contrast_tolerance: largest distance between the input MR's contrast fingerprint and the
             prior's (:func:`~medrecon.datasets.mr_volume.fingerprint_distance`) accepted without a warning.
         head_threshold / bone_threshold / bone_depth_mm / soft_tissue_hu / bone_hu: ``bulk`` only
@@ -52,7 +54,7 @@ class TranslateConfig(Settings):
     batch: int = Field(32, ge=1, le=4096)
     coupling: float = Field(0.0, ge=0, le=1e4, allow_inf_nan=False)
     shared_noise: bool = True
-    tile: int | None = Field(None, ge=8, le=1024)
+    tile: int | None = Field(64, ge=8, le=1024)
     contrast_tolerance: float = Field(0.08, gt=0, allow_inf_nan=False)
     head_threshold: float = Field(0.05, gt=0, lt=1, allow_inf_nan=False)
     bone_threshold: float = Field(0.15, gt=0, lt=1, allow_inf_nan=False)
