@@ -119,8 +119,10 @@ class CTDiffusionConfig(PosteriorSettings):
         batch_slices: slices sampled together in one batch (and coupled along z; each batch's
             first slice is coupled to the last of the batch before, held fixed).
         tile: the network sees each slice in overlapping ``tile × tile`` windows (a quarter
-            overlap, Gaussian blending; :class:`~medrecon.diffusion.tiling.TiledDenoiser`), the
-            context of a prior trained on patches; 0: whole slices.
+            overlap, Gaussian blending; :class:`~medrecon.diffusion.tiling.TiledDenoiser`), nearer
+            the context of a prior trained on patches; 0: whole slices. 160 tied 192 and beat 0 /
+            96 / 128 / 256 at 90° on held-out slice 8 with the shipped prior (96² patches), and
+            gained at 90° and 120° on slices 9-10 (docs/results/ct_diffusion.md).
     """
 
     steps: int = Field(20, ge=1)
@@ -134,7 +136,7 @@ class CTDiffusionConfig(PosteriorSettings):
     tv_lam: float = Field(0.3, ge=0)
     z_coupling: float = Field(0.01, ge=0)
     batch_slices: int = Field(4, ge=1)
-    tile: int = Field(0, ge=0, le=4096)
+    tile: int = Field(160, ge=0, le=4096)
 
     @model_validator(mode="after")
     def _no_likelihood(self) -> CTDiffusionConfig:
