@@ -124,7 +124,9 @@ def main() -> None:
     ap.add_argument("--score", default=None, help="conditional score (VE) prior folder")
     ap.add_argument("--regression", default=None, help="L1 regression prior folder")
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--tile", type=int, default=TranslateConfig().tile, help="the network sees tile x tile windows of each slice (0: whole)")
+    ap.add_argument(
+        "--tile", type=int, default=TranslateConfig().tile, help="the network sees tile x tile windows of each slice (0: whole)"
+    )
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--summaries", default="mean", help="comma-separated: mean, median — of the same samples, one row each")
     ap.add_argument("--subsets", default="", help="comma-separated sample counts below --samples also scored, from the first k samples")
@@ -176,7 +178,12 @@ def main() -> None:
     runs = []
     if "regression" in priors:
         runs.append(
-            ("L1 regression", priors["regression"], TranslateConfig(tile=args.tile), f"same U-Net, {priors['regression'].info['training_steps']} steps")
+            (
+                "L1 regression",
+                priors["regression"],
+                TranslateConfig(tile=args.tile),
+                f"same U-Net, {priors['regression'].info['training_steps']} steps",
+            )
         )
     # the VE samplers run on the DDPM prior too (over its noise levels): all five on one network
     for kind, samplers in (("ddpm", ("ddim", "ddpm", "ve_pc", "ve_em", "ve_ode")), ("score", ("ve_pc", "ve_em", "ve_ode"))):
