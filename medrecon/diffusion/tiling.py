@@ -57,3 +57,14 @@ class TiledDenoiser(Denoiser):
             stacked, (self.tile,) * (x.ndim - 1), self.max_batch, predictor, overlap=self.overlap, mode="gaussian", with_coord=True
         )
         return torch.as_tensor(out)[:, 0]
+
+
+def windowed(denoiser: Denoiser, tile: int | None, overlap: float = 0.25) -> Denoiser:
+    """``denoiser`` on ``tile``-pixel windows if it was trained on patches smaller than its images
+    (``train_config.crop`` in its record); a prior trained on whole images, or ``tile`` 0 / ``None``,
+    sees whole images."""
+    info = getattr(denoiser, "info", {}) or {}
+    crop = int(info.get("train_config", {}).get("crop", 0) or 0)
+    if not tile or crop <= 0:
+        return denoiser
+    return TiledDenoiser(denoiser, tile, overlap)

@@ -177,6 +177,7 @@ def test_tiled_network_windows_match_whole_slices():
 
     class Recording(ShrinkCT):
         sizes: list = []
+        info = {**ShrinkCT.info, "train_config": {"crop": 16}}  # trained on patches
 
         def forward(self, x, sigma, cond=None):
             self.sizes.append(tuple(x.shape[-2:]))
@@ -190,6 +191,10 @@ def test_tiled_network_windows_match_whole_slices():
     tiled = reconstruct_slices(p, geom, Recording(), cfg.model_copy(update={"tile": 16}), torch.Generator().manual_seed(0)).mean
     assert set(Recording.sizes) == {(16, 16)}
     assert torch.allclose(whole, tiled, atol=0.5)  # HU
+    Recording.sizes.clear()
+    Recording.info = ShrinkCT.info  # a prior trained on whole slices sees whole slices
+    reconstruct_slices(p, geom, Recording(), cfg.model_copy(update={"tile": 16}), torch.Generator().manual_seed(0))
+    assert set(Recording.sizes) == {(32, 32)}
     with pytest.raises(ValueError, match="tile"):
         CTDiffusionConfig(tile=4)
 

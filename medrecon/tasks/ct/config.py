@@ -119,10 +119,11 @@ class CTDiffusionConfig(PosteriorSettings):
         batch_slices: slices sampled together in one batch (and coupled along z; each batch's
             first slice is coupled to the last of the batch before, held fixed).
         tile: the network sees each slice in overlapping ``tile × tile`` windows (a quarter
-            overlap, Gaussian blending; :class:`~medrecon.diffusion.tiling.TiledDenoiser`), nearer
-            the context of a prior trained on patches; 0: whole slices. 160 tied 192 and beat 0 /
+            overlap, Gaussian blending; :func:`~medrecon.diffusion.tiling.windowed`), nearer the
+            context of a prior trained on patches (priors trained on whole slices always see
+            whole slices); 0: whole slices. 160 tied 192 and beat 0 /
             96 / 128 / 256 at 90° on held-out slice 8 with the shipped prior (96² patches), and
-            gained at 90° and 120° on slices 9-10 (docs/results/ct_diffusion.md).
+            gained over the whole image at every arc on slices 9-10 (docs/results/ct_diffusion.md).
     """
 
     steps: int = Field(20, ge=1)
@@ -139,7 +140,7 @@ class CTDiffusionConfig(PosteriorSettings):
     tile: int = Field(160, ge=0, le=4096)
 
     @model_validator(mode="after")
-    def _no_likelihood(self) -> CTDiffusionConfig:
+    def _dc_and_tile(self) -> CTDiffusionConfig:
         if self.dc in ("likelihood", "hard"):
             raise ValueError(f"dc {self.dc!r}: CT uses cg (proximal, Poisson-weighted), grad or none")
         if 0 < self.tile < 8:

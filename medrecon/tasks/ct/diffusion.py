@@ -27,7 +27,7 @@ import torch
 from ...datasets.sinogram_io import SinogramFile
 from ...diffusion.denoiser import Denoiser
 from ...diffusion.posterior import Posterior, make_sampler, sample_posterior
-from ...diffusion.tiling import TiledDenoiser
+from ...diffusion.tiling import windowed
 from ...errors import ArgumentError
 from ...physics.ct import CTGeometry, CTProjector
 from ...physics.ct.transmission import HU_NORMALISATION, HU_PER_UNIT, MU_WATER_PER_MM
@@ -128,7 +128,7 @@ def reconstruct_slices(
     if cfg.start < 1:
         x_start = _initial_estimate(op, sino, cfg, mu_water) if initial_hu is None else initial_hu.to(sino.device) / HU_PER_UNIT
     post = sample_posterior(
-        TiledDenoiser(denoiser, cfg.tile) if cfg.tile else denoiser,
+        windowed(denoiser, cfg.tile),
         cfg.model_copy(update={"dc_lam": cfg.dc_lam * norm2}),
         (s_count, *shape),
         generator,

@@ -32,8 +32,9 @@ class TranslateConfig(Settings):
             every step (0: none).
         shared_noise: every slice of sample ``j`` starts from the same noise (smooth reformats
             with deterministic samplers).
-        tile: the network sees each slice in overlapping ``tile²`` windows (2-D priors) or the
-            volume in ``tile³`` windows (3-D priors); ``None``: whole slices (3-D: 64³ windows).
+        tile: the network sees each slice in overlapping ``tile²`` windows (2-D priors trained on
+            patches; :func:`~medrecon.diffusion.tiling.windowed`) or the volume in ``tile³``
+            windows (3-D priors); ``None``: whole slices (3-D: 64³ windows).
             64, the shipped prior's training patch, beat whole 128² slices for both the DDPM and
             the L1 regression on the held-out slab (docs/results/mr2ct.md).
         contrast_tolerance: largest distance between the input MR's contrast fingerprint and the

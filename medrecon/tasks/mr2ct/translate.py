@@ -32,7 +32,7 @@ from ...datasets.sct_training import stack_neighbours
 from ...diffusion.denoiser import Denoiser, Regressor
 from ...diffusion.posterior import PosteriorSettings, make_sampler, sample_posterior
 from ...diffusion.schedule import VESchedule
-from ...diffusion.tiling import TiledDenoiser
+from ...diffusion.tiling import TiledDenoiser, windowed
 from ...errors import ArgumentError
 from ...physics.ct.transmission import HU_PER_UNIT
 from .config import TranslateConfig
@@ -92,7 +92,7 @@ def sample_slices(
     """
     regression = isinstance(denoiser, Regressor)
     settings = posterior_settings(denoiser, cfg)
-    net = denoiser if cfg.tile is None else TiledDenoiser(denoiser, cfg.tile, overlap=0.25)
+    net = windowed(denoiser, cfg.tile)
     g = torch.Generator().manual_seed(cfg.seed)
     anchor = None  # the previous batch's last slice (its samples): the first slice's fixed neighbour
     for a in range(0, cond.shape[0], cfg.batch):
