@@ -132,6 +132,7 @@ def main() -> None:
     ap.add_argument("--subsets", default="", help="comma-separated sample counts below --samples also scored, from the first k samples")
     ap.add_argument("--samplers", default=None, help="comma-separated subset of ddim,ddpm,ve_pc,ve_em,ve_ode (default: all that fit)")
     ap.add_argument("--volume", action="store_true", help="also: independent / shared noise / coupled slices (z-flicker)")
+    ap.add_argument("--time-windows", action="store_true", help="only time whole slices against --tile windows (2 slab slices, alternated)")
     ap.add_argument("--pet", action="store_true", help="NAC-PET → CT on the held-out PET/CT pairs (priors from configs/pet2ct.yaml)")
     ap.add_argument("--out", default=None, help="markdown table (default results/mr2ct.md, results/pet2ct.md with --pet)")
     args = ap.parse_args()
@@ -144,6 +145,9 @@ def main() -> None:
     if len(slabs) != 1:
         raise SystemExit(f"the priors hold out different slabs: {slabs}")
     slab = slabs.pop()
+    if args.time_windows:
+        time_windows(priors, mr, slab, args)
+        return
     target = ct[slab[0] : slab[1] + 1]
     body = body_mask(target)
     store = Path(args.out).with_suffix(".json")
@@ -224,14 +228,34 @@ def main() -> None:
     Path(args.out).write_text(text)
 
 
+def time_windows(priors: dict, mr: np.ndarray, slab: tuple[int, int], args) -> None:
+    """Seconds per slice of each prior on whole slices and on ``--tile`` windows, two slices, alternated twice."""
+    two, times = (slab[0], slab[0] + 1), {}
+    for _ in range(2):
+        for tile in (None, args.tile):
+            for kind, d in priors.items():
+                cfg = (
+                    TranslateConfig(tile=tile)
+                    if kind == "regression"
+                    else TranslateConfig(steps=args.steps, samples=args.samples, tile=tile)
+                )
+                times.setdefault((kind, tile), []).append(run_samples(d, mr, two, cfg)[1])
+    for kind in priors:
+        whole, win = (float(np.mean(times[(kind, t)])) for t in (None, args.tile))
+        print(f"{kind}: whole slices {whole:.2f} s / slice, {args.tile}² windows {win:.2f} s / slice ({win / whole:.2f}x)")
+
+
 def volume_section(priors: dict, mr: np.ndarray, slab: tuple[int, int], target: np.ndarray, body: np.ndarray, args) -> dict:
     """z-flicker of the slab sampled with independent noise, shared noise, and a slice coupling (DDPM prior, DDIM)."""
     d = priors.get("ddpm") or priors.get("score")
     out, panels = {}, [("CT", target)]
     for label, cfg in (
-        ("independent noise", TranslateConfig(steps=args.steps, samples=args.samples, shared_noise=False)),
-        ("one noise draw shared by all slices", TranslateConfig(steps=args.steps, samples=args.samples, shared_noise=True)),
-        ("shared noise + coupling β = 1", TranslateConfig(steps=args.steps, samples=args.samples, shared_noise=True, coupling=1.0)),
+        ("independent noise", TranslateConfig(steps=args.steps, samples=args.samples, tile=args.tile, shared_noise=False)),
+        ("one noise draw shared by all slices", TranslateConfig(steps=args.steps, samples=args.samples, tile=args.tile, shared_noise=True)),
+        (
+            "shared noise + coupling β = 1",
+            TranslateConfig(steps=args.steps, samples=args.samples, tile=args.tile, shared_noise=True, coupling=1.0),
+        ),
     ):
         hu, _, dt = run(d, mr, slab, cfg)
         key = f"{label} ({args.samples} samples, {args.steps} steps)"
