@@ -14,6 +14,13 @@ re-simulates ``refresh`` of them per step, round robin: pool entry ``k`` holds t
 refresh number ``c`` (the last ``c ≡ k mod P`` before the step), from a generator seeded by
 ``seed`` and ``c``. The pool is therefore a pure function of the step count: a resumed run rebuilds
 it and continues exactly.
+
+``crop_focus = "edges"`` draws half of the patches where the image has edges: the patch centre is
+drawn with probability proportional to ``1 + |∇x| / mean|∇x|`` (finite differences of the clean
+image), so that outlines, tables and bone edges — few pixels of a CT slice, and where a
+limited-angle prior errs most — are seen about twice as often as under uniform crops. MONAI's
+``RandWeightedCrop`` does the same per item with NumPy's RNG; here the draw uses the batch's torch
+generator so that resumed runs stay exact.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ class TrainingPairs(torch.utils.data.Dataset):
         seed: seed of the per-item generator :meth:`__getitem__` gives the simulator, and of the pool.
         pool: simulated pairs kept (``0``: simulate every drawn image afresh); see module docstring.
         refresh: pool entries re-simulated per step.
+        crop_focus: ``uniform`` patches, or ``edges`` (see module docstring).
     """
 
     def __init__(
@@ -47,6 +55,7 @@ class TrainingPairs(torch.utils.data.Dataset):
         seed: int = 0,
         pool: int = 0,
         refresh: int = 1,
+        crop_focus: str = "uniform",
     ) -> None:
         if cond is not None and simulate is not None:
             raise ValueError("cond / simulate: expected stored conditions or a simulator, got both")
@@ -57,7 +66,10 @@ class TrainingPairs(torch.utils.data.Dataset):
         if pool < 0 or not 1 <= refresh or (pool and refresh > pool) or (pool and simulate is None):
             raise ValueError(f"pool / refresh: expected pool >= 0 with a simulator and 1 <= refresh <= pool, got {pool} / {refresh}")
         self.images, self.cond, self.simulate, self.crop, self.seed = images, cond, simulate, crop, seed
-        self.pool, self.refresh = pool, refresh
+        if crop_focus not in ("uniform", "edges"):
+            raise ValueError(f"crop_focus: expected 'uniform' or 'edges', got {crop_focus!r}")
+        self.pool, self.refresh, self.crop_focus = pool, refresh, crop_focus
+        self._weights: torch.Tensor | None = None  # (N, positions) patch-origin weights of crop_focus "edges"
         self._pool_step: int | None = None  # the step the pool was last brought up to
         self._pool_index = torch.zeros(pool, dtype=torch.long)
         self._pool_cond: torch.Tensor | None = None
@@ -86,13 +98,23 @@ class TrainingPairs(torch.utils.data.Dataset):
         if self.pool:
             self._bring_pool_to(step)
             entries = torch.randint(0, self.pool, (n,), generator=g)
-            x = self.images[self._pool_index[entries].to(self.images.device)]
-            return _crops(x, self._pool_cond[entries.to(self._pool_cond.device)], torch.arange(n), self.crop, g)
+            src = self._pool_index[entries]
+            x = self.images[src.to(self.images.device)]
+            cond = self._pool_cond[entries.to(self._pool_cond.device)]
+            return _crops(x, cond, torch.arange(n), self.crop, g, self._origin_weights(src))
         idx = torch.randint(0, self.images.shape[0], (n,), generator=g)
         if self.simulate is None:
-            return _crops(self.images, self.cond, idx, self.crop, g)
+            return _crops(self.images, self.cond, idx, self.crop, g, self._origin_weights(idx))
         x = self.images[idx]
-        return _crops(x, self.simulate(x, g).to(x.device), torch.arange(n), self.crop, g)
+        return _crops(x, self.simulate(x, g).to(x.device), torch.arange(n), self.crop, g, self._origin_weights(idx))
+
+    def _origin_weights(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """Weights ``(n, positions)`` of each patch origin for the images ``idx`` (``None``: uniform crops)."""
+        if self.crop_focus == "uniform" or self.crop == 0 or all(self.crop >= m for m in self.images.shape[1:]):
+            return None
+        if self._weights is None:
+            self._weights = torch.stack([_edge_weights(im, self.crop) for im in self.images.detach().cpu()])
+        return self._weights[idx.cpu()]
 
     def _simulate_entry(self, c: int) -> None:
         """Pool entry ``c mod pool`` ← the pair of refresh number ``c`` (may be negative: the first fill)."""
@@ -115,14 +137,37 @@ class TrainingPairs(torch.utils.data.Dataset):
         self._pool_step = step
 
 
-def _crops(x: torch.Tensor, cond: torch.Tensor | None, idx: torch.Tensor, crop: int, g: torch.Generator):
-    """Patches of side ``crop`` of the items ``idx`` of ``x (N, *spatial)`` and the same regions of ``cond``."""
+def _edge_weights(image: torch.Tensor, crop: int) -> torch.Tensor:
+    """Flattened weights of each patch origin of ``image (*spatial)``: ``1 + |∇x| / mean|∇x|`` at the patch centre."""
+    a = image.abs().float() if image.is_complex() else image.float()
+    grad = torch.zeros_like(a)
+    for d in range(a.ndim):  # forward differences, zero at the far border
+        diff = torch.diff(a, dim=d)
+        grad.narrow(d, 0, diff.shape[d]).add_(diff.square())
+    grad = grad.sqrt()
+    w = 1 + grad / grad.mean().clamp_min(1e-12)
+    sides = [min(crop, m) for m in a.shape]
+    centres = tuple(slice(c // 2, c // 2 + m - c + 1) for m, c in zip(a.shape, sides))
+    return w[centres].flatten()
+
+
+def _crops(
+    x: torch.Tensor, cond: torch.Tensor | None, idx: torch.Tensor, crop: int, g: torch.Generator, weights: torch.Tensor | None = None
+):
+    """Patches of side ``crop`` of the items ``idx`` of ``x (N, *spatial)`` and the same regions of ``cond``.
+
+    ``weights (n, positions)``: per item, the weight of each patch origin (``None``: uniform).
+    """
     size = x.shape[1:]
     if crop == 0 or all(crop >= m for m in size):
         return x[idx], None if cond is None else cond[idx]
     n = idx.shape[0]
     sides = [min(crop, m) for m in size]
-    starts = [torch.randint(0, m - c + 1, (n,), generator=g).tolist() for m, c in zip(size, sides)]
+    if weights is None:
+        starts = [torch.randint(0, m - c + 1, (n,), generator=g).tolist() for m, c in zip(size, sides)]
+    else:
+        flat = torch.multinomial(weights, 1, generator=g)[:, 0]
+        starts = [t.tolist() for t in torch.unravel_index(flat, tuple(m - c + 1 for m, c in zip(size, sides)))]
     boxes = [tuple(slice(o, o + c) for o, c in zip(org, sides)) for org in zip(*starts)]
     xb = torch.stack([x[(i, *b)] for i, b in zip(idx.tolist(), boxes)])
     cb = None if cond is None else torch.stack([cond[(i, slice(None), *b)] for i, b in zip(idx.tolist(), boxes)])

@@ -172,6 +172,9 @@ class TrainConfig(Settings):
         steps: optimiser steps in total (a resumed run continues up to this number).
         batch_size: images per step.
         crop: side of the random square training patches (``0``: whole images).
+        crop_focus: ``uniform`` patches, or ``edges``: half of the patch centres drawn in proportion
+            to the image's gradient magnitude (outlines, tables, bone edges; see
+            :mod:`medrecon.diffusion.pairs`).
         lr: AdamW learning rate; weight_decay: AdamW weight decay.
         ema_decay: EMA factor per step (after a warm-up of ``(1 + n) / (10 + n)``).
         grad_clip: max global gradient norm.
@@ -196,6 +199,7 @@ class TrainConfig(Settings):
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(8, ge=1)
     crop: int = Field(64, ge=0)
+    crop_focus: Literal["uniform", "edges"] = "uniform"
     lr: float = Field(2e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     ema_decay: float = Field(0.999, gt=0, lt=1)

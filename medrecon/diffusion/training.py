@@ -155,7 +155,7 @@ def train_prior(
     sd = int((prior_args or {}).get("spatial_dims", 2))
     if images.ndim != 1 + sd:
         raise ValueError(f"images: expected (N, {'D, ' if sd == 3 else ''}H, W) for a {sd}-D prior, got shape {tuple(images.shape)}")
-    pairs = TrainingPairs(images, cond, simulate, cfg.crop, cfg.seed, pool, refresh)
+    pairs = TrainingPairs(images, cond, simulate, cfg.crop, cfg.seed, pool, refresh, cfg.crop_focus)
     if simulate is not None:  # one draw tells the condition's channel count
         cond_channels = int(pairs[0][1].shape[0])
     else:

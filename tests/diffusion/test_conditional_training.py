@@ -73,3 +73,41 @@ def test_simulated_conditions_are_cropped_with_their_images():
     assert torch.equal(c0[0], x0 + 1.0)
     with pytest.raises(ValueError, match="both"):
         TrainingPairs(imgs, cond=imgs[:, None], simulate=shift)
+
+
+def test_edge_focused_crops_follow_the_gradient_weights():
+    """crop_focus 'edges': patch centres drawn with probability ∝ 1 + |∇x| / mean|∇x| (computed here with NumPy)."""
+    rng = np.random.default_rng(3)
+    img = np.zeros((12, 14), np.float32)
+    img[:, 9:] = 1.0  # one vertical edge
+    img += 0.05 * rng.standard_normal(img.shape).astype(np.float32)
+    crop = 4
+    grad = np.zeros_like(img)
+    grad[:-1] += np.diff(img, axis=0) ** 2
+    grad[:, :-1] += np.diff(img, axis=1) ** 2
+    w = 1 + np.sqrt(grad) / np.sqrt(grad).mean()
+    expected = w[crop // 2 : crop // 2 + 12 - crop + 1, crop // 2 : crop // 2 + 14 - crop + 1]
+    expected = expected / expected.sum()
+    imgs = torch.from_numpy(np.stack([img, img]))
+    cond = imgs[:, None] + 2.0
+    pairs = TrainingPairs(imgs, cond=cond, crop=crop, crop_focus="edges")
+    counts = np.zeros_like(expected)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        xb, cb = pairs.batch(500, g)
+        assert torch.equal(cb[:, 0], xb + 2.0)  # the condition's patch is the same region
+        for patch in xb.numpy():  # locate each patch's origin in the image
+            hits = [
+                (i, j)
+                for i in range(expected.shape[0])
+                for j in range(expected.shape[1])
+                if np.array_equal(img[i : i + crop, j : j + crop], patch)
+            ]
+            assert len(hits) == 1
+            counts[hits[0]] += 1
+    assert np.abs(counts / counts.sum() - expected).max() < 0.006
+    near_edge = expected[:, 9 - crop + 1 : 10].sum()  # origins whose patch holds the edge
+    uniform = expected[:, 9 - crop + 1 : 10].size / expected.size
+    assert near_edge > 1.3 * uniform  # the edge is seen more often than under uniform crops
+    with pytest.raises(ValueError, match="crop_focus"):
+        TrainingPairs(imgs, crop=crop, crop_focus="bones")
