@@ -270,7 +270,8 @@ def test_shipped_ct_prior():
     assert d.info["holdout"] == [{"path": "totalseg_abdomen_ct_dicom", "slices": [8, 11]}] and d.info["training_steps"] > 0
     assert abs(d.info["pixel_mm"] - 0.9765625) < 1e-6 and d.info["condition"]["simulate"] == "ct_limited_angle_fbp"
     rec = recommended_settings(d.info, 100.0)
-    assert CTDiffusionConfig(**rec).init == "sirt" and recommended_settings({}, 90.0) == {}
+    mid = CTDiffusionConfig(**rec)
+    assert (mid.init, mid.tv_lam, mid.start) == ("tv", 0.3, 0.5) and recommended_settings({}, 90.0) == {}
     wide, narrow = CTDiffusionConfig(**recommended_settings(d.info, 120.0)), CTDiffusionConfig(**recommended_settings(d.info, 60.0))
     assert (wide.init, wide.tv_lam, wide.start) == ("tv", 1.0, 0.2) and (narrow.init, narrow.tv_lam, narrow.start) == ("tv", 0.3, 0.4)
     sparse = CTDiffusionConfig(**recommended_settings(d.info, 180.0))

@@ -92,11 +92,12 @@ class CTDiffusionConfig(PosteriorSettings):
 
     The posterior part (sampler, steps, eta, dc, dc_iters, samples, seed, start) is described in
     :class:`~medrecon.diffusion.posterior.PosteriorSettings`. The defaults (DDS, 20 steps from the
-    SIRT image diffused to 0.4 of the schedule, the mean of 4 samples, λ 0) are the best of the
-    settings measured on a held-out slice at 90° (docs/results/ct_diffusion.md; 4 samples beat one
-    by 0.4 dB at 4× the time: ``samples=1`` for speed). A prior's ``prior.json`` may recommend
-    settings per arc (:func:`recommended_settings`; the shipped CT prior: a TV warm start at 60°
-    and 120°). CT-specific:
+    TV image (λ 0.3) diffused to 0.5 of the schedule, the mean of 4 samples, λ 0) are the best of
+    the settings measured on a held-out slice at 90° with the shipped prior on 160² windows
+    (docs/results/ct_diffusion.md: TV → 0.5 beat SIRT → 0.4 by 0.65 dB over the whole image; 4
+    samples beat one by 0.4 dB at 4× the time: ``samples=1`` for speed). A prior's ``prior.json``
+    may recommend settings per arc (:func:`recommended_settings`; the shipped CT prior: a TV warm
+    start at every arc, from 0.2 of the schedule at 120° and 180°). CT-specific:
 
     Attributes:
         dc_lam: the proximal weight as a fraction of ``||W^½A||²`` (the largest eigenvalue of the
@@ -128,11 +129,11 @@ class CTDiffusionConfig(PosteriorSettings):
 
     steps: int = Field(20, ge=1)
     samples: int = Field(4, ge=1)
-    start: float = Field(0.4, gt=0, le=1)
+    start: float = Field(0.5, gt=0, le=1)
     dc_lam: float = Field(0.0, ge=0)
     weighting: Literal["poisson", "none"] = "poisson"
     condition: Literal["fbp", "none"] = "fbp"
-    init: Literal["fbp", "sirt", "tv"] = "sirt"
+    init: Literal["fbp", "sirt", "tv"] = "tv"
     init_iters: int | None = Field(None, ge=1)
     tv_lam: float = Field(0.3, ge=0)
     z_coupling: float = Field(0.01, ge=0)
