@@ -18,7 +18,7 @@ it and continues exactly.
 ``crop_focus = "edges"`` draws half of the patches where the image has edges: the patch centre is
 drawn with probability proportional to ``1 + |∇x| / mean|∇x|`` (finite differences of the clean
 image), so that outlines, tables and bone edges — few pixels of a CT slice, and where a
-limited-angle prior errs most — are seen about twice as often as under uniform crops. MONAI's
+limited-angle prior errs most — are seen far more often than under uniform crops. MONAI's
 ``RandWeightedCrop`` does the same per item with NumPy's RNG; here the draw uses the batch's torch
 generator so that resumed runs stay exact.
 """
