@@ -29,6 +29,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..physics.gradient import FiniteDifference2D, SliceDifference
+
 Simulator = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -140,11 +142,10 @@ class TrainingPairs(torch.utils.data.Dataset):
 def _edge_weights(image: torch.Tensor, crop: int) -> torch.Tensor:
     """Flattened weights of each patch origin of ``image (*spatial)``: ``1 + |∇x| / mean|∇x|`` at the patch centre."""
     a = image.abs().float() if image.is_complex() else image.float()
-    grad = torch.zeros_like(a)
-    for d in range(a.ndim):  # forward differences, zero at the far border
-        diff = torch.diff(a, dim=d)
-        grad.narrow(d, 0, diff.shape[d]).add_(diff.square())
-    grad = grad.sqrt()
+    grad2 = FiniteDifference2D()(a.reshape(-1, *a.shape[-2:])).square().sum(1).reshape(a.shape)  # in-plane, zero at the far border
+    if a.ndim == 3:  # a 3-D patch prior's volumes: slice-to-slice differences too
+        grad2[:-1] += SliceDifference()(a).square()
+    grad = grad2.sqrt()
     w = 1 + grad / grad.mean().clamp_min(1e-12)
     sides = [min(crop, m) for m in a.shape]
     centres = tuple(slice(c // 2, c // 2 + m - c + 1) for m, c in zip(a.shape, sides))

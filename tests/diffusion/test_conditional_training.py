@@ -109,5 +109,13 @@ def test_edge_focused_crops_follow_the_gradient_weights():
     near_edge = expected[:, 9 - crop + 1 : 10].sum()  # origins whose patch holds the edge
     uniform = expected[:, 9 - crop + 1 : 10].size / expected.size
     assert near_edge > 1.3 * uniform  # the edge is seen more often than under uniform crops
+    vol = rng.standard_normal((5, 7, 6)).astype(np.float32)  # a 3-D prior's volume: slice differences count too
+    g3 = np.zeros_like(vol)
+    for ax in range(3):
+        d = np.diff(vol, axis=ax) ** 2
+        g3[tuple(slice(0, n) for n in d.shape)] += d
+    w3 = 1 + np.sqrt(g3) / np.sqrt(g3).mean()
+    got = TrainingPairs(torch.from_numpy(vol[None]), crop=3, crop_focus="edges")._origin_weights(torch.tensor([0]))[0]
+    np.testing.assert_allclose(got.numpy(), w3[1:4, 1:6, 1:5].ravel(), rtol=1e-5)
     with pytest.raises(ValueError, match="crop_focus"):
         TrainingPairs(imgs, crop=crop, crop_focus="bones")
