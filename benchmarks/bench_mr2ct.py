@@ -128,6 +128,9 @@ def main() -> None:
         "--tile", type=int, default=TranslateConfig().tile, help="the network sees tile x tile windows of each slice (0: whole)"
     )
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument(
+        "--mirror", type=int, default=int(TranslateConfig().mirror), help="1: every other sample on the mirrored slices (0: none)"
+    )
     ap.add_argument("--summaries", default="mean", help="comma-separated: mean, median — of the same samples, one row each")
     ap.add_argument("--subsets", default="", help="comma-separated sample counts below --samples also scored, from the first k samples")
     ap.add_argument("--samplers", default=None, help="comma-separated subset of ddim,ddpm,ve_pc,ve_em,ve_ode (default: all that fit)")
@@ -185,7 +188,7 @@ def main() -> None:
             (
                 "L1 regression",
                 priors["regression"],
-                TranslateConfig(tile=args.tile),
+                TranslateConfig(tile=args.tile, mirror=bool(args.mirror)),
                 f"same U-Net, {priors['regression'].info['training_steps']} steps",
             )
         )
@@ -205,12 +208,13 @@ def main() -> None:
                 (
                     f"{name}, {sampler}, SUMMARY of {args.samples}",
                     d,
-                    TranslateConfig(sampler=sampler, steps=steps, samples=args.samples, tile=args.tile),
+                    TranslateConfig(sampler=sampler, steps=steps, samples=args.samples, tile=args.tile, mirror=bool(args.mirror)),
                     setting,
                 )
             )
     for label, d, cfg, setting in runs:
         setting += f", network on {cfg.tile}² windows" if cfg.tile else ""
+        setting += ", mirror views" if cfg.mirror else ""
         samples, dt = run_samples(d, mr, slab, cfg)
         if "SUMMARY" not in label:
             keep(label, *(None if v is None else v.numpy() for v in summarise_samples(samples)), dt, setting)

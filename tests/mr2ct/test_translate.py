@@ -2,17 +2,19 @@
 
 import numpy as np
 import pytest
+import torch
 from conftest import assert_refused
 from head_phantom import AFFINE, head, make_subject, sct_config, write_nifti
 
 from medrecon.cli.main import main
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.datasets.mr_volume import read_mr
+from medrecon.diffusion.mirror_views import mirror_dim
 from medrecon.diffusion.training import load_prior
 from medrecon.evaluation.sct_metrics import sct_metrics
 from medrecon.tasks.mr2ct.config import TranslateConfig
 from medrecon.tasks.mr2ct.grid import Grid, prior_grid, resample
-from medrecon.tasks.mr2ct.translate import translate_mr
+from medrecon.tasks.mr2ct.translate import sample_slices, translate_mr
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -199,3 +201,18 @@ def test_summary_of_samples_is_numpys_mean_or_median():
         assert np.allclose(mean.numpy(), np.clip(s.numpy().mean(axis=1), lo, hi), atol=1e-3)
         assert np.allclose(median.numpy(), np.clip(np.median(s.numpy(), axis=1), lo, hi), atol=1e-3)
         assert (std is None) == (n == 1) and (std is None or np.allclose(std.numpy(), s.numpy().std(axis=1, ddof=1), atol=1e-2))
+
+
+def test_mirror_views_average_the_regressions_two_predictions(trained):
+    tmp, _ = trained
+    d = load_prior(tmp / "l1")
+    cond = torch.rand(3, d.net.cond_channels, 24, 20, generator=torch.Generator().manual_seed(0))
+    dim = mirror_dim(d.info["axcodes"])
+
+    def predict(c, mirror):
+        return torch.cat(list(sample_slices(c, d, TranslateConfig(tile=None, mirror=mirror))))[:, 0]
+
+    off, on = predict(cond, False), predict(cond, True)
+    mirrored = predict(cond.flip(dim), False).flip(dim)
+    assert not torch.allclose(off, mirrored, atol=1.0)  # the network is not mirror-symmetric
+    torch.testing.assert_close(on, (off + mirrored) / 2, atol=1e-3, rtol=1e-5)

@@ -13,7 +13,7 @@ from ..folder_run import add_out_format, image_spec, run_inputs
 from ..options import add_common_options, settings_from
 from ..registry import TaskCommand, register
 
-OPTIONS = {k: f"--{k}" for k in ("method", "sampler", "steps", "samples", "summary", "seed", "batch")}
+OPTIONS = {k: f"--{k}" for k in ("method", "sampler", "steps", "samples", "summary", "seed", "batch", "mirror")}
 INPUTS = {
     "MR": "the MR: .nii / .nii.gz, a DICOM MR series folder or one DICOM MR file; or a folder of NIfTI files / series folders",
     "PET": "the non-attenuation-corrected PET: .nii / .nii.gz, a PET DICOM series folder, or a PET/CT slice-pair .npz; or a folder of them",
@@ -42,6 +42,12 @@ def _add_translate(p: argparse.ArgumentParser, modality: str) -> None:
         "--summary", default=None, choices=("mean", "median"), help="the synthetic CT of the samples: their mean or per-voxel median"
     )
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--mirror",
+        default=None,
+        action=argparse.BooleanOptionalAction,
+        help="every other sample drawn on the left-right mirrored input (default on; a regression prior averages both)",
+    )
     p.add_argument("--batch", type=int, default=None, help="slices sampled together")
     p.add_argument("--out", required=True, help="a .nii / .nii.gz file, or a new folder for a CT DICOM series in the input's study")
     add_out_format(p)

@@ -30,7 +30,8 @@ from ...datasets.mr_volume import MRVolume, contrast_fingerprint, fingerprint_di
 from ...datasets.pet_training import PET_MEAN_SCALE
 from ...datasets.sct_training import stack_neighbours
 from ...diffusion.denoiser import Denoiser, Regressor
-from ...diffusion.posterior import PosteriorSettings, make_sampler, sample_posterior
+from ...diffusion.mirror_views import MirroredDenoiser, mirror_dim
+from ...diffusion.posterior import PosteriorSettings, make_sampler, repeat_items, sample_posterior
 from ...diffusion.schedule import VESchedule
 from ...diffusion.tiling import TiledDenoiser, windowed
 from ...errors import ArgumentError
@@ -88,19 +89,26 @@ def sample_slices(
 
     Slices go through in batches of ``cfg.batch``, coupled along z within a batch and, with the
     previous batch's last slice held fixed, across batches. A regression prior gives one
-    "sample" per slice.
+    "sample" per slice. With ``cfg.mirror`` every other sample (a regression: the mean of two
+    predictions) is drawn on the left–right mirrored slices (:mod:`~medrecon.diffusion.mirror_views`).
     """
     regression = isinstance(denoiser, Regressor)
     settings = posterior_settings(denoiser, cfg)
     net = windowed(denoiser, cfg.tile)
+    dim = mirror_dim(getattr(denoiser, "info", {}).get("axcodes", ())) if cfg.mirror else None
+    views = 2 if regression else settings.samples
+    if dim is not None and views > 1:
+        net = MirroredDenoiser(net, views, dim)
     g = torch.Generator().manual_seed(cfg.seed)
     anchor = None  # the previous batch's last slice (its samples): the first slice's fixed neighbour
     for a in range(0, cond.shape[0], cfg.batch):
         c = cond[a : a + cfg.batch].to(device)
         shape = (c.shape[0], *c.shape[2:])
         if regression:
+            n = 2 if isinstance(net, MirroredDenoiser) else 1
             with torch.no_grad():
-                yield net(torch.zeros(shape, device=device), torch.zeros(shape[0]), c)[:, None] * HU_PER_UNIT
+                pred = net(torch.zeros((n * shape[0], *shape[1:]), device=device), torch.zeros(n * shape[0]), repeat_items(c, n))
+            yield pred.reshape(shape[0], n, *shape[1:]).mean(dim=1, keepdim=True) * HU_PER_UNIT
             continue
         gen = torch.Generator().manual_seed(cfg.seed) if cfg.shared_noise else g  # the same noise in every batch
         post = sample_posterior(
