@@ -214,7 +214,7 @@ def main() -> None:
             )
     for label, d, cfg, setting in runs:
         setting += f", network on {cfg.tile}² windows" if cfg.tile else ""
-        setting += ", mirror views" if cfg.mirror else ""
+        setting += ", mirror views" if cfg.mirror and (cfg.samples > 1 or "regression" in label) else ""
         samples, dt = run_samples(d, mr, slab, cfg)
         if "SUMMARY" not in label:
             keep(label, *(None if v is None else v.numpy() for v in summarise_samples(samples)), dt, setting)
