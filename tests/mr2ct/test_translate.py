@@ -114,6 +114,8 @@ def test_translate_cli_nifti_and_dicom_in_the_mr_study(trained, tmp_path, capsys
     for summary in ("mean", "median"):
         assert main(three + ["--summary", summary, "--out", str(tmp_path / f"{summary}.nii.gz")]) == 0
     assert not np.allclose(read_ct(tmp_path / "mean.nii.gz").hu, read_ct(tmp_path / "median.nii.gz").hu)
+    assert main(three + ["--no-mirror", "--out", str(tmp_path / "plain.nii.gz")]) == 0  # sample 1 no longer mirrored
+    assert not np.allclose(read_ct(tmp_path / "mean.nii.gz").hu, read_ct(tmp_path / "plain.nii.gz").hu)
 
 
 def test_ve_samplers_translate_with_a_ddpm_prior(trained, tmp_path):
