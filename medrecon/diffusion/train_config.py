@@ -190,6 +190,10 @@ class TrainConfig(Settings):
             ``v`` (``√ᾱ ε − √(1−ᾱ) x₀``, Salimans & Ho 2022: its x̂₀ stays accurate at high noise,
             where a translation prior must draw the image from the condition alone; ``medrecon train``
             makes ``v`` the default for ``intensity: sct``).
+        loss: ``ddpm`` / ``score`` only: ``l2`` (the mean squared error of the network's target, whose
+            minimiser is the posterior mean) or ``l1`` (its absolute error, as Palette, Saharia et al.
+            2022, train image-to-image diffusion; for ``v`` the minimiser is the posterior median of
+            x₀ at each noise level, the estimate MAE rewards). ``regression`` is always L1.
         cond_dropout: fraction of a conditional prior's training items whose condition is zeroed,
             so that the same network also serves as the unconditional prior (condition all zero;
             Ho & Salimans 2022) and the two can be compared on identical scans.
@@ -211,6 +215,7 @@ class TrainConfig(Settings):
     num_train_timesteps: int = Field(1000, ge=2)
     prediction: Literal["epsilon", "v"] = "epsilon"
     timestep_range: tuple[int, int] | None = None
+    loss: Literal["l2", "l1"] = "l2"
 
     @model_validator(mode="after")
     def _prediction_of_ddpm(self) -> TrainConfig:
@@ -220,6 +225,8 @@ class TrainConfig(Settings):
             if self.objective != "ddpm":
                 raise ValueError(f"timestep_range: only for objective 'ddpm', got objective {self.objective!r}")
             timestep_band(self.timestep_range, self.num_train_timesteps)
+        if self.loss != "l2" and self.objective == "regression":
+            raise ValueError(f"loss {self.loss!r}: objective 'regression' is always trained under L1; set loss only for 'ddpm' or 'score'")
         return self
 
     cond_dropout: float = Field(0.0, ge=0, lt=1)

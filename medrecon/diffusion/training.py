@@ -100,7 +100,8 @@ def _loss(
         s = sigma.reshape((-1,) + (1,) * (c0.ndim - 1))
         inp = (c0 + s * noise) / torch.sqrt(1 + s**2)
         out = prior(inp, noise_embedding(sigma, sched), cond)
-    return torch.mean((out.float() - target) ** 2)
+    err = out.float() - target
+    return torch.mean(torch.abs(err)) if cfg.loss == "l1" else torch.mean(err**2)
 
 
 def train_prior(
