@@ -109,6 +109,7 @@ def test_translate_cli_nifti_and_dicom_in_the_mr_study(trained, tmp_path, capsys
     assert (h.Modality, h.PatientID, str(h.PatientName), h.StudyInstanceUID) == ("CT", "P-17", "Doe^Jane", "1.2.3.4.5")
     assert h.SeriesInstanceUID != src.SeriesInstanceUID and h.RescaleIntercept == -1024 and h.RescaleType == "HU"
     assert h.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    assert h.SeriesDescription == "medrecon sCT from MR (ddim, 2 x 3 steps, mirror views)"  # what made it
     assert float(h.SliceThickness) == pytest.approx(3.0)
     three = [str(a) for a in args[:-2]] + ["3", "--quiet"]  # 3 samples: their median is not their mean
     for summary in ("mean", "median"):
@@ -116,6 +117,8 @@ def test_translate_cli_nifti_and_dicom_in_the_mr_study(trained, tmp_path, capsys
     assert not np.allclose(read_ct(tmp_path / "mean.nii.gz").hu, read_ct(tmp_path / "median.nii.gz").hu)
     assert main(three + ["--no-mirror", "--out", str(tmp_path / "plain.nii.gz")]) == 0  # sample 1 no longer mirrored
     assert not np.allclose(read_ct(tmp_path / "mean.nii.gz").hu, read_ct(tmp_path / "plain.nii.gz").hu)
+    assert main(three + ["--no-mirror", "--out", str(tmp_path / "plain")]) == 0
+    assert pydicom.dcmread(sorted((tmp_path / "plain").iterdir())[0]).SeriesDescription == "medrecon sCT from MR (ddim, 3 x 3 steps)"
 
 
 def test_ve_samplers_translate_with_a_ddpm_prior(trained, tmp_path):

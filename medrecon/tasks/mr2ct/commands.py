@@ -96,7 +96,7 @@ def _translate_one(args: argparse.Namespace, modality: str) -> int:
     from ..outputs import check_volume_output, write_mean_and_std
     from .bulk import bulk_density_ct
     from .config import TranslateConfig
-    from .translate import check_prior_for_sct, posterior_settings, print_notes, sampler_for, translate_volume
+    from .translate import check_prior_for_sct, mirror_views_dim, posterior_settings, print_notes, sampler_for, translate_volume
 
     task = "mr2ct" if modality == "MR" else "pet2ct"
     method = getattr(args, "method", None) or "diffusion"
@@ -125,7 +125,8 @@ def _translate_one(args: argparse.Namespace, modality: str) -> int:
             sct = translate_volume(values, affine, str(args.input), denoiser, cfg, modality, device, progress=bar.update)
         print_notes(sct.notes)
         hu, std = sct.hu, sct.std
-        label = f"medrecon synthetic CT from {modality} ({sampler_for(denoiser, cfg)}, {cfg.samples} x {cfg.steps} steps)"
+        views = ", mirror views" if mirror_views_dim(denoiser, cfg) is not None else ""
+        label = f"medrecon sCT from {modality} ({sampler_for(denoiser, cfg)}, {cfg.samples} x {cfg.steps} steps{views})"
 
     def write(vol, path: Path, what: str) -> None:
         if as_dicom:

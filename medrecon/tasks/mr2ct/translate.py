@@ -82,6 +82,15 @@ def posterior_settings(denoiser: Denoiser, cfg: TranslateConfig) -> PosteriorSet
     return settings
 
 
+def mirror_views_dim(denoiser: Denoiser, cfg: TranslateConfig) -> int | None:
+    """The image axis mirror views flip (``cfg.mirror``; from the prior's ``axcodes``), or ``None``
+    when there are none: mirror views off, no left–right axis in the slices, or one sample of a
+    diffusion prior (a regression always has two views: its plain and mirrored predictions)."""
+    dim = mirror_dim(getattr(denoiser, "info", {}).get("axcodes", ())) if cfg.mirror else None
+    views = 2 if isinstance(denoiser, Regressor) else cfg.samples
+    return dim if views > 1 else None
+
+
 def sample_slices(
     cond: torch.Tensor, denoiser: Denoiser, cfg: TranslateConfig, device: str | torch.device = "cpu"
 ) -> Iterator[torch.Tensor]:
@@ -95,10 +104,9 @@ def sample_slices(
     regression = isinstance(denoiser, Regressor)
     settings = posterior_settings(denoiser, cfg)
     net = windowed(denoiser, cfg.tile)
-    dim = mirror_dim(getattr(denoiser, "info", {}).get("axcodes", ())) if cfg.mirror else None
-    views = 2 if regression else settings.samples
-    if dim is not None and views > 1:
-        net = MirroredDenoiser(net, views, dim)
+    dim = mirror_views_dim(denoiser, cfg)
+    if dim is not None:
+        net = MirroredDenoiser(net, 2 if regression else settings.samples, dim)
     g = torch.Generator().manual_seed(cfg.seed)
     anchor = None  # the previous batch's last slice (its samples): the first slice's fixed neighbour
     for a in range(0, cond.shape[0], cfg.batch):
