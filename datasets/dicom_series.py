@@ -288,7 +288,8 @@ def write_derived_series(
         modality: DICOM ``Modality`` (``"CT"``, ``"PT"``); also the file-name prefix.
         sop_class_uid: the storage SOP class of every file.
         image_type: ``ImageType`` values, e.g. ``("DERIVED", "SECONDARY")``.
-        description: ``SeriesDescription`` and ``DerivationDescription``.
+        description: ``DerivationDescription`` (ST) and, cut to its 64-character limit (LO),
+            ``SeriesDescription``.
         reference_headers: the source series' headers in slice order, or empty.
         carried: attribute keywords copied from the first reference header when present and non-empty.
         slice_tags: ``slice_tags(ds, k)`` sets the modality's own attributes of slice ``k``
@@ -339,7 +340,7 @@ def write_derived_series(
             ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
             ds.SeriesInstanceUID = series_uid
             ds.SeriesNumber = int(getattr(ref0, "SeriesNumber", 0) or 0) + 1000
-            ds.SeriesDescription = description
+            ds.SeriesDescription = description[:64]  # LO: 64 characters at most
             ds.Modality = modality
             ds.ImageType = list(image_type)
             ds.DerivationDescription = description

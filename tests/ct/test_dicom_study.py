@@ -79,3 +79,11 @@ def test_a_source_without_identifiers_is_named_and_written(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no PatientID, PatientName" in err and "StudyInstanceUID" not in err
     assert str(pydicom.dcmread(next((tmp_path / "recon").iterdir())).StudyInstanceUID) == IDS["StudyInstanceUID"]
+
+
+def test_a_long_description_is_cut_to_the_series_descriptions_limit(tmp_path):
+    """SeriesDescription is an LO (64 characters); the derivation description (ST) keeps it whole."""
+    label = "medrecon sCT from PET (ve_ode, 256 x 2000 steps, mirror views) std"
+    folder = write_dicom_series(np.zeros((2, 8, 8)), np.diag([1.0, 1.0, 2.0, 1.0]), tmp_path / "s", description=label)
+    h = pydicom.dcmread(sorted(folder.iterdir())[0])
+    assert len(label) > 64 and h.SeriesDescription == label[:64] and h.DerivationDescription == label
