@@ -20,6 +20,12 @@ def test_yaml_numbers_and_errors(tmp_path):
     f.write_text("train:\n  objective: flow\n")
     with pytest.raises(InputFileError, match=r"train.objective: expected 'ddpm', 'score' or 'regression', got 'flow'"):
         load_config(f, TrainConfig, "train")
+    f.write_text("train:\n  objective: regression\n  prediction: v\n")  # a check across fields names its field, not the section
+    with pytest.raises(InputFileError, match=r"t.yaml: train.prediction: expected 'epsilon' for objective 'regression' .*, got 'v'$"):
+        load_config(f, TrainConfig, "train")
+    f.write_text("train:\n  objective: regression\n  loss: l1\n")  # no ", got ": the field's value is what was received
+    with pytest.raises(InputFileError, match=r"train.loss: expected loss 'l1': objective 'regression' is always .*, got 'l1'$"):
+        load_config(f, TrainConfig, "train")
     f.write_text("train: [1, 2]\n")
     with pytest.raises(InputFileError, match="train: expected a mapping of settings, got list"):
         load_config(f, TrainConfig, "train")

@@ -220,10 +220,14 @@ class TrainConfig(Settings):
     @model_validator(mode="after")
     def _prediction_of_ddpm(self) -> TrainConfig:
         if self.prediction != "epsilon" and self.objective != "ddpm":
-            raise ValueError(f"prediction {self.prediction!r}: only for objective 'ddpm', got objective {self.objective!r}")
+            raise ValueError(
+                f"prediction: expected 'epsilon' for objective {self.objective!r} ('v' is for 'ddpm' only), got {self.prediction!r}"
+            )
         if self.timestep_range is not None:
             if self.objective != "ddpm":
-                raise ValueError(f"timestep_range: only for objective 'ddpm', got objective {self.objective!r}")
+                raise ValueError(
+                    f"timestep_range: expected none for objective {self.objective!r} (only for 'ddpm'), got {self.timestep_range!r}"
+                )
             timestep_band(self.timestep_range, self.num_train_timesteps)
         if self.loss != "l2" and self.objective == "regression":
             raise ValueError(f"loss {self.loss!r}: objective 'regression' is always trained under L1; set loss only for 'ddpm' or 'score'")

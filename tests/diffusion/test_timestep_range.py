@@ -38,7 +38,7 @@ def test_training_draws_timesteps_in_the_band_only(band):
 
 
 def test_band_only_for_ddpm_and_inside_the_schedule():
-    with pytest.raises(ValueError, match="timestep_range: only for objective 'ddpm'"):
+    with pytest.raises(ValueError, match="timestep_range: expected none for objective 'score'"):
         TrainConfig(objective="score", timestep_range=(10, 20))
     for bad in ((20, 10), (5, 5), (-1, 10), (10, 1000)):
         with pytest.raises(ValueError, match="timestep_range: expected 0 <= lo < hi"):

@@ -59,7 +59,8 @@ def test_v_prediction_is_recorded_and_only_for_ddpm(trained, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(cfg.read_text().replace("objective: ddpm", "objective: score").replace(str(tmp / "ddpm"), str(tmp_path / "o")))
     assert main(["train", "--config", str(bad), "--quiet"]) == 2
-    assert "prediction 'v': only for objective 'ddpm'" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{bad}: train.prediction: expected 'epsilon' for objective 'score' ('v' is for 'ddpm' only), got 'v'"), err
 
 
 def test_regression_baseline_learns_the_head(trained):
