@@ -29,7 +29,7 @@ from bench_ct_real import DATA, SCANS, SIRT_ITERS, TV_ITERS, scan, tv_weight
 
 from medrecon.config import parse_set_options
 from medrecon.datasets.ct_volume import read_ct
-from medrecon.diffusion.training import load_prior
+from medrecon.diffusion.prior_folder import load_prior
 from medrecon.evaluation.ct_metrics import DEFAULT_WINDOW, body_mask, hu_metrics
 from medrecon.physics.ct.transmission import mu_to_hu
 from medrecon.tasks.ct.config import CTDiffusionConfig, recommended_settings

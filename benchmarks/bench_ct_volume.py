@@ -26,7 +26,7 @@ from bench_ct_real import DATA, scan
 
 from medrecon.config import parse_set_options
 from medrecon.datasets.ct_volume import read_ct
-from medrecon.diffusion.training import load_prior
+from medrecon.diffusion.prior_folder import load_prior
 from medrecon.evaluation.ct_metrics import body_mask, hu_metrics, z_flicker
 from medrecon.tasks.ct.config import CTDiffusionConfig
 from medrecon.tasks.ct.diffusion import check_prior_for_ct, initial_estimate_hu, reconstruct_slices, reconstruct_volume

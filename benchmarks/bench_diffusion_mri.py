@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medrecon.diffusion.training import TrainConfig, load_prior, normalise_images, phase_coherence, train_prior
+from medrecon.diffusion.prior_folder import load_prior
+from medrecon.diffusion.training import TrainConfig, normalise_images, phase_coherence, train_prior
 from medrecon.evaluation.metrics import volume_metrics
 from medrecon.physics.fft import ifftc
 from medrecon.physics.mri.coils import espirit_maps, rss

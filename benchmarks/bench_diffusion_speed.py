@@ -20,7 +20,7 @@ import torch
 
 
 def main() -> None:
-    from medrecon.diffusion.training import load_prior
+    from medrecon.diffusion.prior_folder import load_prior
     from medrecon.physics.fft import fftc
     from medrecon.physics.mri.masks import line_mask
     from medrecon.tasks.mri.diffusion import DiffusionConfig, reconstruct_slices

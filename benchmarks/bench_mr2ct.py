@@ -38,7 +38,7 @@ from medrecon.datasets.mr_volume import mr_scale, read_mr
 from medrecon.datasets.pet_images import NPZ_PIXEL_MM, read_pet_ct_npz
 from medrecon.datasets.pet_training import pet_scale
 from medrecon.datasets.sct_training import stack_neighbours
-from medrecon.diffusion.training import load_prior
+from medrecon.diffusion.prior_folder import load_prior
 from medrecon.evaluation.ct_metrics import body_mask, z_flicker
 from medrecon.evaluation.sct_metrics import sct_metrics
 from medrecon.tasks.mr2ct.bulk import bulk_density_ct

@@ -31,7 +31,7 @@ from bench_oct import DATA, RESULTS, TEST_CASES, load, markdown_table, run
 from medrecon.config import parse_set_options
 from medrecon.datasets.oct_images import read_oct
 from medrecon.datasets.oct_output import to_stored
-from medrecon.diffusion.training import load_prior
+from medrecon.diffusion.prior_folder import load_prior
 from medrecon.tasks.oct.config import OCTDenoiseConfig, OCTDiffusionConfig
 from medrecon.tasks.oct.diffusion import denoise_bscans_diffusion
 from medrecon.tasks.oct.metrics import oct_metrics

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from medrecon.datasets.pet_images import read_pet_ct_npz
-from medrecon.diffusion.training import load_prior
+from medrecon.diffusion.prior_folder import load_prior
 from medrecon.evaluation.metrics import ssim
 from medrecon.physics.pet import EmissionOperator
 from medrecon.tasks.pet.config import DOSE_FRACTIONS, FULL_COUNTS, PETDenoiseConfig, PETDiffusionConfig, PETScanSpec

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medrecon.diffusion.training import load_prior
+from medrecon.diffusion.prior_folder import load_prior
 from medrecon.evaluation.metrics import volume_metrics
 from medrecon.physics.fft import ifftc
 from medrecon.physics.mri.coils import espirit_maps, rss

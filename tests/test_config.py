@@ -66,7 +66,7 @@ def test_one_default_per_parameter():
 
 
 def test_prior_recommendation_by_nearest_acceleration():
-    from medrecon.diffusion.training import load_prior
+    from medrecon.diffusion.prior_folder import load_prior
     from medrecon.priors import shipped_prior_dir
 
     info = load_prior(shipped_prior_dir("brain")).info

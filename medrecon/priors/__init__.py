@@ -1,7 +1,7 @@
 """The priors shipped inside the package.
 
 ``medrecon/priors/<name>/`` holds ``prior.safetensors`` + ``prior.json`` (see
-:func:`medrecon.diffusion.training.load_prior`) and a ``NOTICE.md`` naming the training data and
+:func:`medrecon.diffusion.prior_folder.load_prior`) and a ``NOTICE.md`` naming the training data and
 their licences (the demo brain slice, a training slice of the brain prior, lives in
 :mod:`medrecon.datasets`). Located through :mod:`importlib.resources`, so this works from a source checkout,
 an editable install and a wheel alike.

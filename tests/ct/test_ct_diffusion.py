@@ -259,7 +259,7 @@ def test_train_simulate_reconstruct_with_a_ct_prior(tmp_path, capsys):
 
 def test_shipped_ct_prior():
     """`--prior ct` is in the package: a conditional CT prior with its data, hold-out, pixel size and settings recorded."""
-    from medrecon.diffusion.training import load_prior
+    from medrecon.diffusion.prior_folder import load_prior
     from medrecon.runtime import resolve_prior
     from medrecon.tasks.ct.config import recommended_settings
 

@@ -204,7 +204,7 @@ def test_slices_batched_equal_slices_one_by_one(trained):
     randomness is the initial noise, drawn in the same order)."""
     import torch
 
-    from medrecon.diffusion.training import load_prior
+    from medrecon.diffusion.prior_folder import load_prior
     from medrecon.physics.fft import ifftc
     from medrecon.physics.mri.coils import rss
     from medrecon.tasks.mri.diffusion import DiffusionConfig, reconstruct_slice, reconstruct_slices
@@ -229,7 +229,7 @@ def test_slices_batched_equal_slices_one_by_one(trained):
 
 def test_shipped_brain_prior_reconstructs(tmp_path):
     """--prior brain loads the prior shipped in the package (provenance in its JSON) and runs."""
-    from medrecon.diffusion.training import load_prior
+    from medrecon.diffusion.prior_folder import load_prior
     from medrecon.priors import shipped_prior_dir
 
     info = load_prior(shipped_prior_dir("brain")).info
@@ -251,7 +251,7 @@ def test_unobserved_pixels_stay_zero(trained):
     CG-SENSE's is, instead of what the prior would paint in."""
     import torch
 
-    from medrecon.diffusion.training import load_prior
+    from medrecon.diffusion.prior_folder import load_prior
     from medrecon.physics.fft import ifftc
     from medrecon.physics.mri.coils import rss
     from medrecon.tasks.mri.diffusion import DiffusionConfig, reconstruct_slice
@@ -275,7 +275,7 @@ def test_warm_start_keeps_its_estimate_where_nothing_is_measured(trained):
     result is the CS estimate, and with a start near the clean end it stays close to CS inside."""
     import torch
 
-    from medrecon.diffusion.training import load_prior
+    from medrecon.diffusion.prior_folder import load_prior
     from medrecon.physics.fft import ifftc
     from medrecon.physics.mri.coils import rss
     from medrecon.tasks.mri.classical import cs_l1_wavelet

@@ -8,7 +8,7 @@ import torch
 
 from medrecon.cli.main import main
 from medrecon.diffusion.pairs import TrainingPairs
-from medrecon.diffusion.training import load_prior
+from medrecon.diffusion.prior_folder import load_prior
 
 TINY = (
     "prior:\n  channels: [16, 16]\n  attention_levels: [false, false]\n  num_head_channels: 16\n  norm_num_groups: 8\n"

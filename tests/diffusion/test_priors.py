@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from medrecon.diffusion.denoiser import EpsilonDenoiser, ScoreDenoiser, UNetPrior, from_channels
+from medrecon.diffusion.prior_folder import load_prior
 from medrecon.diffusion.sampling import DDIMSampler, sample
-from medrecon.diffusion.training import TrainConfig, load_prior, normalise_images, train_prior
+from medrecon.diffusion.training import TrainConfig, normalise_images, train_prior
 from medrecon.errors import InputFileError
 
 TINY = dict(channels=(16, 16), attention_levels=(False, False), num_res_blocks=1, num_head_channels=16, norm_num_groups=8)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from medrecon.diffusion.posterior import PosteriorSettings, sample_posterior
-from medrecon.diffusion.training import TrainConfig, _loss, load_prior, train_prior
+from medrecon.diffusion.prior_folder import load_prior
+from medrecon.diffusion.training import TrainConfig, _loss, train_prior
 from medrecon.errors import ArgumentError, InputFileError
 
 TINY = dict(channels=(16, 16), attention_levels=(False, False), num_res_blocks=1, num_head_channels=16, norm_num_groups=8)

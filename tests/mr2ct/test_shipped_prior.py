@@ -10,7 +10,7 @@ from medrecon.cli.main import main
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.datasets.mr_volume import mr_scale, read_mr
 from medrecon.datasets.sct_training import stack_neighbours
-from medrecon.diffusion.training import load_prior
+from medrecon.diffusion.prior_folder import load_prior
 from medrecon.evaluation.ct_metrics import body_mask
 from medrecon.evaluation.sct_metrics import sct_metrics
 from medrecon.priors import shipped_prior_dir

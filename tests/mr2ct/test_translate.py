@@ -10,7 +10,7 @@ from medrecon.cli.main import main
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.datasets.mr_volume import read_mr
 from medrecon.diffusion.mirror_views import mirror_dim
-from medrecon.diffusion.training import load_prior
+from medrecon.diffusion.prior_folder import load_prior
 from medrecon.evaluation.sct_metrics import sct_metrics
 from medrecon.tasks.mr2ct.config import TranslateConfig
 from medrecon.tasks.mr2ct.grid import Grid, prior_grid, resample

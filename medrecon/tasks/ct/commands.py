@@ -129,7 +129,7 @@ def _reconstruct_one(args: argparse.Namespace) -> int:
     _check_not_an_input(out, as_dicom, args.input, sf, with_std=method == "diffusion")
     std = None
     if method == "diffusion":
-        from ...diffusion.training import load_prior
+        from ...diffusion.prior_folder import load_prior
         from ...runtime import resolve_prior
         from .diffusion import reconstruct_sinogram_diffusion
 

@@ -91,7 +91,7 @@ def _translate_one(args: argparse.Namespace, modality: str) -> int:
     from ...datasets.ct_volume import write_dicom_series
     from ...datasets.image_io import write_nifti
     from ...datasets.mr_volume import mr_scale
-    from ...diffusion.training import load_prior
+    from ...diffusion.prior_folder import load_prior
     from ...runtime import resolve_prior, select_device
     from ..outputs import check_volume_output, write_mean_and_std
     from .bulk import bulk_density_ct

@@ -226,7 +226,7 @@ def _reconstruct_diffusion(args: argparse.Namespace) -> int:
 
     from ...datasets.image_io import write_recon_h5
     from ...datasets.open_kspace import open_kspace
-    from ...diffusion.training import load_prior
+    from ...diffusion.prior_folder import load_prior
     from ...runtime import parse_slices, resolve_prior, select_device
     from .config import DiffusionConfig, recommended_settings
     from .diffusion import demodulates, reconstruct_volume_diffusion

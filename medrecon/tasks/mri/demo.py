@@ -92,7 +92,7 @@ def _brain_part(
 ) -> list[tuple[str, np.ndarray, str]]:
     """The shipped brain slice at ``setting`` (4× by default): zf, CS and DDS with the shipped brain prior (mean and std)."""
     from ...config import build_settings
-    from ...diffusion.training import load_prior
+    from ...diffusion.prior_folder import load_prior
     from ...priors import shipped_prior_dir
     from .config import DiffusionConfig, recommended_settings
     from .diffusion import reconstruct_slice

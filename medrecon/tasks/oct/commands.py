@@ -95,7 +95,7 @@ def _denoise_diffusion(args: argparse.Namespace) -> int:
     from ...atomic import check_not_an_input
     from ...datasets.oct_images import read_oct, stored_dtypes
     from ...datasets.oct_output import check_oct_output, check_oct_writable, oct_std_path, write_oct
-    from ...diffusion.training import load_prior
+    from ...diffusion.prior_folder import load_prior
     from ...runtime import resolve_prior, select_device
     from ..outputs import check_result
     from .diffusion import check_prior_for_oct, denoise_bscans_diffusion

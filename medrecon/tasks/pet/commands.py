@@ -194,7 +194,7 @@ def _classical(args: argparse.Namespace, sf, method: str, device: str):
 
 def _diffusion(args: argparse.Namespace, sf, device: str):
     """Posterior mean and std (``--samples`` > 1, else None) in the source's unit, and a label."""
-    from ...diffusion.training import load_prior
+    from ...diffusion.prior_folder import load_prior
     from ...runtime import resolve_prior
     from .config import PETDiffusionConfig
     from .diffusion import reconstruct_sinogram_diffusion
@@ -271,7 +271,7 @@ def _denoise_one(args: argparse.Namespace) -> int:
 
     from ...datasets.pet_dicom import read_pet
     from ...datasets.pet_images import read_pet_with_ct
-    from ...diffusion.training import load_prior
+    from ...diffusion.prior_folder import load_prior
     from ...runtime import parse_slices, resolve_prior, select_device
     from ..outputs import check_volume_output
     from .config import PETDenoiseConfig
