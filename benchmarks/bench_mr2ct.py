@@ -73,6 +73,14 @@ def slab_of(denoiser, modality: str = "MR") -> tuple[int, int]:
     return tuple(held[0]["slices"])
 
 
+def mirror_for(denoiser, args) -> bool:
+    """``--mirror`` where given, else what the prior recommends for translation, else ``TranslateConfig``'s default."""
+    if args.mirror is not None:
+        return bool(args.mirror)
+    task = "pet2ct" if args.pet else "mr2ct"
+    return bool(denoiser.info.get("recommended", {}).get(task, {}).get("mirror", TranslateConfig().mirror))
+
+
 def run(denoiser, mr: np.ndarray, slab: tuple[int, int], cfg: TranslateConfig) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Synthetic CT of the slab slices (their 2.5-D conditions from the whole MR), its std and seconds per slice."""
     samples, dt = run_samples(denoiser, mr, slab, cfg)
@@ -129,7 +137,10 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument(
-        "--mirror", type=int, default=int(TranslateConfig().mirror), help="1: every other sample on the mirrored slices (0: none)"
+        "--mirror",
+        type=int,
+        default=None,
+        help="1: every other sample on the mirrored slices, 0: none (default: the prior's recommendation, else off)",
     )
     ap.add_argument("--summaries", default="mean", help="comma-separated: mean, median — of the same samples, one row each")
     ap.add_argument("--subsets", default="", help="comma-separated sample counts below --samples also scored, from the first k samples")
@@ -188,7 +199,7 @@ def main() -> None:
             (
                 "L1 regression",
                 priors["regression"],
-                TranslateConfig(tile=args.tile, mirror=bool(args.mirror)),
+                TranslateConfig(tile=args.tile, mirror=mirror_for(priors["regression"], args)),
                 f"same U-Net, {priors['regression'].info['training_steps']} steps",
             )
         )
@@ -208,7 +219,7 @@ def main() -> None:
                 (
                     f"{name}, {sampler}, SUMMARY of {args.samples}",
                     d,
-                    TranslateConfig(sampler=sampler, steps=steps, samples=args.samples, tile=args.tile, mirror=bool(args.mirror)),
+                    TranslateConfig(sampler=sampler, steps=steps, samples=args.samples, tile=args.tile, mirror=mirror_for(d, args)),
                     setting,
                 )
             )

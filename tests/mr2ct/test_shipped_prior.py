@@ -27,6 +27,7 @@ def test_shipped_prior_records_its_data_slab_and_settings():
     assert info["condition"]["modality"] == "MR" and info["condition"]["neighbours"] == 1
     assert info["prediction"] == "v" and info["training_steps"] > 1000 and "template_t1_128" in info["data"]
     assert set(info["recommended"]["mr2ct"]) >= {"sampler", "steps", "samples"}
+    assert info["recommended"]["mr2ct"]["mirror"] is True  # measured on its slab; off for priors that do not recommend it
     assert (folder / "prior.safetensors").stat().st_size < 20e6
     assert "BSD 2-Clause" in (folder / "NOTICE.md").read_text()
 

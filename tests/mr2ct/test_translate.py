@@ -97,7 +97,7 @@ def test_translate_cli_nifti_and_dicom_in_the_mr_study(trained, tmp_path, capsys
         description="T1",
         reference_headers=[ref],
     )
-    args = ["translate", "mr2ct", "--input", series, "--prior", tmp / "ddpm", "--steps", "3", "--samples", "2", "--quiet"]
+    args = ["translate", "mr2ct", "--input", series, "--prior", tmp / "ddpm", "--steps", "3", "--mirror", "--samples", "2", "--quiet"]
     assert main([str(a) for a in args + ["--out", tmp_path / "sct.nii.gz"]]) == 0
     assert main([str(a) for a in args + ["--out", tmp_path / "sct"]]) == 0
     nii = read_ct(tmp_path / "sct.nii.gz")
@@ -118,6 +118,9 @@ def test_translate_cli_nifti_and_dicom_in_the_mr_study(trained, tmp_path, capsys
     assert not np.allclose(read_ct(tmp_path / "mean.nii.gz").hu, read_ct(tmp_path / "median.nii.gz").hu)
     assert main(three + ["--no-mirror", "--out", str(tmp_path / "plain.nii.gz")]) == 0  # sample 1 no longer mirrored
     assert not np.allclose(read_ct(tmp_path / "mean.nii.gz").hu, read_ct(tmp_path / "plain.nii.gz").hu)
+    unasked = [a for a in three if a != "--mirror"]  # this prior recommends no mirror views: off by default
+    assert main(unasked + ["--out", str(tmp_path / "default.nii.gz")]) == 0
+    np.testing.assert_array_equal(read_ct(tmp_path / "default.nii.gz").hu, read_ct(tmp_path / "plain.nii.gz").hu)
     assert main(three + ["--no-mirror", "--out", str(tmp_path / "plain")]) == 0
     assert pydicom.dcmread(sorted((tmp_path / "plain").iterdir())[0]).SeriesDescription == "medrecon sCT from MR (ddim, 3 x 3 steps)"
 

@@ -46,7 +46,7 @@ def _add_translate(p: argparse.ArgumentParser, modality: str) -> None:
         "--mirror",
         default=None,
         action=argparse.BooleanOptionalAction,
-        help="every other sample drawn on the left-right mirrored input (default on; a regression prior averages both)",
+        help="every other sample drawn on the left-right mirrored input (a regression prior averages both); default: the prior's recommendation, else off",
     )
     p.add_argument("--batch", type=int, default=None, help="slices sampled together")
     p.add_argument("--out", required=True, help="a .nii / .nii.gz file, or a new folder for a CT DICOM series in the input's study")

@@ -40,7 +40,10 @@ class TranslateConfig(Settings):
         mirror: every other sample (a regression prior: the mean of two predictions) is drawn on
             the slices mirrored left to right and mirrored back, so the network's own asymmetric
             errors partly cancel in the mean (:mod:`~medrecon.diffusion.mirror_views`; no effect
-            on one sample of a diffusion prior, or on sagittal slices).
+            on one sample of a diffusion prior, or on sagittal slices). Off unless the prior
+            recommends it: it helps where the subjects and the training set are close to
+            symmetric (the template head, ``mr2ct-head``) and harms a network that learned
+            asymmetric anatomy (the NAC-PET / CT pairs; docs/results/mr2ct.md).
         contrast_tolerance: largest distance between the input MR's contrast fingerprint and the
             prior's (:func:`~medrecon.datasets.mr_volume.fingerprint_distance`) accepted without a warning.
         head_threshold / bone_threshold / bone_depth_mm / soft_tissue_hu / bone_hu: ``bulk`` only
@@ -60,7 +63,7 @@ class TranslateConfig(Settings):
     coupling: float = Field(0.0, ge=0, le=1e4, allow_inf_nan=False)
     shared_noise: bool = True
     tile: int | None = Field(64, ge=8, le=1024)
-    mirror: bool = True
+    mirror: bool = False
     contrast_tolerance: float = Field(0.08, gt=0, allow_inf_nan=False)
     head_threshold: float = Field(0.05, gt=0, lt=1, allow_inf_nan=False)
     bone_threshold: float = Field(0.15, gt=0, lt=1, allow_inf_nan=False)
