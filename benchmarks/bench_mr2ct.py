@@ -136,6 +136,7 @@ def main() -> None:
         "--tile", type=int, default=TranslateConfig().tile, help="the network sees tile x tile windows of each slice (0: whole)"
     )
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--start", type=float, default=1.0, help="< 1: chains refine the prior's own first estimate from that noise level")
     ap.add_argument(
         "--mirror",
         type=int,
@@ -212,14 +213,17 @@ def main() -> None:
             if chosen is not None and sampler not in chosen:
                 continue
             steps = args.steps // 2 if sampler in ("ve_pc", "ve_ode") else args.steps
-            evals = {"ve_pc": 2 * steps, "ve_ode": 2 * steps - 1}.get(sampler, steps)
+            evals = {"ve_pc": 2 * steps, "ve_ode": 2 * steps - 1}.get(sampler, steps) + (args.start < 1)
             name = f"conditional DDPM ({'ε' if d.prediction == 'epsilon' else 'v'})" if kind == "ddpm" else "conditional score SDE"
             setting = f"{evals} evaluations, {d.info['training_steps']} training steps"
+            setting += f", from its first estimate at {args.start:g} of the schedule" if args.start < 1 else ""
             runs.append(
                 (
                     f"{name}, {sampler}, SUMMARY of {args.samples}",
                     d,
-                    TranslateConfig(sampler=sampler, steps=steps, samples=args.samples, tile=args.tile, mirror=mirror_for(d, args)),
+                    TranslateConfig(
+                        sampler=sampler, steps=steps, start=args.start, samples=args.samples, tile=args.tile, mirror=mirror_for(d, args)
+                    ),
                     setting,
                 )
             )

@@ -22,6 +22,9 @@ class TranslateConfig(Settings):
             priors and DDPM priors; :class:`~medrecon.diffusion.posterior.PosteriorSettings`);
             ``None``: the prior's recommendation, else ``ddim`` or ``ve_ode``.
         steps: network evaluations per sample (``ve_pc``: predictor steps; ``ve_ode``: noise levels).
+        start: fraction of the noise schedule the chains start from. 1: from noise; < 1: from the
+            prior's own one-evaluation estimate (its x̂₀ at the top of the schedule, the same for
+            every sample of a slice) diffused to that level, so ``steps`` refine it (2-D priors).
         eta: DDIM stochasticity.
         samples: posterior samples per slice; > 1 also gives the per-voxel std.
         summary: what the synthetic CT is of the samples: their ``mean`` or their per-voxel
@@ -55,6 +58,7 @@ class TranslateConfig(Settings):
     method: Literal["diffusion", "bulk"] = "diffusion"
     sampler: Literal["ddim", "ddpm", "ve_pc", "ve_em", "ve_ode"] | None = None
     steps: int = Field(50, ge=1, le=2000)
+    start: float = Field(1.0, gt=0, le=1, allow_inf_nan=False)
     eta: float = Field(0.0, ge=0, allow_inf_nan=False)
     samples: int = Field(1, ge=1, le=256)
     summary: Literal["mean", "median"] = "mean"

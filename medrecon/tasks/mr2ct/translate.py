@@ -75,7 +75,14 @@ def sampler_for(denoiser: Denoiser, cfg: TranslateConfig) -> str:
 def posterior_settings(denoiser: Denoiser, cfg: TranslateConfig) -> PosteriorSettings:
     """The posterior engine's settings for ``cfg``, checked against the prior (a sampler of the other family is refused)."""
     settings = PosteriorSettings(
-        sampler=sampler_for(denoiser, cfg), steps=cfg.steps, eta=cfg.eta, dc="none", dc_iters=10, samples=cfg.samples, seed=cfg.seed
+        sampler=sampler_for(denoiser, cfg),
+        steps=cfg.steps,
+        eta=cfg.eta,
+        dc="none",
+        dc_iters=10,
+        samples=cfg.samples,
+        seed=cfg.seed,
+        start=cfg.start,
     )
     if not isinstance(denoiser, Regressor):
         make_sampler(denoiser, settings)
@@ -119,12 +126,17 @@ def sample_slices(
             yield pred.reshape(shape[0], n, *shape[1:]).mean(dim=1, keepdim=True) * HU_PER_UNIT
             continue
         gen = torch.Generator().manual_seed(cfg.seed) if cfg.shared_noise else g  # the same noise in every batch
+        x_start = None
+        if settings.start < 1:  # the prior's own first estimate, the same for every sample of a slice
+            first = settings.model_copy(update={"sampler": sampler_for(denoiser, TranslateConfig()), "steps": 1, "start": 1.0})
+            x_start = sample_posterior(net, first, shape, gen, cond=c, shared_noise=cfg.shared_noise, device=device).mean
         post = sample_posterior(
             net,
             settings,
             shape,
             gen,
             cond=c,
+            x_start=x_start,
             item_coupling=cfg.coupling,
             item_anchor=anchor,
             shared_noise=cfg.shared_noise,
