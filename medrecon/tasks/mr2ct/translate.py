@@ -94,8 +94,15 @@ def mirror_views_dim(denoiser: Denoiser, cfg: TranslateConfig) -> int | None:
     when there are none: mirror views off, no left–right axis in the slices, or one sample of a
     diffusion prior (a regression always has two views: its plain and mirrored predictions)."""
     dim = mirror_dim(getattr(denoiser, "info", {}).get("axcodes", ())) if cfg.mirror else None
-    views = 2 if isinstance(denoiser, Regressor) else cfg.samples
-    return dim if views > 1 else None
+    return dim if views_per_slice(denoiser, cfg) > 1 else None
+
+
+def views_per_slice(denoiser: Denoiser, cfg: TranslateConfig) -> int:
+    """Network outputs per slice: ``cfg.samples`` for a diffusion prior, two for a regression with
+    mirror views (its plain and mirrored predictions), else one."""
+    if isinstance(denoiser, Regressor):
+        return 2 if cfg.mirror else 1
+    return cfg.samples
 
 
 def sample_slices(
@@ -113,7 +120,7 @@ def sample_slices(
     net = windowed(denoiser, cfg.tile)
     dim = mirror_views_dim(denoiser, cfg)
     if dim is not None:
-        net = MirroredDenoiser(net, 2 if regression else settings.samples, dim)
+        net = MirroredDenoiser(net, views_per_slice(denoiser, cfg), dim)
     g = torch.Generator().manual_seed(cfg.seed)
     anchor = None  # the previous batch's last slice (its samples): the first slice's fixed neighbour
     for a in range(0, cond.shape[0], cfg.batch):
