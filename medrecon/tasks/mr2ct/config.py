@@ -24,7 +24,7 @@ class TranslateConfig(Settings):
         steps: network evaluations per sample (``ve_pc``: predictor steps; ``ve_ode``: noise levels).
         start: fraction of the noise schedule the chains start from. 1: from noise; < 1: from the
             prior's own one-evaluation estimate (its x̂₀ at the top of the schedule, the same for
-            every sample of a slice) diffused to that level, so ``steps`` refine it (2-D priors).
+            every sample of a slice) diffused to that level, so ``steps`` refine it.
         eta: DDIM stochasticity.
         samples: posterior samples per slice; > 1 also gives the per-voxel std.
         summary: what the synthetic CT is of the samples: their ``mean`` or their per-voxel

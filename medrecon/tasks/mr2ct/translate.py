@@ -105,6 +105,24 @@ def views_per_slice(denoiser: Denoiser, cfg: TranslateConfig) -> int:
     return cfg.samples
 
 
+def first_estimate(
+    net: Denoiser,
+    denoiser: Denoiser,
+    settings: PosteriorSettings,
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    cond: torch.Tensor,
+    shared_noise: bool = False,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """The warm start of a chain with ``settings.start < 1``: the mean over ``settings.samples`` of
+    the prior's one-evaluation estimate (x̂₀ from pure noise at the top of its schedule, DDIM or
+    probability-flow ODE), ``shape`` on the prior's scale. ``net`` is ``denoiser`` as the chain sees
+    it (windows, mirror views)."""
+    first = settings.model_copy(update={"sampler": sampler_for(denoiser, TranslateConfig()), "steps": 1, "start": 1.0})
+    return sample_posterior(net, first, shape, generator, cond=cond, shared_noise=shared_noise, device=device).mean
+
+
 def sample_slices(
     cond: torch.Tensor, denoiser: Denoiser, cfg: TranslateConfig, device: str | torch.device = "cpu"
 ) -> Iterator[torch.Tensor]:
@@ -133,10 +151,7 @@ def sample_slices(
             yield pred.reshape(shape[0], n, *shape[1:]).mean(dim=1, keepdim=True) * HU_PER_UNIT
             continue
         gen = torch.Generator().manual_seed(cfg.seed) if cfg.shared_noise else g  # the same noise in every batch
-        x_start = None
-        if settings.start < 1:  # the prior's own first estimate, the same for every sample of a slice
-            first = settings.model_copy(update={"sampler": sampler_for(denoiser, TranslateConfig()), "steps": 1, "start": 1.0})
-            x_start = sample_posterior(net, first, shape, gen, cond=c, shared_noise=cfg.shared_noise, device=device).mean
+        x_start = first_estimate(net, denoiser, settings, shape, gen, c, cfg.shared_noise, device) if settings.start < 1 else None
         post = sample_posterior(
             net,
             settings,
@@ -201,10 +216,9 @@ def translate_block(
         with torch.no_grad():
             samples = tiled(torch.zeros((1, *volume.shape), device=device), torch.zeros(1), cond)[:, None]
     else:
-        settings = posterior_settings(denoiser, cfg)
-        samples = sample_posterior(
-            tiled, settings, (1, *volume.shape), torch.Generator().manual_seed(cfg.seed), cond=cond, device=device
-        ).samples
+        settings, shape, gen = posterior_settings(denoiser, cfg), (1, *volume.shape), torch.Generator().manual_seed(cfg.seed)
+        x_start = first_estimate(tiled, denoiser, settings, shape, gen, cond, device=device) if settings.start < 1 else None
+        samples = sample_posterior(tiled, settings, shape, gen, cond=cond, x_start=x_start, device=device).samples
     centre, spread = summarise_samples(samples * HU_PER_UNIT, cfg.summary)
     return centre[0].cpu().numpy().astype(np.float32), None if spread is None else spread[0].cpu().numpy().astype(np.float32)
 
