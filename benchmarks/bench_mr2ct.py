@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medrecon.config import build_settings
 from medrecon.datasets.ct_volume import read_ct
 from medrecon.datasets.mr_volume import mr_scale, read_mr
 from medrecon.datasets.pet_images import NPZ_PIXEL_MM, read_pet_ct_npz
@@ -43,7 +44,7 @@ from medrecon.evaluation.ct_metrics import body_mask, z_flicker
 from medrecon.evaluation.sct_metrics import sct_metrics
 from medrecon.tasks.mr2ct.bulk import bulk_density_ct
 from medrecon.tasks.mr2ct.config import TranslateConfig
-from medrecon.tasks.mr2ct.translate import check_prior_for_sct, sample_slices, summarise_samples
+from medrecon.tasks.mr2ct.translate import check_prior_for_sct, recommended_settings, sample_slices, summarise_samples
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mr2ct"
 PET_CASE = DATA.parent / "pet" / "pet_ct_train_part4.npz"
@@ -74,11 +75,10 @@ def slab_of(denoiser, modality: str = "MR") -> tuple[int, int]:
 
 
 def mirror_for(denoiser, args) -> bool:
-    """``--mirror`` where given, else what the prior recommends for translation, else ``TranslateConfig``'s default."""
+    """``--mirror`` where given, else what ``translate`` would use: the prior's recommendation, else the default."""
     if args.mirror is not None:
         return bool(args.mirror)
-    task = "pet2ct" if args.pet else "mr2ct"
-    return bool(denoiser.info.get("recommended", {}).get(task, {}).get("mirror", TranslateConfig().mirror))
+    return build_settings(TranslateConfig, recommended=recommended_settings(denoiser, "pet2ct" if args.pet else "mr2ct")).mirror
 
 
 def run(denoiser, mr: np.ndarray, slab: tuple[int, int], cfg: TranslateConfig) -> tuple[np.ndarray, np.ndarray | None, float]:

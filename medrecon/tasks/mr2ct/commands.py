@@ -96,7 +96,15 @@ def _translate_one(args: argparse.Namespace, modality: str) -> int:
     from ..outputs import check_volume_output, write_mean_and_std
     from .bulk import bulk_density_ct
     from .config import TranslateConfig
-    from .translate import check_prior_for_sct, mirror_views_dim, posterior_settings, print_notes, sampler_for, translate_volume
+    from .translate import (
+        check_prior_for_sct,
+        mirror_views_dim,
+        posterior_settings,
+        print_notes,
+        recommended_settings,
+        sampler_for,
+        translate_volume,
+    )
 
     task = "mr2ct" if modality == "MR" else "pet2ct"
     method = getattr(args, "method", None) or "diffusion"
@@ -110,7 +118,8 @@ def _translate_one(args: argparse.Namespace, modality: str) -> int:
     recommended = {}
     if method == "diffusion":
         denoiser = load_prior(resolve_prior(args.prior), device=device)
-        recommended = check_prior_for_sct(denoiser, args.input, modality).get("recommended", {}).get(task, {})
+        check_prior_for_sct(denoiser, args.input, modality)
+        recommended = recommended_settings(denoiser, task)
     flags = {k: getattr(args, k, None) for k in OPTIONS}
     flags["method"] = method
     cfg = settings_from(TranslateConfig, args, "translate", flags, recommended, flag_names=OPTIONS)

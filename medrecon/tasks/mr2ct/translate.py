@@ -65,6 +65,11 @@ def check_prior_for_sct(denoiser: Denoiser, source: str, modality: str = "MR") -
     return info
 
 
+def recommended_settings(denoiser: Denoiser, task: str) -> dict:
+    """The ``translate`` settings the prior's ``prior.json`` recommends for ``task`` (``mr2ct`` / ``pet2ct``); ``{}`` if none."""
+    return getattr(denoiser, "info", {}).get("recommended", {}).get(task, {})
+
+
 def sampler_for(denoiser: Denoiser, cfg: TranslateConfig) -> str:
     """The sampler ``cfg`` names, else ``ddim`` for DDPM priors and ``ve_ode`` for score priors."""
     if cfg.sampler is not None:
