@@ -46,22 +46,22 @@ def validation_message(err: ValidationError, cls: type[BaseModel]) -> tuple[str,
     for prefix, short in _SHORT.items():
         if msg.startswith(prefix):
             msg = short + msg[len(prefix) :]
-    if not loc and first.get("type") == "value_error":
-        return _settings_conflict(msg, cls, first.get("input"))
+    if first.get("type") == "value_error":
+        return _settings_conflict(msg, loc)
     return key, msg, repr(first.get("input"))
 
 
-def _settings_conflict(msg: str, cls: type[BaseModel], values: Any) -> tuple[str, str, str]:
-    """A model-level check's message as (field, expected, received), named by the field it starts
-    with rather than by the whole section, and split at its last ``", got "`` (``"<field>: expected X, got Y"``)."""
-    head = re.split(r"[ :]", msg, maxsplit=1)[0]
-    key = head if head in cls.model_fields else "document"
-    body = msg[len(f"{head}: expected ") :] if msg.startswith(f"{head}: expected ") else msg
-    if ", got " in body:
-        expected, received = body.rsplit(", got ", 1)
-        return key, expected, received
-    received = repr(values[head]) if isinstance(values, dict) and head in values else "these settings together"
-    return key, body, received
+def _settings_conflict(msg: str, loc: list[str]) -> tuple[str, str, str]:
+    """A model-level check's message, ``"<field>: expected X, got Y"`` (or ``"expected X, got Y"`` for
+    the model as a whole), as (key, expected, received): the key is the field the message starts
+    with, inside the model at ``loc``, rather than the model itself."""
+    head, sep, rest = msg.partition(": expected ")
+    if sep and re.fullmatch(r"[A-Za-z_][\w.]*", head):
+        key, body = ".".join([*loc, head]), rest
+    else:
+        key, body = ".".join(loc) or "document", msg.removeprefix("expected ")
+    expected, sep, received = body.rpartition(", got ")
+    return (key, expected, received) if sep else (key, body, "these settings together")
 
 
 # pydantic's phrasing -> the one-line "expected ..., got ..." style of medrecon's errors

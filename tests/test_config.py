@@ -23,8 +23,8 @@ def test_yaml_numbers_and_errors(tmp_path):
     f.write_text("train:\n  objective: regression\n  prediction: v\n")  # a check across fields names its field, not the section
     with pytest.raises(InputFileError, match=r"t.yaml: train.prediction: expected 'epsilon' for objective 'regression' .*, got 'v'$"):
         load_config(f, TrainConfig, "train")
-    f.write_text("train:\n  objective: regression\n  loss: l1\n")  # no ", got ": the field's value is what was received
-    with pytest.raises(InputFileError, match=r"train.loss: expected loss 'l1': objective 'regression' is always .*, got 'l1'$"):
+    f.write_text("train:\n  objective: regression\n  loss: l1\n")
+    with pytest.raises(InputFileError, match=r"train.loss: expected 'l2' \(the default\) with objective 'regression', .*, got 'l1'$"):
         load_config(f, TrainConfig, "train")
     f.write_text("train: [1, 2]\n")
     with pytest.raises(InputFileError, match="train: expected a mapping of settings, got list"):
@@ -54,7 +54,7 @@ def test_merge_order_and_set_options(tmp_path):
         build_settings(DiffusionConfig, set_values=parse_set_options(["dc=exact"]))
     with pytest.raises(ArgumentError, match="--set: expected key=value"):
         parse_set_options(["steps"])
-    with pytest.raises(ArgumentError, match="dc must be 'cg'"):
+    with pytest.raises(ArgumentError, match=r"--dc: expected 'cg' with sampler 'dds' .*, got 'grad'"):
         build_settings(DiffusionConfig, flags={"sampler": "dds", "dc": "grad"})
 
 
@@ -73,3 +73,104 @@ def test_prior_recommendation_by_nearest_acceleration():
     assert recommended_settings(info, 8.0)["start"] == 0.1 and recommended_settings(info, 7.9)["start"] == 0.1
     assert recommended_settings(info, 4.0)["start"] == 0.02 and recommended_settings(info, 5.0)["start"] == 0.02
     assert recommended_settings(info, None) == {} and recommended_settings({}, 8.0) == {}
+
+
+MODEL_CHECKS = [  # (settings class, values, the key and a piece of "expected" the one-line error must show)
+    ("medrecon.diffusion.posterior:PosteriorSettings", {"sampler": "dds", "dc": "hard"}, "dc", "'cg' with sampler 'dds'"),
+    ("medrecon.tasks.mr2ct.config:TranslateConfig", {"coupling": 1, "batch": 1}, "batch", ">= 2 with coupling > 0"),
+    ("medrecon.tasks.ct.config:CTDiffusionConfig", {"sampler": "ddim", "dc": "likelihood"}, "dc", "for CT"),
+    ("medrecon.tasks.pet.config:PETDiffusionConfig", {"dc": "cg"}, "dc", "or 'none' for PET"),
+    ("medrecon.tasks.pet.config:PETDenoiseConfig", {"dc": "grad"}, "dc", "image-domain denoising"),
+    ("medrecon.tasks.mri.config:DiffusionConfig", {"sampler": "ddim", "dc": "likelihood"}, "dc", "'hard' or 'none'"),
+    ("medrecon.tasks.oct.config:OCTDiffusionConfig", {"dc": "grad"}, "dc", "for OCT"),
+    ("medrecon.tasks.oct.config:OCTDiffusionConfig", {"dc": "none", "coupling": 1.0}, "coupling", "0 without the likelihood step"),
+    ("medrecon.diffusion.train_config:TrainConfig", {"objective": "regression", "loss": "l1"}, "loss", "'l2' (the default)"),
+    ("medrecon.diffusion.train_config:TrainConfig", {"objective": "score", "prediction": "v"}, "prediction", "'epsilon' for objective"),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "condition": {"paths": ["b"], "guide": True}},
+        "condition",
+        "exactly one of",
+    ),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "condition": {"guide": True, "pool": 2}},
+        "condition.simulate",
+        "a simulator",
+    ),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "holdout": [{"path": "a", "slices": [0, 1]}]},
+        "intensity",
+        "with a holdout",
+    ),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "intensity": "hu", "synthetic_phase": True},
+        "synthetic_phase",
+        "false",
+    ),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "intensity": "hu", "condition": {"paths": ["b"]}},
+        "condition.paths",
+        "none",
+    ),
+    ("medrecon.diffusion.train_config:DataConfig", {"paths": ["a"], "condition": {"guide": True}}, "intensity", "with condition.guide"),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "intensity": "pet", "condition": {"simulate": "x"}},
+        "condition.simulate",
+        "none",
+    ),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a.npz"], "intensity": "pet", "condition": {"paths": ["b"]}},
+        "condition.paths",
+        ".npz",
+    ),
+    ("medrecon.diffusion.train_config:DataConfig", {"paths": ["a"], "intensity": "sct"}, "condition", "guide: true"),
+    ("medrecon.diffusion.train_config:DataConfig", {"paths": ["a"], "condition": {"paths": ["b"], "neighbours": 1}}, "intensity", "'sct'"),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "intensity": "sct", "synthetic_phase": True, "condition": {"guide": True}},
+        "synthetic_phase",
+        "false",
+    ),
+    ("medrecon.diffusion.train_config:DataConfig", {"paths": ["a"], "transform": "log"}, "intensity", "'oct' with a transform"),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "intensity": "oct", "synthetic_phase": True},
+        "synthetic_phase",
+        "false",
+    ),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "intensity": "oct", "condition": {"paths": ["b"]}},
+        "condition",
+        "none",
+    ),
+    (
+        "medrecon.diffusion.train_config:DataConfig",
+        {"paths": ["a"], "intensity": "pet", "synthetic_phase": True},
+        "synthetic_phase",
+        "false",
+    ),
+]
+
+
+@pytest.mark.parametrize(("target", "values", "key", "expected"), MODEL_CHECKS)
+def test_checks_across_fields_name_their_field(target, values, key, expected):
+    """Every check across fields reads as one line "--set <field>: expected X, got Y": it names the
+    field it is about (not the section), says what was expected once, and what it got."""
+    import importlib
+
+    module, name = target.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    with pytest.raises(ArgumentError) as err:
+        build_settings(cls, set_values=values)
+    line = str(err.value)
+    head, _, rest = line.partition(": expected ")
+    assert head == f"--set {key}", line
+    assert expected in rest.rpartition(", got ")[0], line
+    assert rest.count("expected") == 0 and ", got " in rest and "these settings together" not in rest, line

@@ -92,7 +92,7 @@ class PosteriorSettings(Settings):
     @model_validator(mode="after")
     def _dds_uses_cg(self) -> PosteriorSettings:
         if self.sampler == "dds" and self.dc != "cg":
-            raise ValueError(f"sampler 'dds' is DDIM with proximal CG: dc must be 'cg', got {self.dc!r}")
+            raise ValueError(f"dc: expected 'cg' with sampler 'dds' (DDIM with proximal CG), got {self.dc!r}")
         return self
 
 

@@ -48,12 +48,20 @@ class ConditionConfig(Settings):
 
     @model_validator(mode="after")
     def _one_source(self) -> ConditionConfig:
-        if (self.paths is not None) + (self.simulate is not None) + self.guide != 1:
-            raise ValueError("expected exactly one of 'paths' (paired files), 'simulate' (a registered simulator) and 'guide: true'")
+        sources = [
+            name
+            for name, given in (("paths", self.paths is not None), ("simulate", self.simulate is not None), ("guide", self.guide))
+            if given
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                "expected exactly one of 'paths' (paired files), 'simulate' (a registered simulator) and 'guide: true', "
+                f"got {' and '.join(sources) or 'none'}"
+            )
         if self.paths is not None and not self.paths:
             raise ValueError("paths: expected at least one file")
         if (self.options or self.pool) and self.simulate is None:
-            raise ValueError("options / pool: only with 'simulate'")
+            raise ValueError("simulate: expected a simulator with options or pool, got none")
         if self.pool and self.refresh > self.pool:
             raise ValueError(f"refresh: expected at most pool ({self.pool}), got {self.refresh}")
         return self
@@ -107,30 +115,43 @@ class DataConfig(Settings):
     @model_validator(mode="after")
     def _pairs_match(self) -> DataConfig:
         if self.holdout and self.intensity not in ("hu", "sct"):
-            raise ValueError("holdout: supported with intensity 'hu' and 'sct' (CT volumes) only")
-        if self.intensity == "hu" and (self.synthetic_phase or (self.condition is not None and self.condition.paths is not None)):
-            raise ValueError("intensity 'hu': CT slices take no synthetic phase and no paired condition files (use condition.simulate)")
+            raise ValueError(f"intensity: expected 'hu' or 'sct' (CT volumes) with a holdout, got {self.intensity!r}")
+        if self.intensity == "hu" and self.synthetic_phase:
+            raise ValueError("synthetic_phase: expected false with intensity 'hu' (CT has no phase), got true")
+        if self.intensity == "hu" and self.condition is not None and self.condition.paths is not None:
+            raise ValueError(
+                "condition.paths: expected none with intensity 'hu' (CT conditions are simulated: condition.simulate), got a list"
+            )
         c = self.condition
         if c is not None and c.guide and self.intensity not in ("pet", "sct"):
-            raise ValueError("condition.guide: only for intensity 'pet' (the stored CT) and 'sct' (the stored MR or PET)")
+            raise ValueError(
+                f"intensity: expected 'pet' (the stored CT) or 'sct' (the stored MR or PET) with condition.guide, got {self.intensity!r}"
+            )
         if self.intensity == "pet" and c is not None and c.simulate is not None:
-            raise ValueError("intensity 'pet': the condition is the CT: stored with .npz pairs (condition.guide: true) or condition.paths")
+            raise ValueError(
+                "condition.simulate: expected none with intensity 'pet' (the condition is the CT: condition.guide or condition.paths), got a simulator"
+            )
         if self.intensity == "pet" and c is not None and c.paths is not None and any(p.lower().endswith(".npz") for p in self.paths):
-            raise ValueError("intensity 'pet': condition.paths (a CT per PET volume) with PET volumes only; .npz pairs store their CT")
+            raise ValueError(
+                "condition.paths: expected none with .npz pairs (they store their CT; condition.paths is for PET volumes), got a list"
+            )
         if self.intensity == "sct" and (c is None or c.simulate is not None):
             raise ValueError(
-                "intensity 'sct': needs condition.paths (the MR of each CT) or condition.guide: true (subject folders, PET/CT .npz)"
+                "condition: expected paths (the MR of each CT) or guide: true (subject folders, PET/CT .npz) with intensity 'sct', got "
+                + ("none" if c is None else "a simulator")
             )
         if c is not None and (c.neighbours or c.resample) and self.intensity != "sct":
-            raise ValueError("condition.neighbours / resample: only with intensity 'sct'")
+            raise ValueError(f"intensity: expected 'sct' with condition.neighbours or resample, got {self.intensity!r}")
         if self.intensity == "sct" and self.synthetic_phase:
-            raise ValueError("intensity 'sct': CT takes no synthetic phase")
+            raise ValueError("synthetic_phase: expected false with intensity 'sct' (CT has no phase), got true")
         if self.transform is not None and self.intensity != "oct":
-            raise ValueError("transform: only with intensity 'oct'")
-        if self.intensity == "oct" and (self.synthetic_phase or c is not None):
-            raise ValueError("intensity 'oct': noisy B-scans take no synthetic phase and no condition")
+            raise ValueError(f"intensity: expected 'oct' with a transform, got {self.intensity!r}")
+        if self.intensity == "oct" and self.synthetic_phase:
+            raise ValueError("synthetic_phase: expected false with intensity 'oct' (noisy B-scans have no phase), got true")
+        if self.intensity == "oct" and c is not None:
+            raise ValueError("condition: expected none with intensity 'oct' (noisy B-scans), got a condition")
         if self.intensity == "pet" and self.synthetic_phase:
-            raise ValueError("intensity 'pet': PET activity takes no synthetic phase")
+            raise ValueError("synthetic_phase: expected false with intensity 'pet' (activity has no phase), got true")
         if c is not None and c.paths is not None and len(c.paths) != len(self.paths):
             raise ValueError(f"condition.paths: expected one file per data path ({len(self.paths)}), got {len(c.paths)}")
         return self
@@ -230,7 +251,9 @@ class TrainConfig(Settings):
                 )
             timestep_band(self.timestep_range, self.num_train_timesteps)
         if self.loss != "l2" and self.objective == "regression":
-            raise ValueError(f"loss {self.loss!r}: objective 'regression' is always trained under L1; set loss only for 'ddpm' or 'score'")
+            raise ValueError(
+                f"loss: expected 'l2' (the default) with objective 'regression', which always trains under L1, got {self.loss!r}"
+            )
         return self
 
     cond_dropout: float = Field(0.0, ge=0, lt=1)

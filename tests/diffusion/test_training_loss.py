@@ -43,6 +43,6 @@ def test_l1_and_l2_losses_match_their_formulas(prediction):
 
 
 def test_the_regression_takes_no_loss_setting():
-    with pytest.raises(ValueError, match="objective 'regression' is always trained under L1"):
+    with pytest.raises(ValueError, match="objective 'regression', which always trains under L1"):
         TrainConfig(objective="regression", loss="l1")
     assert TrainConfig().loss == "l2"

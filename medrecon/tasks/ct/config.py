@@ -143,7 +143,7 @@ class CTDiffusionConfig(PosteriorSettings):
     @model_validator(mode="after")
     def _dc_and_tile(self) -> CTDiffusionConfig:
         if self.dc in ("likelihood", "hard"):
-            raise ValueError(f"dc {self.dc!r}: CT uses cg (proximal, Poisson-weighted), grad or none")
+            raise ValueError(f"dc: expected 'cg' (proximal, Poisson-weighted), 'grad' or 'none' for CT, got {self.dc!r}")
         if 0 < self.tile < 8:
             raise ValueError(f"tile: expected 0 (whole slices) or at least 8 pixels, got {self.tile}")
         return self

@@ -78,5 +78,5 @@ class TranslateConfig(Settings):
     @model_validator(mode="after")
     def _coupling_within_batch(self) -> TranslateConfig:
         if self.coupling > 0 and self.batch < 2:
-            raise ValueError("coupling: couples slices of one batch; needs batch >= 2")
+            raise ValueError(f"batch: expected >= 2 with coupling > 0 (it couples the slices of one batch), got {self.batch}")
         return self

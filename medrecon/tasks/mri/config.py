@@ -135,7 +135,7 @@ class DiffusionConfig(PosteriorSettings):
     @model_validator(mode="after")
     def _no_likelihood(self) -> DiffusionConfig:
         if self.dc == "likelihood":
-            raise ValueError("dc 'likelihood': MRI has Gaussian k-space noise; use cg, grad, hard or none")
+            raise ValueError("dc: expected 'cg', 'grad', 'hard' or 'none' (MRI k-space noise is Gaussian), got 'likelihood'")
         return self
 
 

@@ -105,7 +105,7 @@ class OCTDiffusionConfig(PosteriorSettings):
         if 0 < self.tile < 8:
             raise ValueError(f"tile: expected 0 (whole B-scans) or >= 8, got {self.tile}")
         if self.dc not in ("cg", "none"):
-            raise ValueError(f"dc {self.dc!r}: OCT uses the Gaussian likelihood step ('cg') or none")
+            raise ValueError(f"dc: expected 'cg' (the Gaussian likelihood step) or 'none' for OCT, got {self.dc!r}")
         if self.coupling > 0 and (self.dc != "cg" or self.dc_lam == 0):
-            raise ValueError("coupling: needs the likelihood step (dc 'cg' with dc_lam > 0)")
+            raise ValueError(f"coupling: expected 0 without the likelihood step (dc 'cg' with dc_lam > 0), got {self.coupling}")
         return self

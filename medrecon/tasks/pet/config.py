@@ -121,7 +121,7 @@ class PETDiffusionConfig(PosteriorSettings):
     @model_validator(mode="after")
     def _likelihood_only(self) -> PETDiffusionConfig:
         if self.dc not in ("likelihood", "none"):
-            raise ValueError(f"dc {self.dc!r}: PET uses the Poisson likelihood step ('likelihood') or none")
+            raise ValueError(f"dc: expected 'likelihood' (the Poisson likelihood step) or 'none' for PET, got {self.dc!r}")
         return self
 
 
@@ -151,5 +151,5 @@ class PETDenoiseConfig(PosteriorSettings):
     @model_validator(mode="after")
     def _proximal(self) -> PETDenoiseConfig:
         if self.dc not in ("cg", "none"):
-            raise ValueError(f"dc {self.dc!r}: image-domain denoising uses the proximal step ('cg') or none")
+            raise ValueError(f"dc: expected 'cg' (the proximal step) or 'none' for image-domain denoising, got {self.dc!r}")
         return self
