@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from bench_mr2ct import load_case, load_pet_case
+
 from medrecon.evaluation.ct_metrics import body_mask
 from medrecon.evaluation.sct_metrics import BONE_HU, sct_metrics
 
