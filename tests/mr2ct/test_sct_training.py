@@ -97,4 +97,6 @@ def test_train_records_the_slab_and_refuses_bad_pairs(tmp_path, subject, capsys)
     assert main(["train", "--config", str(sct_config(tmp_path, data, out="p3")), "--quiet"]) == 2
     data = f"data:\n  paths: [{subject}]\n  intensity: sct\n"  # no condition
     assert main(["train", "--config", str(sct_config(tmp_path, data, out="p4")), "--quiet"]) == 2
-    assert "intensity 'sct': needs condition" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "p3.yaml: data.intensity: expected 'pet' (the stored CT) or 'sct'" in err and "got 'percentile'" in err
+    assert "p4.yaml: data.condition: expected paths (the MR of each CT) or guide: true" in err and err.rstrip().endswith("got none")
