@@ -3,10 +3,15 @@
 import pytest
 
 from medrecon.config import build_settings, load_config, parse_set_options
+from medrecon.diffusion.posterior import PosteriorSettings
+from medrecon.diffusion.train_config import DataConfig
 from medrecon.diffusion.training import TrainConfig
 from medrecon.errors import ArgumentError, InputFileError
-from medrecon.tasks.ct.config import CTReconConfig
+from medrecon.tasks.ct.config import CTDiffusionConfig, CTReconConfig
+from medrecon.tasks.mr2ct.config import TranslateConfig
 from medrecon.tasks.mri.config import DiffusionConfig, MaskSpec, recommended_settings
+from medrecon.tasks.oct.config import OCTDiffusionConfig
+from medrecon.tasks.pet.config import PETDenoiseConfig, PETDiffusionConfig
 
 
 def test_yaml_numbers_and_errors(tmp_path):
@@ -76,97 +81,40 @@ def test_prior_recommendation_by_nearest_acceleration():
 
 
 MODEL_CHECKS = [  # (settings class, values, the key and a piece of "expected" the one-line error must show)
-    ("medrecon.diffusion.posterior:PosteriorSettings", {"sampler": "dds", "dc": "hard"}, "dc", "'cg' with sampler 'dds'"),
-    ("medrecon.tasks.mr2ct.config:TranslateConfig", {"coupling": 1, "batch": 1}, "batch", ">= 2 with coupling > 0"),
-    ("medrecon.tasks.ct.config:CTDiffusionConfig", {"sampler": "ddim", "dc": "likelihood"}, "dc", "for CT"),
-    ("medrecon.tasks.pet.config:PETDiffusionConfig", {"dc": "cg"}, "dc", "or 'none' for PET"),
-    ("medrecon.tasks.pet.config:PETDenoiseConfig", {"dc": "grad"}, "dc", "image-domain denoising"),
-    ("medrecon.tasks.mri.config:DiffusionConfig", {"sampler": "ddim", "dc": "likelihood"}, "dc", "'hard' or 'none'"),
-    ("medrecon.tasks.oct.config:OCTDiffusionConfig", {"dc": "grad"}, "dc", "for OCT"),
-    ("medrecon.tasks.oct.config:OCTDiffusionConfig", {"dc": "none", "coupling": 1.0}, "coupling", "0 without the likelihood step"),
-    ("medrecon.diffusion.train_config:TrainConfig", {"objective": "regression", "loss": "l1"}, "loss", "'l2' (the default)"),
-    ("medrecon.diffusion.train_config:TrainConfig", {"objective": "score", "prediction": "v"}, "prediction", "'epsilon' for objective"),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "condition": {"paths": ["b"], "guide": True}},
-        "condition",
-        "exactly one of",
-    ),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "condition": {"guide": True, "pool": 2}},
-        "condition.simulate",
-        "a simulator",
-    ),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "holdout": [{"path": "a", "slices": [0, 1]}]},
-        "intensity",
-        "with a holdout",
-    ),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "intensity": "hu", "synthetic_phase": True},
-        "synthetic_phase",
-        "false",
-    ),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "intensity": "hu", "condition": {"paths": ["b"]}},
-        "condition.paths",
-        "none",
-    ),
-    ("medrecon.diffusion.train_config:DataConfig", {"paths": ["a"], "condition": {"guide": True}}, "intensity", "with condition.guide"),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "intensity": "pet", "condition": {"simulate": "x"}},
-        "condition.simulate",
-        "none",
-    ),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a.npz"], "intensity": "pet", "condition": {"paths": ["b"]}},
-        "condition.paths",
-        ".npz",
-    ),
-    ("medrecon.diffusion.train_config:DataConfig", {"paths": ["a"], "intensity": "sct"}, "condition", "guide: true"),
-    ("medrecon.diffusion.train_config:DataConfig", {"paths": ["a"], "condition": {"paths": ["b"], "neighbours": 1}}, "intensity", "'sct'"),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "intensity": "sct", "synthetic_phase": True, "condition": {"guide": True}},
-        "synthetic_phase",
-        "false",
-    ),
-    ("medrecon.diffusion.train_config:DataConfig", {"paths": ["a"], "transform": "log"}, "intensity", "'oct' with a transform"),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "intensity": "oct", "synthetic_phase": True},
-        "synthetic_phase",
-        "false",
-    ),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "intensity": "oct", "condition": {"paths": ["b"]}},
-        "condition",
-        "none",
-    ),
-    (
-        "medrecon.diffusion.train_config:DataConfig",
-        {"paths": ["a"], "intensity": "pet", "synthetic_phase": True},
-        "synthetic_phase",
-        "false",
-    ),
+    (PosteriorSettings, {"sampler": "dds", "dc": "hard"}, "dc", "'cg' with sampler 'dds'"),
+    (TranslateConfig, {"coupling": 1, "batch": 1}, "batch", ">= 2 with coupling > 0"),
+    (CTDiffusionConfig, {"sampler": "ddim", "dc": "likelihood"}, "dc", "for CT"),
+    (PETDiffusionConfig, {"dc": "cg"}, "dc", "or 'none' for PET"),
+    (PETDenoiseConfig, {"dc": "grad"}, "dc", "image-domain denoising"),
+    (DiffusionConfig, {"sampler": "ddim", "dc": "likelihood"}, "dc", "'hard' or 'none'"),
+    (OCTDiffusionConfig, {"dc": "grad"}, "dc", "for OCT"),
+    (OCTDiffusionConfig, {"dc": "none", "coupling": 1.0}, "coupling", "0 without the likelihood step"),
+    (TrainConfig, {"objective": "regression", "loss": "l1"}, "loss", "'l2' (the default)"),
+    (TrainConfig, {"objective": "score", "prediction": "v"}, "prediction", "'epsilon' for objective"),
+    (DataConfig, {"condition": {"paths": ["b"], "guide": True}}, "condition", "exactly one of"),
+    (DataConfig, {"condition": {"guide": True, "pool": 2}}, "condition.simulate", "a simulator"),
+    (DataConfig, {"holdout": [{"path": "a", "slices": [0, 1]}]}, "intensity", "with a holdout"),
+    (DataConfig, {"intensity": "hu", "synthetic_phase": True}, "synthetic_phase", "false"),
+    (DataConfig, {"intensity": "hu", "condition": {"paths": ["b"]}}, "condition.paths", "none"),
+    (DataConfig, {"condition": {"guide": True}}, "intensity", "with condition.guide"),
+    (DataConfig, {"intensity": "pet", "condition": {"simulate": "x"}}, "condition.simulate", "none"),
+    (DataConfig, {"paths": ["a.npz"], "intensity": "pet", "condition": {"paths": ["b"]}}, "condition.paths", ".npz"),
+    (DataConfig, {"intensity": "sct"}, "condition", "guide: true"),
+    (DataConfig, {"condition": {"paths": ["b"], "neighbours": 1}}, "intensity", "'sct'"),
+    (DataConfig, {"intensity": "sct", "synthetic_phase": True, "condition": {"guide": True}}, "synthetic_phase", "false"),
+    (DataConfig, {"transform": "log"}, "intensity", "'oct' with a transform"),
+    (DataConfig, {"intensity": "oct", "synthetic_phase": True}, "synthetic_phase", "false"),
+    (DataConfig, {"intensity": "oct", "condition": {"paths": ["b"]}}, "condition", "none"),
+    (DataConfig, {"intensity": "pet", "synthetic_phase": True}, "synthetic_phase", "false"),
 ]
 
 
-@pytest.mark.parametrize(("target", "values", "key", "expected"), MODEL_CHECKS)
-def test_checks_across_fields_name_their_field(target, values, key, expected):
+@pytest.mark.parametrize(("cls", "values", "key", "expected"), MODEL_CHECKS)
+def test_checks_across_fields_name_their_field(cls, values, key, expected):
     """Every check across fields reads as one line "--set <field>: expected X, got Y": it names the
     field it is about (not the section), says what was expected once, and what it got."""
-    import importlib
-
-    module, name = target.split(":")
-    cls = getattr(importlib.import_module(module), name)
+    if cls is DataConfig:
+        values = {"paths": ["a"], **values}
     with pytest.raises(ArgumentError) as err:
         build_settings(cls, set_values=values)
     line = str(err.value)
